@@ -1,0 +1,144 @@
+"""Tests for sharded, deterministic, resumable image sampling (genbench.sampling)."""
+
+import io
+import json
+import os
+import tarfile
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genbench.errors import ConfigError
+from genbench.imageset import load_image, read_index
+from genbench.models.generators import load_text_to_image_pipeline
+from genbench.models.tiny import build_tiny_stable_diffusion
+from genbench.prompts import make_prompt_plan
+from genbench.sampling import (image_id, missing_shards, num_shards, sample_shard, split_into_shards, to_uint8,
+                               write_image_index)
+
+torch.set_num_threads(1)
+
+SETTINGS = {"steps": 2, "guidance": 7.5, "height": 64, "width": 64, "output_size": 48}
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    model_dir = build_tiny_stable_diffusion(tmp_path_factory.mktemp("tiny_sd"), seed=0)
+    return load_text_to_image_pipeline(str(model_dir))
+
+
+@pytest.fixture(scope="module")
+def plan():
+    params = {"images_per_class": 3, "negative_prompts": {"other_classes": 1}}
+    return make_prompt_plan("simple_template", ["cat", "dog"], None, params, seed=11)
+
+
+def tar_pixels(path):
+    """{member name: uint8 array} of the PNGs in a shard."""
+    with tarfile.open(path) as tar:
+        return {m.name: np.asarray(Image.open(io.BytesIO(tar.extractfile(m).read())))
+                for m in tar.getmembers() if m.name.endswith(".png")}
+
+
+def test_split_into_shards_is_contiguous():
+    rows = list(range(10))
+    assert num_shards(10, 4) == 3 and num_shards(8, 4) == 2 and num_shards(0, 4) == 0
+    assert split_into_shards(rows, 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    with pytest.raises(ConfigError, match="shard_size"):
+        num_shards(10, 0)
+
+
+def test_same_config_and_seed_give_byte_identical_shards(pipe, plan, tmp_path):
+    first = sample_shard(pipe, plan, tmp_path / "a.tar", batch_size=4, **SETTINGS)
+    second = sample_shard(pipe, plan, tmp_path / "b.tar", batch_size=4, **SETTINGS)
+    assert first == {"images": 6, "black_or_nan": 0, "truncated_prompts": 0} == second
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        members = tar.getmembers()
+        names = [m.name for m in members]
+        assert names == sorted(names) and len(names) == 12
+        assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == {(0, 0, 0, 0o644)}
+        meta = json.load(tar.extractfile("0001-000004.json"))
+    assert meta == {"id": "0001-000004", "class_id": 1, "class_name": "dog", "prompt": "dog",
+                    "negative_prompt": plan[4]["negative_prompt"], "seed": plan[4]["seed"], "black": False}
+    assert all(p.shape == (48, 48, 3) for p in tar_pixels(tmp_path / "a.tar").values())
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_batch_size_does_not_change_pixels(pipe, plan, tmp_path):
+    sample_shard(pipe, plan, tmp_path / "b1.tar", batch_size=1, **SETTINGS)
+    sample_shard(pipe, plan, tmp_path / "b3.tar", batch_size=3, **SETTINGS)
+    one, three = tar_pixels(tmp_path / "b1.tar"), tar_pixels(tmp_path / "b3.tar")
+    assert one.keys() == three.keys()
+    for name in one:
+        assert np.abs(one[name].astype(int) - three[name].astype(int)).max() <= 1, name
+    distinct = {arr.tobytes() for arr in one.values()}
+    assert len(distinct) == 6  # each image has its own seed
+
+
+def test_resume_resamples_only_the_missing_shard(pipe, plan, tmp_path):
+    shards = split_into_shards(plan, 2)
+    paths = [tmp_path / f"shard-{i:05d}.tar" for i in range(len(shards))]
+    assert missing_shards(paths) == [str(p) for p in paths]
+    for rows, path in zip(shards, paths):
+        sample_shard(pipe, rows, path, batch_size=2, **SETTINGS)
+    original = paths[1].read_bytes()
+    paths[1].unlink()
+    leftover = tmp_path / "shard-00001.tar.tmp-999"
+    leftover.write_bytes(b"partial")
+    assert missing_shards(paths) == [str(paths[1])]
+    assert not leftover.exists()
+    sample_shard(pipe, shards[1], paths[1], batch_size=2, **SETTINGS)
+    assert paths[1].read_bytes() == original
+    assert missing_shards(paths) == []
+
+
+def test_image_index_points_into_shards(pipe, plan, tmp_path):
+    paths = []
+    for i, rows in enumerate(split_into_shards(plan, 4)):
+        paths.append(tmp_path / "shards" / f"{i}.tar")
+        sample_shard(pipe, rows, paths[-1], batch_size=4, **SETTINGS)
+    index_path = tmp_path / "images.jsonl"
+    assert write_image_index(paths, index_path) == 6
+    records = read_index(index_path)
+    assert [r["id"] for r in records] == [image_id(row) for row in plan]
+    assert records[3] == {"id": "0001-000003", "path": "shards/0.tar@0001-000003.png", "label": 1,
+                          "prompt": "dog", "seed": plan[3]["seed"]}
+    image = load_image(index_path, records[5])
+    assert image.size == (48, 48) and np.array_equal(np.asarray(image), tar_pixels(paths[1])["0001-000005.png"])
+
+
+class _FakePipe:
+    """Stands in for a pipeline that returns one black, one NaN and one normal image."""
+
+    tokenizer = None
+
+    def __call__(self, prompt, generator, **kwargs):
+        images = np.full((len(prompt), 8, 8, 3), 0.5, dtype=np.float32)
+        images[0] = 0.0
+        images[1, 0, 0, 0] = np.nan
+        return SimpleNamespace(images=images)
+
+
+def test_black_and_nan_images_are_counted_and_flagged(plan, tmp_path):
+    stats = sample_shard(_FakePipe(), plan[:3], tmp_path / "bad.tar", steps=1, guidance=1.0, height=8, width=8,
+                         output_size=8, batch_size=3)
+    assert stats["black_or_nan"] == 2
+    with tarfile.open(tmp_path / "bad.tar") as tar:
+        flags = [json.load(tar.extractfile(f"{image_id(r)}.json"))["black"] for r in plan[:3]]
+    assert flags == [True, True, False]
+    pixels, bad = to_uint8(np.full((2, 2, 3), 1.0, dtype=np.float32))
+    assert not bad and pixels.max() == 255
+
+
+def test_bad_filter_and_truncated_prompts(pipe, tmp_path):
+    rows = make_prompt_plan("simple_template", ["cat " * 80], None, {"images_per_class": 1}, seed=0)
+    with pytest.raises(ConfigError) as err:
+        sample_shard(pipe, rows, tmp_path / "x.tar", batch_size=1, resize_filter="fancy", **SETTINGS)
+    assert all(name in str(err.value) for name in ("bicubic", "bilinear", "lanczos", "nearest", "box"))
+    assert not os.path.exists(tmp_path / "x.tar")
+    stats = sample_shard(pipe, rows, tmp_path / "x.tar", batch_size=1, resize_filter="lanczos", **SETTINGS)
+    assert stats["truncated_prompts"] == 1
