@@ -1,0 +1,25 @@
+# GenBench: generated vs retrieved vs original training data for visual recognition.
+# Thin on purpose: config + validation here, the plan and helpers in rules/common.smk,
+# one file per stage in rules/, all logic in the genbench package.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/models.smk"
+include: "rules/configure.smk"
+include: "rules/prepare.smk"
+include: "rules/sample.smk"
+include: "rules/evaluate.smk"
+include: "rules/pack.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,158 @@
+"""The ``genbench`` command: verify and list artifacts, print targets, wrap the workflow."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from genbench.errors import GenBenchError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_config(configfiles: list[str]) -> dict:
+    from genbench.config import DEFAULT_CONFIG, load_config, validate_config
+    from genbench.plan import deep_merge
+
+    config = load_config(DEFAULT_CONFIG)
+    for path in configfiles or []:
+        config = deep_merge(config, load_config(path))
+    validate_config(config)
+    return config
+
+
+def cmd_verify(args) -> int:
+    """Recompute every digest below PATH; name each mismatching file and its key."""
+    from genbench.artifacts import verify_tree
+
+    checked, problems = verify_tree(args.path)
+    for problem in problems:
+        print(f"MISMATCH {problem}")
+    if checked == 0:
+        print(f"no artifacts (no MANIFEST.json) found under {args.path}", file=sys.stderr)
+        return 2
+    print(f"{checked} artifact(s) checked, {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _short_params(params: dict, width: int = 70) -> str:
+    import json
+
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def cmd_ls(args) -> int:
+    """List artifacts with their stage, scope (dataset), key, size and main params."""
+    from genbench.artifacts import describe_artifact, find_artifacts
+
+    rows = [describe_artifact(p) for p in find_artifacts(args.path)]
+    rows = [r for r in rows if (not args.stage or r["stage"] == args.stage)
+            and (not args.dataset or r["scope"] == args.dataset)]
+    for r in rows:
+        print(f"{r['stage']:<22} {r['scope']:<20} {r['key']}  {r['files']:>5} files "
+              f"{r['bytes'] / 1e6:9.2f} MB  {_short_params(r['params'])}")
+    print(f"{len(rows)} artifact(s)")
+    return 0
+
+
+def _plan_targets(args) -> list[str]:
+    from genbench.plan import build_plan
+
+    plan = build_plan(_load_config(args.configfile))
+    nodes = plan.select(args.stage or (), args.dataset or ())
+    if not nodes:
+        raise GenBenchError(f"no artifact of stage(s) {args.stage} for dataset(s) {args.dataset} in the plan")
+    return [n.manifest for n in nodes]
+
+
+def cmd_targets(args) -> int:
+    """Print the manifest paths of the planned artifacts of some stages / datasets."""
+    print("\n".join(_plan_targets(args)))
+    return 0
+
+
+def snakemake_command(extra: list[str], profile: str | None, configfiles: list[str]) -> list[str]:
+    """The snakemake command line GenBench runs (from the repository's Snakefile)."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile")]
+    if profile:
+        cmd += ["--profile", profile]
+    else:
+        cmd += ["--cores", str(os.cpu_count() or 1)]
+    if configfiles:
+        cmd += ["--configfile", *configfiles]
+    return cmd + extra
+
+
+def cmd_rebuild(args) -> int:
+    """Recompute some stages for some datasets (and the tables after them), nothing else."""
+    targets = _plan_targets(args)
+    extra = ["--forcerun", *targets]
+    if args.dry_run:
+        extra.append("--dry-run")
+    cmd = snakemake_command(extra, args.profile, args.configfile)
+    print("+ " + shlex.join(cmd), file=sys.stderr)
+    return subprocess.call(cmd)
+
+
+def cmd_datasets(args) -> int:
+    """List the registry: key, classes, metric, templates."""
+    from genbench.datasets import get_dataset, list_datasets
+
+    names = list_datasets()
+    total = 0
+    for name in names:
+        info = get_dataset(name)
+        total += info.num_classes
+        print(f"{name:<34} {info.num_classes:>5} classes  {info.metric:<15} {len(info.templates):>3} templates")
+    print(f"{len(names)} datasets, {total} classes")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("verify", help="check every artifact's files against its manifest")
+    p.add_argument("path", nargs="?", default="results")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("ls", help="list artifacts")
+    p.add_argument("path", nargs="?", default="results")
+    p.add_argument("--stage")
+    p.add_argument("--dataset")
+    p.set_defaults(func=cmd_ls)
+
+    for name, func, help_text in (
+        ("targets", cmd_targets, "print the planned artifacts of stages/datasets"),
+        ("rebuild", cmd_rebuild, "recompute stages for datasets (e.g. CLER for cifar-10)"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--stage", action="append", help="stage (rule) name; repeatable")
+        p.add_argument("--dataset", action="append", help="dataset key; repeatable")
+        p.add_argument("--configfile", action="append", default=[], help="config overriding config.yaml")
+        if name == "rebuild":
+            p.add_argument("--profile", help="snakemake profile, e.g. profiles/slurm")
+            p.add_argument("-n", "--dry-run", action="store_true")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("datasets", help="list the dataset registry")
+    p.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GenBenchError as err:
+        print(f"genbench: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""What every workflow script shares: logging, threads, recipe access and model resolution.
+
+A script in ``workflow_scripts/`` is three lines of glue::
+
+    job = start_job(snakemake)               # log file, torch threads, recipe
+    with job.writer() as w:                   # stage files, manifest last
+        genbench.<stage>.run(..., out=w.path("x"))
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from genbench.artifacts import ArtifactWriter, read_manifest
+
+
+def set_torch_threads(threads: int) -> None:
+    """Pin torch to the rule's threads: on 2 cores, oversubscription costs 5-50x."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # already set in this process
+
+
+class Job:
+    """One running rule: its recipe, its upstream artifacts and its artifact directory."""
+
+    def __init__(self, smk):
+        self.smk = smk
+        self.recipe: dict = dict(smk.params.recipe)
+        self.params: dict = self.recipe["params"]
+        self.out_dir = Path(smk.output[0]).parent
+        self.threads = int(getattr(smk, "threads", 1))
+
+    def has_input(self, name: str) -> bool:
+        return name in self.smk.input.keys()
+
+    def input_dir(self, name: str) -> Path:
+        """The directory of the upstream artifact playing role ``name``."""
+        return Path(self.smk.input[name]).parent
+
+    def input_manifest(self, name: str) -> dict:
+        return read_manifest(self.input_dir(name))
+
+    def inputs_named(self, prefix: str) -> list[str]:
+        """Role names starting with ``prefix`` in order (e.g. pack0, pack1)."""
+        return sorted(k for k in self.smk.input.keys() if k.startswith(prefix))
+
+    def writer(self, adopt=()) -> ArtifactWriter:
+        return ArtifactWriter(self.out_dir, self.recipe, adopt=adopt)
+
+    def dataset_info(self):
+        """The DatasetInfo stored by the configure stage of this job's dataset."""
+        from genbench.datasets import DatasetInfo
+
+        data = json.loads((self.input_dir("configure") / "dataset.json").read_text())
+        return DatasetInfo.from_json(data)
+
+    def generator_source(self) -> str:
+        """The diffusers model to load: the tiny model's folder, or the user's id/path."""
+        spec = self.params["generator"]
+        return str(self.input_dir("generator")) if spec.get("tiny") else spec["model"]
+
+    def text2text_source(self) -> str:
+        spec = self.params["strategy_params"]["text2text"]
+        return str(self.input_dir("text2text")) if spec.get("tiny") else spec["model"]
+
+    def encoder_spec(self) -> dict[str, Any]:
+        """The encoder spec for ``load_encoder``: the tiny model's saved spec, or the user's."""
+        spec = self.params["encoder"]
+        if not spec.get("tiny"):
+            return dict(spec)
+        folder = self.input_dir("encoder")
+        saved = json.loads((folder / "encoder_spec.json").read_text())
+        return {k: (str(folder / v) if k in ("pretrained", "config") else v) for k, v in saved.items()}
+
+
+def start_job(smk, torch: bool = False) -> Job:
+    """Route logs to the rule's log file (and stderr), pin torch threads, return the Job."""
+    logger.remove()
+    logger.add(sys.stderr, level="INFO")
+    if smk.log:
+        logger.add(str(smk.log[0]), level="DEBUG", mode="w")
+    job = Job(smk)
+    if torch:
+        set_torch_threads(job.threads)
+    logger.info(f"{smk.rule}: {job.out_dir} ({job.threads} thread(s))")
+    return job

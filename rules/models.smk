@@ -1,0 +1,14 @@
+# Tiny models built in code for the demo and tests (real models are loaded by path/id).
+
+rule build_models:
+    input:
+        unpack(upstream_of("build_models")),
+    output:
+        manifest_of("build_models"),
+    params:
+        recipe=recipe_of("build_models"),
+    log:
+        log_of("build_models"),
+    threads: 1
+    script:
+        "../workflow_scripts/build_models.py"
