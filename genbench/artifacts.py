@@ -120,7 +120,7 @@ class ArtifactWriter:
             np.save(w.path("features.npy"), x)
             w.summary["count"] = len(x)
 
-    Files are written under ``out_dir/.staging-<id>/`` and moved into ``out_dir`` only when
+    Files are written under a sibling ``.staging-<name>-<id>/`` folder and moved into ``out_dir`` only when
     the block exits cleanly; an exception discards them. ``adopt`` names sub-folders that other
     jobs already wrote into ``out_dir`` (e.g. sampled ``shards``): they are kept and covered by
     the manifest. Anything else left in ``out_dir`` by an interrupted run is removed first.
@@ -131,7 +131,15 @@ class ArtifactWriter:
         self.recipe = recipe
         self.adopt = tuple(adopt)
         self.summary: dict[str, Any] = {}
-        self.staging = self.out_dir / f"{_STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # A sibling at the same depth, so relative paths written while staging stay valid.
+        self.staging = self.out_dir.parent / (
+            f"{_STAGING_PREFIX}{self.out_dir.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        )
+
+    @property
+    def dir(self) -> str:
+        """The staging directory itself (for libraries that save a whole folder)."""
+        return str(self.staging)
 
     def path(self, name: str) -> str:
         """Staging path for a file named ``name`` (relative, may contain sub-folders)."""

@@ -183,7 +183,7 @@ class Plan:
         data = self._section(d, "data")
         configure = self.add("configure", d, {"dataset": info.to_json()}, {})
         prepare = self.add("prepare", d, {
-            "source": info.source,
+            "source": info.to_json()["source"],
             "root": data.get("roots", {}).get(d),
             "download": bool(data.get("download", False)),
             "seed": data.get("seed", 0),
@@ -285,8 +285,7 @@ class Plan:
                   "text_classifier": ctx.text_classifier, "configure": ctx.configure}
         metrics = self._section(d, "metrics")
         probe = self._section(d, "probe")
-        nodes = [self.add("elevater", d, {"probe": probe, "labels": labels},
-                          {**common, "train_features": ctx.train_features})]
+        nodes = [self.add("elevater", d, {"probe": probe, "labels": labels}, common)]
         if probe_only:
             return nodes
         nodes.append(self.add("zeroshot_metric", d, {"cler": metrics["cler"], "labels": labels},

@@ -62,7 +62,8 @@ class Job:
         from genbench.datasets import DatasetInfo
 
         data = json.loads((self.input_dir("configure") / "dataset.json").read_text())
-        return DatasetInfo.from_json(data)
+        tuples = {k: tuple(data[k]) for k in ("classes", "slugs", "templates")}
+        return DatasetInfo(**{**data, **tuples})
 
     def generator_source(self) -> str:
         """The diffusers model to load: the tiny model's folder, or the user's id/path."""
@@ -94,3 +95,41 @@ def start_job(smk, torch: bool = False) -> Job:
         set_torch_threads(job.threads)
     logger.info(f"{smk.rule}: {job.out_dir} ({job.threads} thread(s))")
     return job
+
+
+def evaluation_inputs(job: Job):
+    """Load the arrays an evaluation stage needs: real test features, the external set's
+    features (its packs' ids selected from their feature artifacts), the text classifier."""
+    import numpy as np
+
+    from genbench.evaluate import EvaluationInputs
+    from genbench.external import load_external_features
+    from genbench.features import load_features
+    from genbench.metrics import check_same_encoder
+
+    info = job.dataset_info()
+    packs = [job.input_dir(name) for name in job.inputs_named("pack")]
+    feats = [job.input_dir(name) for name in job.inputs_named("features")]
+    test = load_features(job.input_dir("test_features"))
+    external = load_external_features(packs, feats)
+    check_same_encoder(test.meta, external.meta)
+    return EvaluationInputs(
+        dataset=info.name, class_names=list(info.classes), metric=info.metric,
+        labels=job.params["labels"], test=test, external=external,
+        text_classifier=np.load(job.input_dir("text_classifier") / "text_classifier.npy"),
+    )
+
+
+def write_rows(writer: ArtifactWriter, rows: list[dict], extra: dict | None = None) -> None:
+    """Write a stage's tidy rows as metrics.csv (fixed columns) and metrics.json."""
+    import csv
+
+    from genbench.evaluate import ROW_COLUMNS
+
+    with open(writer.path("metrics.csv"), "w", newline="", encoding="utf-8") as f:
+        out = csv.DictWriter(f, fieldnames=ROW_COLUMNS)
+        out.writeheader()
+        out.writerows(rows)
+    with open(writer.path("metrics.json"), "w", encoding="utf-8") as f:
+        json.dump({"rows": rows, **(extra or {})}, f, indent=2, sort_keys=True)
+    writer.summary.update({r["metric"]: r["value"] for r in rows})

@@ -1,4 +1,5 @@
-# report: one tidy table over every evaluation, its stable view results/summary.csv, and plots.
+# report: one tidy table over every evaluation (content-addressed), then stable-path views of it
+# for people and for `snakemake --report`: results/summary.csv, correlations, plots, image grids.
 
 rule aggregate:
     input:
@@ -16,9 +17,19 @@ rule aggregate:
 
 rule summary:
     input:
-        PLAN.targets(),
+        aggregate=PLAN.targets(),
+        samples=[n.manifest for n in PLAN.sample_sets],
     output:
-        f"{RESULTS}/summary.csv",
+        summary=report(f"{RESULTS}/summary.csv", category="Results", caption="../report/summary.rst"),
+        correlations=report(f"{RESULTS}/report/correlations.csv", category="Metric correlation",
+                            caption="../report/correlations.rst"),
+        correlation_plot=report(f"{RESULTS}/report/correlation.png", category="Metric correlation",
+                                caption="../report/correlations.rst"),
+        gain_plot=report(f"{RESULTS}/report/gain.png", category="Results", caption="../report/gain.rst"),
+        grids=report(directory(f"{RESULTS}/report/samples"), patterns=["{name}.png"],
+                     category="Samples", caption="../report/samples.rst"),
+    params:
+        sample_labels=[f"{n.scope}-{n.short}" for n in PLAN.sample_sets],
     log:
         f"{RESULTS}/logs/summary.log",
     script:

@@ -1,0 +1,13 @@
+"""aggregate: every evaluation's rows in one tidy table, the wide results table, correlations."""
+from genbench.report import collect_rows, metric_correlations, results_table
+from genbench.workflow import start_job
+
+job = start_job(snakemake)
+tables = [job.input_dir(name) / "metrics.csv" for name in job.inputs_named("m")]
+rows = collect_rows(tables)
+table = results_table(rows)
+with job.writer() as w:
+    rows.to_csv(w.path("rows.csv"), index=False)
+    table.to_csv(w.path("summary.csv"), index=False, float_format="%.4f")
+    metric_correlations(table).to_csv(w.path("correlations.csv"), index=False, float_format="%.4f")
+    w.summary.update(evaluations=len(tables), sets=len(table))

@@ -1,0 +1,11 @@
+"""elevater: the ELEVATER linear probe on cached features of the external set."""
+from loguru import logger
+
+from genbench.evaluate import elevater_probe, rows
+from genbench.workflow import evaluation_inputs, start_job, write_rows
+
+job = start_job(snakemake, torch=True)
+inputs = evaluation_inputs(job)
+values, report = elevater_probe(inputs, job.params["probe"], log=logger.info)
+with job.writer() as w:
+    write_rows(w, rows(inputs, "elevater", values), {"probe": report})

@@ -1,0 +1,17 @@
+"""features: encode every image of one image set once with one encoder (float32, + labels, ids)."""
+from genbench.encoders import load_encoder
+from genbench.features import extract_image_features, save_features
+from genbench.workflow import start_job
+
+job = start_job(snakemake, torch=True)
+p = job.params
+info = job.dataset_info()
+index = job.input_dir("images") / f"{p['split']}.jsonl"
+encoder = load_encoder(job.encoder_spec(), device=snakemake.config["features"].get("device", "cpu"))
+cfg = snakemake.config["features"]
+features = extract_image_features(encoder, index, num_classes=info.num_classes,
+                                  batch_size=cfg["batch_size"], num_workers=cfg["num_workers"])
+with job.writer() as w:
+    save_features(w.dir, features)
+    w.summary.update(count=len(features.ids), dim=int(features.feats.shape[1]), encoder=encoder.name,
+                     images_encoded=encoder.images_encoded)

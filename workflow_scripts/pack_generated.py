@@ -1,0 +1,21 @@
+"""pack_generated: K images per class of a generated set (top-K by CLIP score, or seeded random),
+in the ELEVATER format."""
+import numpy as np
+
+from genbench.external import pack_records, pack_summary, select_records
+from genbench.features import load_features
+from genbench.imageset import read_index
+from genbench.workflow import start_job
+
+job = start_job(snakemake)
+p = job.params
+info = job.dataset_info()
+index = job.input_dir("images") / "images.jsonl"
+records = read_index(index)
+chosen, counts, shortfall = select_records(
+    records, p["k"], p["selection"], p["seed"], info.num_classes,
+    features=load_features(job.input_dir("features")),
+    text_classifier=np.load(job.input_dir("text_classifier") / "text_classifier.npy"))
+with job.writer() as w:
+    pack_records(index, chosen, w.dir, info, k=p["k"], shortfall=shortfall)
+    w.summary.update(pack_summary(chosen, info.num_classes, p["k"], shortfall))

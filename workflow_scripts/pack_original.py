@@ -1,0 +1,14 @@
+"""pack_original: the seeded K-shot subset of the real train split, in the ELEVATER format."""
+from genbench.external import pack_records, pack_summary
+from genbench.imageset import read_index
+from genbench.workflow import start_job
+
+job = start_job(snakemake)
+p = job.params
+info = job.dataset_info()
+index = job.input_dir("images") / "train.jsonl"
+records = read_index(index)
+shortfall = {int(c): n for c, n in job.input_manifest("images")["summary"].get("shortfall", {}).items()}
+with job.writer() as w:
+    pack_records(index, records, w.dir, info, k=p["k"], shortfall=shortfall)
+    w.summary.update(pack_summary(records, info.num_classes, p["k"], shortfall))

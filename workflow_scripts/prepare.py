@@ -1,0 +1,16 @@
+"""prepare: the real train/val/test splits in the canonical image-set form."""
+from loguru import logger
+
+from genbench.prepare import prepare_dataset
+from genbench.workflow import start_job
+
+job = start_job(snakemake)
+p = job.params
+source = dict(p["source"])
+if p["root"]:
+    source["root"] = p["root"]
+with job.writer() as w:
+    summary = prepare_dataset(job.dataset_info(), source, w.dir, seed=p["seed"],
+                              test_fraction=p["test_fraction"], max_bad_fraction=p["max_bad_fraction"],
+                              download=p["download"], log=logger.info)
+    w.summary.update(summary)

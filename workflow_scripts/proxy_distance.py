@@ -1,0 +1,12 @@
+"""proxy_distance: the proxy-A distance between the external set and the real test images."""
+from loguru import logger
+
+from genbench.evaluate import proxy_distance, rows
+from genbench.workflow import evaluation_inputs, start_job, write_rows
+
+job = start_job(snakemake)
+inputs = evaluation_inputs(job)
+values = proxy_distance(inputs, seed=job.params["pad"].get("seed", 0))
+logger.info(values)
+with job.writer() as w:
+    write_rows(w, rows(inputs, "proxy_distance", values))

@@ -1,0 +1,20 @@
+"""sample_shard: images for one shard of a prompt plan, written as a tar in one atomic step."""
+import json
+
+from loguru import logger
+
+from genbench.models.generators import load_text_to_image_pipeline
+from genbench.sampling import sample_shard, split_into_shards
+from genbench.workflow import start_job
+
+job = start_job(snakemake, torch=True)
+p = job.params
+with open(job.input_dir("plan") / "plan.jsonl", encoding="utf-8") as f:
+    plan = [json.loads(line) for line in f]
+rows = split_into_shards(plan, p["shard_size"])[snakemake.params.shard]
+pipe = load_text_to_image_pipeline(job.generator_source(), device=p["device"], dtype=p["dtype"],
+                                   scheduler=p["scheduler"], safety_checker=p["safety_checker"])
+sample_shard(pipe, rows, snakemake.output[0], steps=p["steps"], guidance=p["guidance"],
+             height=p["height"], width=p["width"], output_size=p["output_size"],
+             resize_filter=p["resize_filter"], batch_size=snakemake.config["generation"]["batch_size"],
+             device=p["device"], log=logger.info)

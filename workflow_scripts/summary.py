@@ -1,0 +1,22 @@
+"""summary: stable-path views of the latest aggregate for people and `snakemake --report`:
+results/summary.csv, correlations, scatter plots, gain bars and sample image grids."""
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from genbench.report import image_grid, plot_correlations, plot_gain
+from genbench.workflow import start_job
+
+job = start_job(snakemake)
+aggregate = Path(snakemake.input.aggregate).parent
+out = snakemake.output
+shutil.copyfile(aggregate / "summary.csv", out.summary)
+shutil.copyfile(aggregate / "correlations.csv", out.correlations)
+table = pd.read_csv(aggregate / "summary.csv", keep_default_na=False, na_values=[""])
+correlations = pd.read_csv(aggregate / "correlations.csv")
+plot_correlations(table, correlations, out.correlation_plot)
+plot_gain(table, out.gain_plot)
+Path(out.grids).mkdir(parents=True, exist_ok=True)
+for manifest, label in zip(snakemake.input.samples, snakemake.params.sample_labels):
+    image_grid(Path(manifest).parent / "images.jsonl", Path(out.grids) / f"{label}.png", title=label)

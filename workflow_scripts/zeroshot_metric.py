@@ -1,0 +1,12 @@
+"""zeroshot_metric: zero-shot accuracy, the CLER score and its ablations for one external set."""
+from loguru import logger
+
+from genbench.evaluate import rows, zeroshot_metric
+from genbench.workflow import evaluation_inputs, start_job, write_rows
+
+job = start_job(snakemake)
+inputs = evaluation_inputs(job)
+values = zeroshot_metric(inputs, knn_k=job.params["cler"].get("knn_k", 10))
+logger.info(values)
+with job.writer() as w:
+    write_rows(w, rows(inputs, "zeroshot_metric", values))
