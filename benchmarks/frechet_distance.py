@@ -51,10 +51,11 @@ def main():
     reference, ref_wall, ref_cpu = timed(sqrtm_frechet_distance, *stats)
     relative = abs(ours - reference) / abs(reference)
     print(f"d={DIM} n={SAMPLES} threads=1")
-    print(f"frechet_distance (ours): {ours:.10f}  wall {ours_wall:6.2f} s  cpu {ours_cpu:6.2f} s")
-    print(f"scipy sqrtm reference  : {reference:.10f}  wall {ref_wall:6.2f} s  cpu {ref_cpu:6.2f} s")
+    print(f"frechet_distance (ours): {ours:.10f}  wall {ours_wall:.2f} s, cpu {ours_cpu:.2f} s")
+    print(f"scipy sqrtm reference  : {reference:.10f}  wall {ref_wall:.2f} s, cpu {ref_cpu:.2f} s")
     print(f"relative difference    : {relative:.3e} (must be < {MAX_RELATIVE_DIFFERENCE:g})")
-    print(f"speed ratio            : cpu {ref_cpu / ours_cpu:.1f}x, wall {ref_wall / ours_wall:.1f}x"
+    print(f"speed ratio            : cpu {ref_cpu / ours_cpu:.1f}x,"
+          f" wall {ref_wall / ours_wall:.1f}x"
           f" (target >= {TARGET_SPEEDUP:g}x)")
     return 0 if relative < MAX_RELATIVE_DIFFERENCE else 1
 
