@@ -43,10 +43,16 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 def open_clip_bpe_path() -> Path:
-    """Path of the CLIP BPE file bundled with open_clip (``bpe_simple_vocab_16e6.txt.gz``)."""
-    import open_clip.tokenizer
+    """Path of the CLIP BPE file bundled with open_clip (``bpe_simple_vocab_16e6.txt.gz``).
 
-    path = Path(open_clip.tokenizer.default_bpe())
+    Located without importing open_clip (which takes seconds).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise GenBenchError("open_clip is not installed: it provides CLIP's BPE vocabulary file")
+    path = Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
     if not path.is_file():
         raise GenBenchError(f"open_clip's BPE vocabulary file is missing: {path}")
     return path
