@@ -324,9 +324,10 @@ def run_linear_probe(train_feats, train_labels, test_feats, test_labels, *, metr
     if search:
         train_idx, val_idx = validation_split(train_labels, seed)
         feats = np.asarray(train_feats)
+        lrs = list(LEARNING_RATES if lrs is None else lrs)
         lr, wd, records = search_hyperparameters(feats[train_idx], train_labels[train_idx], feats[val_idx],
-                                                 train_labels[val_idx], lrs=list(lrs or LEARNING_RATES),
-                                                 epochs=epochs_search, wd_steps=wd_steps, log=log, **common)
+                                                 train_labels[val_idx], lrs=lrs, epochs=epochs_search,
+                                                 wd_steps=wd_steps, log=log, **common)
     _, _, scores = train_heads(train_feats, train_labels, test_feats, test_labels, lrs=[lr], wds=[wd],
                                epochs=epochs_final, **common)
     per_epoch = scores[0].tolist()

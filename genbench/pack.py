@@ -192,12 +192,16 @@ def _write_store_zip(zip_path: Path, records, members: list[str], image_bytes_fn
     """Write images in sorted member order; fill in members' extensions; return (width, height) per record."""
     sizes: list[tuple[int, int] | None] = [None] * len(records)
     tmp_path = zip_path.with_name(zip_path.name + ".partial")
-    with zipfile.ZipFile(tmp_path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for i in sorted(range(len(records)), key=lambda j: members[j]):
-            data = image_bytes_fn(records[i])
-            fmt, sizes[i] = _image_format_and_size(data, records[i])
-            members[i] = members[i] + _EXTENSIONS.get(fmt, "." + fmt.lower())
-            zf.writestr(_zip_info(members[i]), data)
+    try:
+        with zipfile.ZipFile(tmp_path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for i in sorted(range(len(records)), key=lambda j: members[j]):
+                data = image_bytes_fn(records[i])
+                fmt, sizes[i] = _image_format_and_size(data, records[i])
+                members[i] = members[i] + _EXTENSIONS.get(fmt, "." + fmt.lower())
+                zf.writestr(_zip_info(members[i]), data)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
     os.replace(tmp_path, zip_path)
     return sizes
 

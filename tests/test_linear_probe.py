@@ -215,3 +215,16 @@ def test_bad_arguments_raise():
         run_linear_probe(x, y, x, y, metric="accuracy", mode="best")
     with pytest.raises(GenBenchError, match="needs both lr and wd"):
         run_linear_probe(x, y, x, y, metric="accuracy", search=False)
+
+
+def test_coarse_only_search_and_array_of_lrs():
+    x, y = _blobs(15)
+    result = run_linear_probe(x, y, x, y, metric="accuracy", lrs=np.array([1e-2, 1e-1]), wd_steps=(),
+                              epochs_search=2, epochs_final=2)
+    assert [(r["lr"], r["wd_index"]) for r in result["search"]] == [(lr, i) for lr in (1e-2, 1e-1) for i in COARSE]
+    _assert_search_is_consistent_coarse(result)
+
+
+def _assert_search_is_consistent_coarse(result):
+    best = max(result["search"], key=lambda r: r["score"])  # max() keeps the first of equal scores
+    assert (result["best_lr"], result["best_wd"]) == (best["lr"], best["wd"])

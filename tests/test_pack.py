@@ -141,6 +141,7 @@ def test_bad_label_and_bad_image_raise_naming_record(tmp_path, image_set):
     with pytest.raises(GenBenchError, match="train/000.*not a readable image"):
         pack_elevater(records[:1], lambda r: b"not an image", tmp_path, dataset_name="toy", class_names=CLASSES,
                       index_format="iris", multilabel=False)
+    assert not list(tmp_path.glob("*.partial"))  # no half-written zip left behind
     with pytest.raises(GenBenchError, match="iris, coco"):
         pack_elevater(records, lambda r: blobs[r["id"]], tmp_path, dataset_name="toy", class_names=CLASSES,
                       index_format="tsv", multilabel=False)
