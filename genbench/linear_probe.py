@@ -166,7 +166,8 @@ def initial_weight(text_classifier, num_classes: int, dim: int, seed: int) -> to
         return (torch.rand(num_classes, dim, generator=generator) * 2 - 1) * bound
     weight = torch.as_tensor(np.asarray(text_classifier, dtype=np.float32))
     if tuple(weight.shape) != (num_classes, dim):
-        raise GenBenchError(f"text_classifier has shape {tuple(weight.shape)}, expected ({num_classes}, {dim}) = (classes, feature dim)")
+        raise GenBenchError(f"text_classifier has shape {tuple(weight.shape)}, "
+                            f"expected ({num_classes}, {dim}) = (classes, feature dim)")
     return weight.clone()
 
 

@@ -66,7 +66,8 @@ def _as_single_labels(labels) -> np.ndarray:
         raise GenBenchError("select_k_per_class: labels must be single class ids (one int per image), got lists")
     labels = np.asarray(labels)
     if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
-        raise GenBenchError(f"select_k_per_class: labels must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}")
+        raise GenBenchError("select_k_per_class: labels must be a 1-D integer array, "
+                            f"got shape {labels.shape} dtype {labels.dtype}")
     if labels.size and labels.min() < 0:
         raise GenBenchError(f"select_k_per_class: negative class id {int(labels.min())}")
     return labels.astype(np.int64)
