@@ -229,7 +229,8 @@ class Plan:
                         {"images": images, "configure": ctx.configure, **ctx.enc_inputs})
 
     def _original_pack(self, ctx: "_DatasetContext", k: int, seed: int) -> Node:
-        subset = self.add("fewshot", ctx.info.name, {"k": k, "seed": seed}, {"prepare": ctx.prepare})
+        subset = self.add("fewshot", ctx.info.name, {"k": k, "seed": seed},
+                          {"prepare": ctx.prepare, "configure": ctx.configure})
         return self.add("pack_original", ctx.info.name, {"k": k, "seed": seed},
                         {"images": subset, "configure": ctx.configure})
 

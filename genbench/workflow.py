@@ -84,12 +84,17 @@ class Job:
         return {k: (str(folder / v) if k in ("pretrained", "config") else v) for k, v in saved.items()}
 
 
-def start_job(smk, torch: bool = False) -> Job:
-    """Route logs to the rule's log file (and stderr), pin torch threads, return the Job."""
+def setup_logging(smk) -> None:
+    """Send loguru's messages to the rule's log file (everything) and stderr (INFO and up)."""
     logger.remove()
     logger.add(sys.stderr, level="INFO")
     if smk.log:
         logger.add(str(smk.log[0]), level="DEBUG", mode="w")
+
+
+def start_job(smk, torch: bool = False) -> Job:
+    """Route logs to the rule's log file (and stderr), pin torch threads, return the Job."""
+    setup_logging(smk)
     job = Job(smk)
     if torch:
         set_torch_threads(job.threads)

@@ -4,7 +4,7 @@ from genbench.workflow import start_job
 
 job = start_job(snakemake)
 p = job.params
-num_classes = job.input_manifest("prepare")["summary"]["num_classes"]
+num_classes = job.dataset_info().num_classes
 with job.writer() as w:
     summary = write_k_shot_subset(job.input_dir("prepare") / "train.jsonl", w.dir, p["k"], p["seed"], num_classes)
     w.summary.update(summary)

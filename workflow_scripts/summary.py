@@ -6,10 +6,10 @@ from pathlib import Path
 import pandas as pd
 
 from genbench.report import image_grid, plot_correlations, plot_gain
-from genbench.workflow import start_job
+from genbench.workflow import setup_logging
 
-job = start_job(snakemake)
-aggregate = Path(snakemake.input.aggregate).parent
+setup_logging(snakemake)
+aggregate = Path(snakemake.input.aggregate[0]).parent
 out = snakemake.output
 shutil.copyfile(aggregate / "summary.csv", out.summary)
 shutil.copyfile(aggregate / "correlations.csv", out.correlations)
