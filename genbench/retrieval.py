@@ -201,10 +201,19 @@ def _score_of(selected: list[dict], key: str) -> float:
     return next(c["score"] for c in selected if c["key"] == key)
 
 
-def _encode_prompts(encoder, prompts: list[str]) -> np.ndarray:
+def _encode_prompts(encoder, prompts: list[str], batch_size: int = 256) -> np.ndarray:
     if not getattr(encoder, "has_text", False):
         raise GenBenchError(f"encoder {getattr(encoder, 'name', encoder)!r} has no text tower: cannot retrieve")
-    return l2_normalize_rows(encoder.encode_texts(prompts).numpy(), "prompt embeddings")
+    parts = [encoder.encode_texts(prompts[i:i + batch_size]).numpy() for i in range(0, len(prompts), batch_size)]
+    return l2_normalize_rows(np.concatenate(parts), "prompt embeddings")
+
+
+def _search_in_blocks(emb, pool, k, kind, chunk_rows, query_batch, index_path, log) -> list:
+    """``topk_chunked`` ids for blocks of ``query_batch`` queries (bounds the score block memory)."""
+    ids = []
+    for start in range(0, len(emb), query_batch):
+        ids += topk_chunked(emb[start:start + query_batch], pool, k, kind, chunk_rows, index_path=index_path, log=log)[1]
+    return ids
 
 
 def _check_pool_encoder(pool: Pool, encoder) -> None:
@@ -216,7 +225,7 @@ def _check_pool_encoder(pool: Pool, encoder) -> None:
 
 def retrieve_for_classes(class_names, templates, encoder, pool: Pool, *, k_per_prompt: int, k_per_class: int,
                          kind: str = "text", on_conflict: str = "higher", chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                         index_path=None, log=None) -> dict:
+                         query_batch: int = 1024, index_path=None, log=None) -> dict:
     """Retrieve up to ``k_per_class`` pool images per class (protocol in the module docstring).
 
     Returns a JSON-serialisable dict::
@@ -229,8 +238,10 @@ def retrieve_for_classes(class_names, templates, encoder, pool: Pool, *, k_per_p
          "shortfall": {class_id: number kept}}            # classes with < k_per_class
 
     ``score`` is the mean cosine similarity over all the class's prompts and ``prompt`` the
-    prompt most similar to the hit. GenBenchError when the pool was built with another
-    encoder (per ``pool_info.json``), its dim differs from the encoder's, or arguments are bad.
+    prompt most similar to the hit. Prompts are searched ``query_batch`` at a time, so the
+    score block is at most query_batch x chunk_rows float32. GenBenchError when the pool
+    was built with another encoder (per ``pool_info.json``), its dim differs from the
+    encoder's, or arguments are bad.
     """
     if on_conflict not in CONFLICT_POLICIES:
         raise GenBenchError(f"on_conflict must be one of {CONFLICT_POLICIES}, got {on_conflict!r}")
@@ -241,7 +252,7 @@ def retrieve_for_classes(class_names, templates, encoder, pool: Pool, *, k_per_p
     prompts = class_prompts(list(class_names), list(templates))
     flat = [p for ps in prompts for p in ps]
     emb = _encode_prompts(encoder, flat)
-    _, ids = topk_chunked(emb, pool, k_per_prompt, kind, chunk_rows, index_path=index_path, log=log)
+    ids = _search_in_blocks(emb, pool, k_per_prompt, kind, chunk_rows, query_batch, index_path, log)
     per_class, start, meta_cache = [], 0, {}
     for ps in prompts:
         stop = start + len(ps)

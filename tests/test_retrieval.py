@@ -179,6 +179,9 @@ def test_conflict_kept_in_higher_class_and_recorded(two_class_pool):
     assert conflicts["Y"]["classes"] == [0, 1] and conflicts["Y"]["kept"] == [0]
     assert result["shortfall"] == {0: 2, 1: 2}
     json.dumps(result)  # serialisable as a record of the run
+    small_blocks = retrieve_for_classes(["cat", "dog"], ["a {}"], TWO, two_class_pool, k_per_prompt=3,
+                                        k_per_class=3, chunk_rows=1, query_batch=1)
+    assert small_blocks == result
     # when the losing class is already full, nothing is taken from it: no conflict
     full = retrieve_for_classes(["cat", "dog"], ["a {}"], TWO, two_class_pool, k_per_prompt=3, k_per_class=2)
     assert full["conflicts"] == [] and full["shortfall"] == {}
