@@ -70,12 +70,20 @@ if [ "$(id -u)" != 0 ]; then
     die "must run as root (installs packages, runs slurmd with SlurmUser=root)"
 fi
 
+# launch a daemon detached from our stdio: a daemon holding the caller's stdout
+# (fd 1, or fd 3 with --print-env) open would make `$(start_cluster.sh ...)` wait
+# forever
+daemon() {
+    "$@" </dev/null >>"$STATE/log/daemon-stdio.log" 2>&1 3>&-
+}
+
 # pid_alive FILE: true if FILE names a live process
 pid_alive() {
     [ -s "$1" ] || return 1
     local pid
     pid="$(tr -dc '0-9' < "$1")"
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
+        && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null
 }
 
 # ---------------------------------------------------------------- install
@@ -131,7 +139,7 @@ elif munge_works; then
     log "using an already running munged (not started by this script)"
 else
     log "starting munged"
-    runuser -u munge -- munged --pid-file="$STATE/munge/munged.pid" \
+    daemon runuser -u munge -- munged --pid-file="$STATE/munge/munged.pid" \
         --log-file="$STATE/munge/munged.log" --force \
         || die "munged failed to start"
     for _ in $(seq 1 50); do munge_works && break; sleep 0.1; done
@@ -243,6 +251,12 @@ if [ -e /etc/slurm/slurm.conf ] && ! [ /etc/slurm/slurm.conf -ef "$CONF" ]; then
     die "/etc/slurm/slurm.conf exists (another Slurm cluster is configured on this machine); jobs would not find this test cluster"
 fi
 mkdir -p /run/slurm
+if [ -L /run/slurm/conf ]; then
+    other="$(readlink /run/slurm/conf)"
+    if [ "$other" != "$STATE" ] && pid_alive "$other/slurmctld.pid"; then
+        die "another test cluster runs from $other; stop it first (GENBENCH_SLURM_DIR=$other scripts/slurm/stop_cluster.sh)"
+    fi
+fi
 if [ -L /run/slurm/conf ] || [ ! -e /run/slurm/conf ]; then
     ln -sfn "$STATE" /run/slurm/conf
 elif ! [ /run/slurm/conf/slurm.conf -ef "$CONF" ]; then
@@ -265,7 +279,7 @@ if [ "$ctld_running" = 1 ]; then
 else
     log "starting slurmctld"
     # -i: ignore state files from an older, incompatible run
-    slurmctld -i -f "$CONF" || die "slurmctld failed to start"
+    daemon slurmctld -i -f "$CONF" || die "slurmctld failed to start"
 fi
 # wait until the controller answers before starting slurmd
 for _ in $(seq 1 $(( WAIT_S * 5 ))); do
@@ -278,7 +292,7 @@ if [ "$slurmd_running" = 1 ]; then
     log "slurmd already running (pid $(cat "$STATE/slurmd.pid"))"
 else
     log "starting slurmd"
-    slurmd -N localhost -f "$CONF" || die "slurmd failed to start"
+    daemon slurmd -N localhost -f "$CONF" || die "slurmd failed to start"
 fi
 
 # ---------------------------------------------------------------- wait for idle

@@ -33,6 +33,13 @@ read_pid() {
     echo "$pid"
 }
 
+# alive PID: the process exists and is not a zombie (a daemon that has exited
+# stays a zombie until PID 1 reaps it, which some container inits do late)
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
 # stop_pid NAME PIDFILE
 stop_pid() {
     local name="$1" file="$2" pid
@@ -40,7 +47,7 @@ stop_pid() {
         log "$name: no pid file"
         return 0
     fi
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
         log "$name: not running (stale pid $pid)"
         rm -f "$file"
         return 0
@@ -48,10 +55,10 @@ stop_pid() {
     log "$name: stopping pid $pid"
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
+        alive "$pid" || break
         sleep 0.2
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
         log "$name: still alive after 10 s, sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
         sleep 0.2
