@@ -83,14 +83,18 @@ def _looks_local(value: str) -> bool:
     return value.startswith(("/", ".", "~")) or value.count("/") >= 2
 
 
+def is_tiny(spec: dict) -> bool:
+    """True for {model: tiny}: a tiny random model built in code (open_clip type for encoders)."""
+    return spec.get("model") == "tiny" and spec.get("type", "open_clip") == "open_clip"
+
+
 def _check_model_spec(role: str, spec: dict) -> None:
-    if spec.get("tiny"):
+    if is_tiny(spec):
         return
-    fields = {"generator": "model", "text2text": "model"}
-    if role in fields and not spec.get(fields[role]):
-        raise ConfigError(f"config key 'models.{role}': give {{tiny: true}} or {{model: <hub id or folder>}}")
+    if role in ("generator", "text2text") and not spec.get("model"):
+        raise ConfigError(f"config key 'models.{role}': give {{model: tiny}} or {{model: <hub id or folder>}}")
     if role == "encoder" and not spec.get("type"):
-        raise ConfigError("config key 'models.encoder': give {tiny: true} or {type: open_clip|inception|hf, ...}")
+        raise ConfigError("config key 'models.encoder': give {type: open_clip|inception|hf, ...}")
     for key in ("model", "pretrained", "weights", "path", "config"):
         value = spec.get(key)
         if isinstance(value, str) and _looks_local(value) and not Path(value).expanduser().exists():
@@ -100,11 +104,12 @@ def _check_model_spec(role: str, spec: dict) -> None:
 def _check_strategies(config: dict) -> None:
     from genbench.prompts import STRATEGIES
 
-    for name in config.get("strategies", {}):
+    named = list(config.get("strategies", [])) + list(config.get("strategy_params", {}))
+    for overrides in config.get("per_dataset", {}).values():
+        named += list(overrides.get("strategies", [])) + list(overrides.get("strategy_params", {}))
+    for name in named:
         if name not in STRATEGIES:
-            raise ConfigError(
-                f"config key 'strategies.{name}': unknown prompt strategy; valid: {sorted(STRATEGIES)}"
-            )
+            raise ConfigError(f"config key 'strategies': unknown prompt strategy {name!r}; valid: {sorted(STRATEGIES)}")
 
 
 def check_results_dir(results_dir: str) -> None:

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any, Iterable
 
 from genbench.artifacts import MANIFEST, make_recipe, recipe_key, short_key
+from genbench.config import is_tiny
 from genbench.datasets import DatasetInfo, get_dataset
 from genbench.errors import ConfigError, GenBenchError
 
@@ -161,7 +162,7 @@ class Plan:
     def _model(self, role: str) -> tuple[dict, dict[str, Node]]:
         """(params, inputs) naming a model: a tiny model built by the plan, or a user's one."""
         spec = self.config.get("models", {}).get(role, {})
-        if spec.get("tiny"):
+        if is_tiny(spec):
             node = self.add("build_models", role, {"kind": f"tiny_{role}", "seed": 0}, {})
             return {"tiny": True}, {role: node}
         return dict(spec), {}
@@ -184,7 +185,7 @@ class Plan:
         configure = self.add("configure", d, {"dataset": info.to_json()}, {})
         prepare = self.add("prepare", d, {
             "source": info.to_json()["source"],
-            "root": data.get("roots", {}).get(d),
+            "root": data.get("roots", {}).get(d) or _default_root(data, d),
             "download": bool(data.get("download", False)),
             "seed": data.get("seed", 0),
             "test_fraction": data.get("test_fraction", 0.3),
@@ -237,7 +238,7 @@ class Plan:
     def _generated_pack(self, ctx: "_DatasetContext", strategy: str, k: int) -> tuple[Node, Node]:
         d = ctx.info.name
         gen = self._section(d, "generation")
-        strategy_params = self._section(d, "strategies")[strategy] or {}
+        strategy_params = self._section(d, "strategy_params").get(strategy) or {}
         plan_inputs: dict[str, Node] = {"configure": ctx.configure}
         if strategy in GENERATED_STRATEGIES_NEEDING_TEXT2TEXT:
             t2t_params, t2t_inputs = self._model("text2text")
@@ -311,6 +312,11 @@ class _DatasetContext:
     enc_inputs: dict
     test_features: Node | None = None
     train_features: Node | None = None
+
+
+def _default_root(data: dict, dataset: str) -> str | None:
+    root_dir = data.get("root_dir")
+    return f"{root_dir}/{dataset}" if root_dir else None
 
 
 def build_plan(config: dict) -> Plan:

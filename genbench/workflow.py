@@ -84,12 +84,23 @@ class Job:
         return {k: (str(folder / v) if k in ("pretrained", "config") else v) for k, v in saved.items()}
 
 
+def _report_user_errors(exc_type, exc, tb) -> None:
+    """A GenBenchError is the user's to fix: log its message alone, without a traceback."""
+    from genbench.errors import GenBenchError
+
+    if issubclass(exc_type, GenBenchError):
+        logger.error(f"GenBench error: {exc}")
+    else:
+        sys.__excepthook__(exc_type, exc, tb)
+
+
 def setup_logging(smk) -> None:
     """Send loguru's messages to the rule's log file (everything) and stderr (INFO and up)."""
     logger.remove()
     logger.add(sys.stderr, level="INFO")
     if smk.log:
         logger.add(str(smk.log[0]), level="DEBUG", mode="w")
+    sys.excepthook = _report_user_errors
 
 
 def start_job(smk, torch: bool = False) -> Job:

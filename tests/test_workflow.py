@@ -1,0 +1,136 @@
+"""The Snakemake workflow end to end: plan, bad config, demo run, verify, targeted rebuild."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from genbench.artifacts import find_artifacts, read_manifest, verify_tree
+from workflow_helpers import REPO, planned_jobs, quick_config, run_snakemake, write_digits_folder
+
+pytestmark = pytest.mark.workflow
+
+
+def test_dry_run_of_default_config_lists_every_stage(tmp_path):
+    config = tmp_path / "empty.yaml"
+    config.write_text("{}\n")
+    jobs = planned_jobs(tmp_path, config)
+    for rule in ("build_models", "configure", "prepare", "fewshot", "prompt_plan", "sample_shard",
+                 "sample_images", "features", "text_classifier", "pack_generated", "pack_original",
+                 "zeroshot_metric", "distribution_metrics", "proxy_distance", "elevater", "aggregate",
+                 "summary", "all"):
+        assert jobs[rule] >= 1, rule
+    assert jobs["prompt_plan"] == 4  # simple_template, lang_enc, descriptions, model_enc
+
+
+@pytest.mark.parametrize("config_text, expected", [
+    ("threads: abc", "config key 'threads': expected"),
+    ("no_such_key: 1", "unknown key(s) 'no_such_key'"),
+    ("generation: {steps: 0}", "config key 'generation.steps'"),
+    ("models: {generator: {model: /no/such/model}}",
+     "config key 'models.generator.model': path /no/such/model does not exist"),
+    ("models: {encoder: {type: open_clip, model: ViT-B-32, pretrained: /no/such/weights.pt}}",
+     "config key 'models.encoder.pretrained': path /no/such/weights.pt does not exist"),
+    ("results_dir: /proc/genbench-results", "config key 'results_dir'"),
+    ("datasets: [no-such-dataset]", "unknown dataset 'no-such-dataset'"),
+    ("strategies: [no_such_strategy]", "unknown prompt strategy 'no_such_strategy'"),
+])
+def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, config_text, expected):
+    config = tmp_path / "bad.yaml"
+    config.write_text(config_text + "\n")
+    proc = run_snakemake(tmp_path, config, "--dry-run", check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert expected in output, output[-3000:]
+    assert "Traceback" not in output
+    assert not (tmp_path / "results" / "prepare").exists()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The quick demo with two datasets (digits + a user image folder), run once."""
+    workdir = tmp_path_factory.mktemp("demo")
+    classes = write_digits_folder(workdir / "folder_digits")
+    descriptions = workdir / "my_descriptions.json"
+    descriptions.write_text(json.dumps({c: [f"a handwritten {c}"] for c in classes}))
+    config = quick_config(
+        workdir,
+        datasets=["digits", "my-digits"],
+        per_dataset={"my-digits": {"strategy_params": {"descriptions": {"file": str(descriptions)}}}},
+        user_datasets={"my-digits": {"classes": classes, "templates": ["a photo of the {}."],
+                                     "source": {"type": "folder", "path": str(workdir / "folder_digits")}}},
+    )
+    run_snakemake(workdir, config)
+    return workdir, config
+
+
+def test_demo_writes_results_for_every_source_and_dataset(demo):
+    workdir, _ = demo
+    table = pd.read_csv(workdir / "results" / "summary.csv")
+    combos = set(zip(table.dataset, table.source, table.strategy))
+    for dataset in ("digits", "my-digits"):
+        assert (dataset, "original", "-") in combos
+        for strategy in ("simple_template", "descriptions"):
+            assert (dataset, "generated", strategy) in combos
+            assert (dataset, "combined", strategy) in combos
+    generated = table[table.source == "generated"]
+    for column in ("linear_probe", "zero_shot", "gain", "cler", "fd", "clip_score_100", "pad"):
+        assert generated[column].notna().all(), column
+    for name in ("correlation.png", "gain.png", "correlations.csv"):
+        assert (workdir / "results" / "report" / name).stat().st_size > 0
+
+
+def test_demo_artifacts_verify_and_a_flipped_byte_is_named(demo):
+    workdir, _ = demo
+    checked, problems = verify_tree(workdir / "results")
+    assert checked > 30 and problems == []
+    features = sorted((workdir / "results" / "features" / "digits").glob("*/features.npy"))[0]
+    original = features.read_bytes()
+    try:
+        flipped = bytearray(original)
+        flipped[-1] ^= 0x01
+        features.write_bytes(bytes(flipped))
+        proc = subprocess.run([sys.executable, "-m", "genbench.cli", "verify", str(workdir / "results")],
+                              capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 1
+        assert "features.npy" in proc.stdout and features.parent.name in proc.stdout
+    finally:
+        features.write_bytes(original)
+
+
+def test_demo_rerun_has_nothing_to_do(demo):
+    workdir, config = demo
+    assert planned_jobs(workdir, config) == {}
+
+
+def test_every_artifact_directory_is_named_by_its_recipe_key(demo):
+    workdir, _ = demo
+    for artifact in find_artifacts(workdir / "results"):
+        assert read_manifest(artifact)["key"].startswith(artifact.name)
+
+
+def test_changing_one_datasets_cler_param_reruns_only_its_cler_jobs(demo):
+    workdir, config = demo
+    data = yaml.safe_load(config.read_text())
+    data["per_dataset"]["my-digits"]["metrics"] = {"cler": {"knn_k": 3}}
+    changed = workdir / "changed.yaml"
+    changed.write_text(yaml.safe_dump(data))
+    jobs = planned_jobs(workdir, changed)
+    assert set(jobs) == {"zeroshot_metric", "aggregate", "summary", "all"}, jobs
+    assert jobs["zeroshot_metric"] == 3  # my-digits: original + 2 generated strategies
+
+
+def test_rebuild_command_forces_one_stage_of_one_dataset(demo):
+    workdir, config = demo
+    proc = subprocess.run(
+        [sys.executable, "-m", "genbench.cli", "targets", "--stage", "zeroshot_metric",
+         "--dataset", "digits", "--configfile", str(config)],
+        capture_output=True, text=True, cwd=workdir, check=True)
+    targets = proc.stdout.split()
+    assert len(targets) == 3 and all("/zeroshot_metric/digits/" in t for t in targets)
+    jobs = planned_jobs(workdir, config, "--forcerun", *targets)
+    assert set(jobs) == {"zeroshot_metric", "aggregate", "summary", "all"}, jobs
+    assert jobs["zeroshot_metric"] == 3
