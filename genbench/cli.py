@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="list the dataset registry")
     p.set_defaults(func=cmd_datasets)
+
+    from genbench.legacy import add_pipeline_parser
+
+    add_pipeline_parser(sub)  # the original project's `pipeline.py --option ...` command line
     return parser
 
 

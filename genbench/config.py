@@ -102,14 +102,16 @@ def _check_model_spec(role: str, spec: dict) -> None:
 
 
 def _check_strategies(config: dict) -> None:
+    from genbench.plan import TEXTUAL_INVERSION_STRATEGIES
     from genbench.prompts import STRATEGIES
 
+    known = set(STRATEGIES) | set(TEXTUAL_INVERSION_STRATEGIES)
     named = list(config.get("strategies", [])) + list(config.get("strategy_params", {}))
     for overrides in config.get("per_dataset", {}).values():
         named += list(overrides.get("strategies", [])) + list(overrides.get("strategy_params", {}))
     for name in named:
-        if name not in STRATEGIES:
-            raise ConfigError(f"config key 'strategies': unknown prompt strategy {name!r}; valid: {sorted(STRATEGIES)}")
+        if name not in known:
+            raise ConfigError(f"config key 'strategies': unknown prompt strategy {name!r}; valid: {sorted(known)}")
 
 
 def check_results_dir(results_dir: str) -> None:

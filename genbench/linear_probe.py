@@ -270,12 +270,21 @@ def _as_float_tensor(features, what: str) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- the protocol
 
+def is_unstable(lr: float, wd: float) -> bool:
+    """True when lr * wd > 2 (1 + momentum): heavy-ball SGD on (wd / 2) ||w||^2 diverges."""
+    return lr * wd > 2 * (1 + MOMENTUM)
+
+
 def search_hyperparameters(train_x, train_y, val_x, val_y, *, init_weight, metric: str, lrs: Sequence[float],
                            epochs: int, batch_size: int, seed: int, multilabel: bool,
                            wd_steps: Sequence[int] = WD_STEPS, log=None):
     """ELEVATER's search: for each lr a ``WeightDecaySearch``; a run's score is its best validation
     metric over ``epochs``.  All lrs advance stage by stage and each stage's runs train as one stack.
     Best (lr, wd): highest score, earliest lr then earliest visit on ties.
+    A run with lr * wd > 2 (1 + momentum) is scored -inf (recorded with ``"unstable": True``):
+    SGD with momentum on the weight-decay term alone diverges there, so its final 50-epoch run
+    would blow up even when its first search epochs looked good (a departure from ELEVATER,
+    which can pick such a run and then report a diverged head).
     Returns ``(best_lr, best_wd, records)``, records = one dict per run in visiting order.
     """
     searches = {lr: WeightDecaySearch(steps=wd_steps) for lr in lrs}
@@ -286,11 +295,14 @@ def search_hyperparameters(train_x, train_y, val_x, val_y, *, init_weight, metri
                                    metric=metric, epochs=epochs, batch_size=batch_size, seed=seed,
                                    multilabel=multilabel)
         best_per_run = scores.max(axis=1)
+        unstable = [is_unstable(lr, WEIGHT_DECAYS[i]) for lr, i in pending]
+        best_per_run[unstable] = -np.inf
         for lr, search in searches.items():
             chosen = [(i, best_per_run[j]) for j, (run_lr, i) in enumerate(pending) if run_lr == lr]
             if chosen:
                 search.report([i for i, _ in chosen], [s for _, s in chosen])
-        records += [{"lr": lr, "wd_index": i, "wd": WEIGHT_DECAYS[i], "score": float(best_per_run[j])}
+        records += [{"lr": lr, "wd_index": i, "wd": WEIGHT_DECAYS[i], "unstable": unstable[j],
+                     "score": None if unstable[j] else float(best_per_run[j])}
                     for j, (lr, i) in enumerate(pending)]
         if log:
             log(f"linear probe search: trained {len(pending)} heads; best so far "

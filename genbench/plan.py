@@ -29,6 +29,7 @@ STAGE_VERSIONS = {
     "prompt_plan": 1,
     "sample_images": 1,
     "retrieve": 1,
+    "build_pool": 1,
     "textual_inversion_prepare": 1,
     "textual_inversion": 1,
     "features": 1,
@@ -39,11 +40,14 @@ STAGE_VERSIONS = {
     "zeroshot_metric": 1,
     "distribution_metrics": 1,
     "proxy_distance": 1,
-    "elevater": 1,
+    "elevater": 2,  # 2: unstable lr x wd pairs excluded from the search
     "aggregate": 1,
 }
 
 GENERATED_STRATEGIES_NEEDING_TEXT2TEXT = {"model_enc"}
+# Textual-inversion strategies: a prompt strategy whose prompts carry a learned token per class,
+# learned from original K-shot images or from the top retrieval hits.
+TEXTUAL_INVERSION_STRATEGIES = {"ti_original": "original", "ti_retrieval": "retrieval"}
 EVALUATION_STAGES = ("zeroshot_metric", "distribution_metrics", "proxy_distance", "elevater")
 
 
@@ -210,6 +214,11 @@ class Plan:
             for (k, seed), pack in originals.items():
                 evaluations += self._evaluate(ctx, [(pack, ctx.train_features)],
                                               source="original", strategy="-", shots=k, seed=seed)
+        if "retrieval" in sources:
+            for k in fewshot["shots"]:
+                pack, feats = self._retrieval_pack(ctx, k)
+                evaluations += self._evaluate(ctx, [(pack, feats)], source="retrieval", strategy="-",
+                                              shots=k, seed=0)
         if "generated" in sources or "combined" in sources:
             for strategy in self._section(d, "strategies"):
                 for k in fewshot["shots"]:
@@ -240,6 +249,8 @@ class Plan:
         gen = self._section(d, "generation")
         strategy_params = self._section(d, "strategy_params").get(strategy) or {}
         plan_inputs: dict[str, Node] = {"configure": ctx.configure}
+        if strategy in TEXTUAL_INVERSION_STRATEGIES:
+            plan_inputs["embeddings"] = self._textual_inversion(ctx, TEXTUAL_INVERSION_STRATEGIES[strategy])
         if strategy in GENERATED_STRATEGIES_NEEDING_TEXT2TEXT:
             t2t_params, t2t_inputs = self._model("text2text")
             strategy_params = {**strategy_params, "text2text": t2t_params}
@@ -251,16 +262,76 @@ class Plan:
             "seed": gen["seed"],
         }, plan_inputs)
         samples = self._sample_images(ctx, prompt_plan, gen)
-        feats = self._features(ctx, samples, "images")
+        return self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
+
+    def _pack_external(self, ctx: "_DatasetContext", stage: str, images: Node, k: int,
+                       seed: int) -> tuple[Node, Node]:
+        """Features of a generated or retrieved set, and its pack of K images per class."""
+        d = ctx.info.name
+        feats = self._features(ctx, images, "images")
         pack_cfg = self._section(d, "pack")
-        pack = self.add("pack_generated", d, {
-            "k": k, "selection": pack_cfg["selection"], "seed": gen["seed"],
-        }, {"images": samples, "features": feats, "text_classifier": ctx.text_classifier,
+        pack = self.add(stage, d, {
+            "k": k, "selection": pack_cfg["selection"], "seed": seed,
+        }, {"images": images, "features": feats, "text_classifier": ctx.text_classifier,
             "configure": ctx.configure})
         return pack, feats
 
+    # -- retrieval and textual inversion ------------------------------------------------
+    def _pool(self, ctx: "_DatasetContext") -> tuple[dict, dict[str, Node]]:
+        """(params, inputs) of the retrieval pool: an existing pool folder, or one built from
+        the dataset's own prepared train split (captioned with its first template; the demo)."""
+        pool = self._section(ctx.info.name, "retrieval")["pool"]
+        if pool != "train_split":
+            return {"pool": pool}, {}
+        node = self.add("build_pool", ctx.info.name,
+                        {"captions": "first_template", "encoder": ctx.enc_params},
+                        {"images": ctx.prepare, "configure": ctx.configure, **ctx.enc_inputs})
+        return {"pool": "train_split"}, {"pool": node}
+
+    def _retrieve(self, ctx: "_DatasetContext") -> Node:
+        cfg = self._section(ctx.info.name, "retrieval")
+        shots = self._section(ctx.info.name, "fewshot")["shots"]
+        pool_params, pool_inputs = self._pool(ctx)
+        return self.add("retrieve", ctx.info.name, {
+            **pool_params,
+            "encoder": ctx.enc_params,
+            "kind": cfg["kind"],
+            "k_per_prompt": cfg["k_per_prompt"],
+            "k_per_class": cfg.get("k_per_class") or max(shots),
+            "on_conflict": cfg["on_conflict"],
+        }, {"configure": ctx.configure, **ctx.enc_inputs, **pool_inputs})
+
+    def _retrieval_pack(self, ctx: "_DatasetContext", k: int) -> tuple[Node, Node]:
+        return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0)
+
+    def _textual_inversion(self, ctx: "_DatasetContext", source: str) -> Node:
+        d = ctx.info.name
+        cfg = self._section(d, "textual_inversion")
+        if source == "original":
+            references_from = self.add("fewshot", d, {"k": cfg["ref_shot"], "seed": cfg["seed"]},
+                                       {"prepare": ctx.prepare, "configure": ctx.configure})
+        else:
+            references_from = self._retrieve(ctx)
+        refs = self.add("textual_inversion_prepare", d, {
+            "source": source, "ref_shot": cfg["ref_shot"], "seed": cfg["seed"],
+        }, {"images": references_from, "configure": ctx.configure})
+        gen_params, gen_inputs = self._model("generator")
+        train = {k: cfg[k] for k in ("steps", "lr", "batch_size", "resolution", "seed", "initializer")}
+        node = self.add("textual_inversion", d, {
+            "generator": gen_params, "device": self._section(d, "generation")["device"], **train,
+        }, {"references": refs, "configure": ctx.configure, **gen_inputs})
+        self.shards[(node.scope, node.short)] = ctx.info.num_classes
+        return node
+
+    def class_token_paths(self, node: Node) -> list[str]:
+        """The per-class learned-embedding files of a textual_inversion artifact (one job each)."""
+        count = self.shards[(node.scope, node.short)]
+        return [f"{node.dir}/tokens/class-{i:05d}.safetensors" for i in range(count)]
+
     def _sample_images(self, ctx: "_DatasetContext", prompt_plan: Node, gen: dict) -> Node:
         gen_params, gen_inputs = self._model("generator")
+        if "embeddings" in prompt_plan.inputs:
+            gen_inputs = {**gen_inputs, "embeddings": prompt_plan.inputs["embeddings"]}
         total = ctx.info.num_classes * gen["images_per_class"]
         shards = math.ceil(total / gen["shard_size"])
         params = {

@@ -25,3 +25,16 @@ rule pack_original:
     threads: 1
     script:
         "../workflow_scripts/pack_original.py"
+
+rule pack_retrieval:
+    input:
+        unpack(upstream_of("pack_retrieval")),
+    output:
+        manifest_of("pack_retrieval"),
+    params:
+        recipe=recipe_of("pack_retrieval"),
+    log:
+        log_of("pack_retrieval"),
+    threads: 1
+    script:
+        "../workflow_scripts/pack_generated.py"

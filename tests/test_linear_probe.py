@@ -164,7 +164,7 @@ def _assert_search_is_consistent(result):
     best = None
     for lr in sorted({r["lr"] for r in result["search"]}):
         runs = [r for r in result["search"] if r["lr"] == lr]
-        scores = {r["wd_index"]: r["score"] for r in runs}
+        scores = {r["wd_index"]: _score(r) for r in runs}
         best_index, visited = weight_decay_search(scores.__getitem__)
         assert visited == [r["wd_index"] for r in runs]
         if best is None or scores[best_index] > best[0]:
@@ -225,6 +225,21 @@ def test_coarse_only_search_and_array_of_lrs():
     _assert_search_is_consistent_coarse(result)
 
 
+def _score(record):
+    """A search run's score; an unstable (lr * wd too large) run counts as -inf."""
+    return float("-inf") if record["unstable"] else record["score"]
+
+
 def _assert_search_is_consistent_coarse(result):
-    best = max(result["search"], key=lambda r: r["score"])  # max() keeps the first of equal scores
+    best = max(result["search"], key=_score)  # max() keeps the first of equal scores
     assert (result["best_lr"], result["best_wd"]) == (best["lr"], best["wd"])
+
+
+def test_unstable_learning_rate_weight_decay_pairs_are_never_chosen():
+    x, y = _blobs(15)
+    result = run_linear_probe(x, y, x, y, metric="accuracy", lrs=[1e-1], wd_steps=(),
+                              epochs_search=2, epochs_final=2)
+    unstable = [r for r in result["search"] if r["unstable"]]
+    assert [r["wd_index"] for r in unstable] == [i for i in COARSE if 1e-1 * WEIGHT_DECAYS[i] > 3.8]
+    assert all(r["score"] is None for r in unstable)
+    assert result["best_lr"] * result["best_wd"] <= 3.8

@@ -1,5 +1,5 @@
-"""pack_generated: K images per class of a generated set (top-K by CLIP score, or seeded random),
-in the ELEVATER format."""
+"""pack_generated / pack_retrieval: K images per class of a generated or retrieved set
+(top-K by CLIP score, or seeded random), in the ELEVATER format."""
 import numpy as np
 
 from genbench.external import pack_records, pack_summary, select_records

@@ -9,14 +9,18 @@ from genbench.workflow import start_job
 job = start_job(snakemake, torch=True)
 p = job.params
 info = job.dataset_info()
-params = {k: v for k, v in p["strategy_params"].items() if k != "text2text"}
+params = {k: v for k, v in p["strategy_params"].items() if k not in ("text2text", "base")}
 params["images_per_class"] = p["images_per_class"]
+strategy = p["strategy"]
+if job.has_input("embeddings"):  # ti_original / ti_retrieval: a base strategy + learned tokens
+    strategy = p["strategy_params"].get("base", "simple_template")
+    params["textual_inversion"] = json.loads((job.input_dir("embeddings") / "tokens.json").read_text())
 text_model = None
-if p["strategy"] == "model_enc":
+if strategy == "model_enc":
     from genbench.models.text2text import load_text2text
 
     text_model = load_text2text(job.text2text_source())
-rows = make_prompt_plan(p["strategy"], list(info.classes), list(info.templates), params, p["seed"],
+rows = make_prompt_plan(strategy, list(info.classes), list(info.templates), params, p["seed"],
                         text_model=text_model)
 with job.writer() as w:
     with open(w.path("plan.jsonl"), "w", encoding="utf-8") as f:

@@ -14,6 +14,10 @@ with open(job.input_dir("plan") / "plan.jsonl", encoding="utf-8") as f:
 rows = split_into_shards(plan, p["shard_size"])[snakemake.params.shard]
 pipe = load_text_to_image_pipeline(job.generator_source(), device=p["device"], dtype=p["dtype"],
                                    scheduler=p["scheduler"], safety_checker=p["safety_checker"])
+if job.has_input("embeddings"):  # textual-inversion strategies: one learned token per class
+    from genbench.textual_inversion import load_learned_embeds
+
+    load_learned_embeds(pipe, sorted((job.input_dir("embeddings") / "tokens").glob("class-*.safetensors")))
 sample_shard(pipe, rows, snakemake.output[0], steps=p["steps"], guidance=p["guidance"],
              height=p["height"], width=p["width"], output_size=p["output_size"],
              resize_filter=p["resize_filter"], batch_size=snakemake.config["generation"]["batch_size"],

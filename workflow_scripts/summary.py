@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from genbench.report import image_grid, plot_correlations, plot_gain
+from genbench.tracking import maybe_log_results
 from genbench.workflow import setup_logging
 
 setup_logging(snakemake)
@@ -20,3 +21,4 @@ plot_gain(table, out.gain_plot)
 Path(out.grids).mkdir(parents=True, exist_ok=True)
 for manifest, label in zip(snakemake.input.samples, snakemake.params.sample_labels):
     image_grid(Path(manifest).parent / "images.jsonl", Path(out.grids) / f"{label}.png", title=label)
+maybe_log_results(snakemake.config, out.summary, out.correlations, directory=str(Path(out.summary).parent / "report"))

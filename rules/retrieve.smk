@@ -1,0 +1,76 @@
+# retrieve: the retrieval baseline (search a pool with class prompts, keep the top K per class);
+# textual inversion: reference images per class, one learned token per class (one job each).
+
+
+rule build_pool:
+    input:
+        unpack(upstream_of("build_pool")),
+    output:
+        manifest_of("build_pool"),
+    params:
+        recipe=recipe_of("build_pool"),
+    log:
+        log_of("build_pool"),
+    threads: THREADS
+    script:
+        "../workflow_scripts/build_pool.py"
+
+
+rule retrieve:
+    input:
+        unpack(upstream_of("retrieve")),
+    output:
+        manifest_of("retrieve"),
+    params:
+        recipe=recipe_of("retrieve"),
+    log:
+        log_of("retrieve"),
+    threads: THREADS
+    script:
+        "../workflow_scripts/retrieve.py"
+
+
+rule textual_inversion_prepare:
+    input:
+        unpack(upstream_of("textual_inversion_prepare")),
+    output:
+        manifest_of("textual_inversion_prepare"),
+    params:
+        recipe=recipe_of("textual_inversion_prepare"),
+    log:
+        log_of("textual_inversion_prepare"),
+    threads: 1
+    script:
+        "../workflow_scripts/textual_inversion_prepare.py"
+
+
+rule textual_inversion_class:
+    input:
+        unpack(upstream_of("textual_inversion")),
+    output:
+        f"{RESULTS}/textual_inversion/{{scope}}/{{key}}/tokens/class-{{shard}}.safetensors",
+    params:
+        recipe=recipe_of("textual_inversion"),
+        class_id=lambda wc: int(wc.shard),
+    log:
+        f"{RESULTS}/logs/textual_inversion_class/{{scope}}/{{key}}/{{shard}}.log",
+    threads: THREADS
+    resources:
+        gpu=lambda wc: gpus_for(PLAN.get("textual_inversion", wc.scope, wc.key)),
+    script:
+        "../workflow_scripts/textual_inversion_class.py"
+
+
+rule textual_inversion:
+    input:
+        unpack(upstream_of("textual_inversion")),
+        tokens=lambda wc: PLAN.class_token_paths(PLAN.get("textual_inversion", wc.scope, wc.key)),
+    output:
+        manifest_of("textual_inversion"),
+    params:
+        recipe=recipe_of("textual_inversion"),
+    log:
+        log_of("textual_inversion"),
+    threads: 1
+    script:
+        "../workflow_scripts/textual_inversion.py"

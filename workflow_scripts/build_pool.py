@@ -1,0 +1,13 @@
+"""build_pool: a retrieval pool (img2dataset + clip-retrieval layout) from the dataset's own
+train split, captioned with its first template - the demo's stand-in for LAION."""
+from genbench.encoders import load_encoder
+from genbench.pool import build_pool_from_index
+from genbench.workflow import start_job
+
+job = start_job(snakemake, torch=True)
+info = job.dataset_info()
+captions = {label: info.templates[0].format(name) for label, name in enumerate(info.classes)}
+encoder = load_encoder(job.encoder_spec())
+with job.writer() as w:
+    summary = build_pool_from_index(job.input_dir("images") / "train.jsonl", captions, w.dir, encoder)
+    w.summary.update(summary)
