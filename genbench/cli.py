@@ -113,6 +113,25 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_pool_build(args) -> int:
+    """Build a retrieval pool (img2dataset + clip-retrieval layout) from a GenBench image index."""
+    import json
+
+    from genbench.encoders import load_encoder
+    from genbench.pool import build_pool_from_index
+
+    spec = json.loads(Path(args.encoder).read_text()) if Path(args.encoder).is_file() else json.loads(args.encoder)
+    if args.captions.endswith(".json"):
+        captions = {int(k): v for k, v in json.loads(Path(args.captions).read_text()).items()}
+    else:
+        template = args.captions
+        captions = (lambda record: record.get("caption") or template.format(record["label"]))
+    info = build_pool_from_index(args.index, captions, args.out, load_encoder(spec, device=args.device),
+                                 shard_size=args.shard_size)
+    print(f"pool written to {args.out}: {info}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--profile", help="snakemake profile, e.g. profiles/slurm")
             p.add_argument("-n", "--dry-run", action="store_true")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("pool", help="retrieval pools")
+    pool_sub = p.add_subparsers(dest="pool_command", required=True)
+    p = pool_sub.add_parser("build", help="build a pool from an image index (images.jsonl / train.jsonl)")
+    p.add_argument("--index", required=True, help="a GenBench JSON-lines image index")
+    p.add_argument("--captions", required=True,
+                   help="a JSON file {label: caption}, or a template like 'a photo of {}' (filled with the label; "
+                        "a record's own 'caption' field wins)")
+    p.add_argument("--encoder", required=True,
+                   help='encoder spec as JSON or a JSON file, e.g. \'{"type": "open_clip", "model": "ViT-B-32", '
+                        '"pretrained": "openai"}\'')
+    p.add_argument("--out", required=True)
+    p.add_argument("--shard-size", type=int, default=1000)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_pool_build)
 
     p = sub.add_parser("datasets", help="list the dataset registry")
     p.set_defaults(func=cmd_datasets)

@@ -10,5 +10,7 @@ rule configure:
     log:
         log_of("configure"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/configure.py"

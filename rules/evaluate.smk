@@ -10,6 +10,8 @@ rule features:
     log:
         log_of("features"),
     threads: THREADS
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/features.py"
 
@@ -23,6 +25,8 @@ rule text_classifier:
     log:
         log_of("text_classifier"),
     threads: THREADS
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/text_classifier.py"
 
@@ -36,6 +40,8 @@ rule zeroshot_metric:
     log:
         log_of("zeroshot_metric"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/zeroshot_metric.py"
 
@@ -49,6 +55,8 @@ rule distribution_metrics:
     log:
         log_of("distribution_metrics"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/distribution_metrics.py"
 
@@ -62,6 +70,8 @@ rule proxy_distance:
     log:
         log_of("proxy_distance"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/proxy_distance.py"
 
@@ -75,5 +85,7 @@ rule elevater:
     log:
         log_of("elevater"),
     threads: THREADS
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/elevater.py"

@@ -10,5 +10,7 @@ rule build_models:
     log:
         log_of("build_models"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/build_models.py"

@@ -10,6 +10,8 @@ rule pack_generated:
     log:
         log_of("pack_generated"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/pack_generated.py"
 
@@ -23,6 +25,8 @@ rule pack_original:
     log:
         log_of("pack_original"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/pack_original.py"
 
@@ -36,5 +40,7 @@ rule pack_retrieval:
     log:
         log_of("pack_retrieval"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/pack_generated.py"

@@ -10,6 +10,8 @@ rule prepare:
     log:
         log_of("prepare"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/prepare.py"
 
@@ -23,5 +25,7 @@ rule fewshot:
     log:
         log_of("fewshot"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/fewshot.py"

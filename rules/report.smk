@@ -11,6 +11,8 @@ rule aggregate:
     log:
         log_of("aggregate"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/aggregate.py"
 
@@ -32,5 +34,7 @@ rule summary:
         sample_labels=[f"{n.scope}-{n.short}" for n in PLAN.sample_sets],
     log:
         f"{RESULTS}/logs/summary.log",
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/summary.py"

@@ -12,6 +12,8 @@ rule build_pool:
     log:
         log_of("build_pool"),
     threads: THREADS
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/build_pool.py"
 
@@ -26,6 +28,8 @@ rule retrieve:
     log:
         log_of("retrieve"),
     threads: THREADS
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/retrieve.py"
 
@@ -40,6 +44,8 @@ rule textual_inversion_prepare:
     log:
         log_of("textual_inversion_prepare"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/textual_inversion_prepare.py"
 
@@ -57,6 +63,8 @@ rule textual_inversion_class:
     threads: THREADS
     resources:
         gpu=lambda wc: gpus_for(PLAN.get("textual_inversion", wc.scope, wc.key)),
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/textual_inversion_class.py"
 
@@ -72,5 +80,7 @@ rule textual_inversion:
     log:
         log_of("textual_inversion"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/textual_inversion.py"

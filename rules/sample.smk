@@ -10,6 +10,8 @@ rule prompt_plan:
     log:
         log_of("prompt_plan"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/prompt_plan.py"
 
@@ -26,6 +28,8 @@ rule sample_shard:
     threads: THREADS
     resources:
         gpu=lambda wc: gpus_for(PLAN.get("sample_images", wc.scope, wc.key)),
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/sample_shard.py"
 
@@ -41,5 +45,7 @@ rule sample_images:
     log:
         log_of("sample_images"),
     threads: 1
+    conda:
+        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/sample_images.py"
