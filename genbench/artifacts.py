@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import uuid
@@ -34,22 +33,13 @@ _STAGING_PREFIX = ".staging-"
 
 
 def canonical_json(obj: Any) -> str:
-    """Serialise ``obj`` deterministically: sorted keys, no whitespace, UTF-8, no NaN."""
-    _reject_non_finite(obj)
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _reject_non_finite(obj: Any, where: str = "recipe") -> None:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        raise GenBenchError(f"{where}: {obj!r} cannot be part of a recipe")
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if not isinstance(key, str):
-                raise GenBenchError(f"{where}: recipe keys must be strings, got {key!r}")
-            _reject_non_finite(value, f"{where}.{key}")
-    elif isinstance(obj, (list, tuple)):
-        for i, value in enumerate(obj):
-            _reject_non_finite(value, f"{where}[{i}]")
+    """Serialise ``obj`` deterministically: sorted keys, no whitespace, UTF-8, no NaN/inf."""
+    try:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as err:
+        raise GenBenchError(f"a recipe cannot hold nan or inf values: {err}") from None
+    except TypeError as err:
+        raise GenBenchError(f"a recipe must be plain JSON (str keys, lists, numbers): {err}") from None
 
 
 def make_recipe(stage: str, version: int, params: dict, inputs: dict[str, str]) -> dict:

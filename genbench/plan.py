@@ -12,9 +12,10 @@ import copy
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Iterable
 
-from genbench.artifacts import MANIFEST, make_recipe, recipe_key, short_key
+from genbench.artifacts import MANIFEST, file_sha256, make_recipe, recipe_key, short_key
 from genbench.config import is_tiny
 from genbench.datasets import DatasetInfo, get_dataset
 from genbench.errors import ConfigError, GenBenchError
@@ -44,6 +45,7 @@ STAGE_VERSIONS = {
     "aggregate": 1,
 }
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 GENERATED_STRATEGIES_NEEDING_TEXT2TEXT = {"model_enc"}
 # Textual-inversion strategies: a prompt strategy whose prompts carry a learned token per class,
 # learned from original K-shot images or from the top retrieval hits.
@@ -249,6 +251,9 @@ class Plan:
         gen = self._section(d, "generation")
         strategy_params = self._section(d, "strategy_params").get(strategy) or {}
         plan_inputs: dict[str, Node] = {"configure": ctx.configure}
+        if "file" in strategy_params:  # the file's content, not its path, identifies the plan
+            strategy_params = {**strategy_params,
+                               "file_sha256": file_sha256(resolve_user_file(strategy_params["file"]))}
         if strategy in TEXTUAL_INVERSION_STRATEGIES:
             plan_inputs["embeddings"] = self._textual_inversion(ctx, TEXTUAL_INVERSION_STRATEGIES[strategy])
         if strategy in GENERATED_STRATEGIES_NEEDING_TEXT2TEXT:
@@ -285,7 +290,8 @@ class Plan:
             return {"pool": pool}, {}
         node = self.add("build_pool", ctx.info.name,
                         {"captions": "first_template", "encoder": ctx.enc_params},
-                        {"images": ctx.prepare, "configure": ctx.configure, **ctx.enc_inputs})
+                        {"images": ctx.prepare, "features": ctx.train_features,
+                         "configure": ctx.configure, **ctx.enc_inputs})
         return {"pool": "train_split"}, {"pool": node}
 
     def _retrieve(self, ctx: "_DatasetContext") -> Node:
@@ -383,6 +389,16 @@ class _DatasetContext:
     enc_inputs: dict
     test_features: Node | None = None
     train_features: Node | None = None
+
+
+def resolve_user_file(path: str) -> Path:
+    """A file named in the config: as given (absolute, or relative to the working directory),
+    else relative to this GenBench checkout (for the demo's own files); a clear error otherwise."""
+    candidates = [Path(path).expanduser(), REPO_ROOT / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"file {path} not found (looked in {', '.join(str(c) for c in candidates)})")
 
 
 def _default_root(data: dict, dataset: str) -> str | None:

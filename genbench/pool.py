@@ -239,6 +239,40 @@ def build_pool(images, out_dir, encoder, *, shard_size: int = 1000, batch_size: 
     return info
 
 
+def build_pool_from_features(index_path, features, captions, out_dir, encoder, *, shard_size: int = 1000,
+                             batch_size: int = 64) -> dict:
+    """``build_pool_from_index`` reusing image features already computed for that index.
+
+    ``features`` is the index's FeatureSet from the same encoder (genbench.features): its rows,
+    L2-normalised, are the pool's image embeddings, so no image is encoded a second time; only
+    the captions go through the text tower. Same layout and ``pool_info.json`` as build_pool.
+    """
+    from genbench.imageset import ImageSetReader
+
+    if features.meta.get("encoder") != getattr(encoder, "name", None):
+        raise GenBenchError(f"pool {out_dir}: features were computed with {features.meta.get('encoder')!r}, "
+                            f"not with the pool's encoder {getattr(encoder, 'name', None)!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ImageSetReader(index_path) as reader:
+        records = reader.records
+        image_rows = l2_normalize_rows(features.select([r["id"] for r in records]).feats, f"features of {index_path}")
+        shards = []
+        for number, start in enumerate(range(0, len(records), shard_size)):
+            chunk = records[start:start + shard_size]
+            keys = [pool_key_for(r["id"]) for r in chunk]
+            texts = [_caption_for(captions, r) for r in chunk]
+            text_rows = _encode_in_batches(lambda c, k: encoder.encode_texts(list(c)).numpy(), texts, keys, batch_size)
+            shards.append(shard_name(number))
+            write_pool_shard(out_dir, shards[-1], keys, texts, [reader.open_bytes(r) for r in chunk],
+                             image_rows[start:start + shard_size], l2_normalize_rows(text_rows, f"shard {shards[-1]}"),
+                             [r["path"] for r in chunk])
+    info = {"encoder": encoder.name, "dim": int(image_rows.shape[1]), "shards": shards, "count": len(records),
+            "normalised": True, "dtype": "float32"}
+    (out_dir / POOL_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return info
+
+
 def _caption_for(captions, record: dict) -> str:
     label = record["label"]
     if callable(captions):

@@ -196,3 +196,34 @@ def test_build_pool_with_tiny_open_clip(tmp_path, items):
     text = encoder.encode_texts([items[2][1]]).numpy()[0]
     got = open_pool(tmp_path / "pool").rows("text", "00001", [0])[0]
     np.testing.assert_allclose(got, text / np.linalg.norm(text), atol=1e-5)
+
+
+def test_pool_from_features_reuses_image_features_and_encodes_only_captions(tmp_path):
+    """build_pool_from_features == build_pool_from_index, with zero extra image encodings."""
+    import torch
+
+    from genbench.encoders import load_encoder
+    from genbench.features import extract_image_features
+    from genbench.imageset import write_index
+    from genbench.models.tiny import build_tiny_open_clip
+    from genbench.pool import build_pool_from_features, build_pool_from_index, open_pool
+
+    torch.set_num_threads(1)
+    encoder = load_encoder(build_tiny_open_clip(tmp_path / "clip"))
+    records = []
+    for i in range(5):
+        (tmp_path / "img").mkdir(exist_ok=True)
+        Image.fromarray(np.full((32, 32, 3), 50 * i, np.uint8)).save(tmp_path / "img" / f"{i}.png")
+        records.append({"id": f"train/{i}", "path": f"img/{i}.png", "label": i % 2})
+    write_index(tmp_path / "index.jsonl", records)
+    features = extract_image_features(encoder, tmp_path / "index.jsonl", num_classes=2, progress=False)
+    captions = {0: "zero", 1: "one"}
+    encoded_before = encoder.images_encoded
+    build_pool_from_features(tmp_path / "index.jsonl", features, captions, tmp_path / "a", encoder, shard_size=3)
+    assert encoder.images_encoded == encoded_before
+    build_pool_from_index(tmp_path / "index.jsonl", captions, tmp_path / "b", encoder, shard_size=3)
+    a, b = open_pool(tmp_path / "a"), open_pool(tmp_path / "b")
+    for shard in a.shards:
+        for kind in ("image", "text"):
+            np.testing.assert_allclose(a.embeddings(kind, shard), b.embeddings(kind, shard), atol=1e-5)
+        assert a.metadata(shard) == b.metadata(shard)
