@@ -13,4 +13,4 @@ encoder = load_encoder(job.encoder_spec())
 with job.writer() as w:
     summary = build_pool_from_features(job.input_dir("images") / "train.jsonl", load_features(job.input_dir("features")),
                                        captions, w.dir, encoder)
-    w.summary.update(summary)
+    w.summary.update(summary, images_encoded=encoder.images_encoded)
