@@ -24,6 +24,7 @@ from genbench.legacy import (
     write_overlay,
 )
 from genbench.plan import STAGE_VERSIONS
+from workflow_helpers import job_stats
 
 REPO = Path(__file__).resolve().parents[1]
 ORIGINAL_OPTIONS = ["configure", "textual_inversion_prepare", "sample_images", "pack_generated",
@@ -132,17 +133,6 @@ def test_parser_registers_the_pipeline_command():
         "digits", "simple_template", "./work_dirs", False)
 
 
-def _job_stats(text: str) -> Counter:
-    table = text.split("Job stats:", 1)[1]
-    counts = Counter()
-    for line in table.splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match or match.group(1) == "total":
-            break
-        counts[match.group(1)] = int(match.group(2))
-    return counts
-
-
 def test_dry_run_plans_the_requested_rules(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
@@ -152,7 +142,7 @@ def test_dry_run_plans_the_requested_rules(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-4000:]
-    jobs = _job_stats(text)
+    jobs = job_stats(text)
     for rule in ("configure", "sample_images", "elevater"):
         assert jobs[rule] >= 1, rule
     assert jobs["configure"] == 1 and jobs["sample_images"] == 1  # one strategy

@@ -20,10 +20,13 @@ def test_dry_run_of_default_config_lists_every_stage(tmp_path):
     jobs = planned_jobs(tmp_path, config)
     for rule in ("build_models", "configure", "prepare", "fewshot", "prompt_plan", "sample_shard",
                  "sample_images", "features", "text_classifier", "pack_generated", "pack_original",
-                 "zeroshot_metric", "distribution_metrics", "proxy_distance", "elevater", "aggregate",
-                 "summary", "all"):
+                 "build_pool", "retrieve", "pack_retrieval", "textual_inversion_prepare",
+                 "textual_inversion_class", "textual_inversion", "zeroshot_metric",
+                 "distribution_metrics", "proxy_distance", "elevater", "aggregate", "summary", "all"):
         assert jobs[rule] >= 1, rule
-    assert jobs["prompt_plan"] == 4  # simple_template, lang_enc, descriptions, model_enc
+    # simple_template, lang_enc, descriptions, model_enc, ti_original, ti_retrieval
+    assert jobs["prompt_plan"] == 6
+    assert jobs["textual_inversion_class"] == 2 * 10  # one job per class and reference source
 
 
 @pytest.mark.parametrize("config_text, expected", [
@@ -73,6 +76,7 @@ def test_demo_writes_results_for_every_source_and_dataset(demo):
     combos = set(zip(table.dataset, table.source, table.strategy))
     for dataset in ("digits", "my-digits"):
         assert (dataset, "original", "-") in combos
+        assert (dataset, "retrieval", "-") in combos
         for strategy in ("simple_template", "descriptions"):
             assert (dataset, "generated", strategy) in combos
             assert (dataset, "combined", strategy) in combos
@@ -120,7 +124,7 @@ def test_changing_one_datasets_cler_param_reruns_only_its_cler_jobs(demo):
     changed.write_text(yaml.safe_dump(data))
     jobs = planned_jobs(workdir, changed)
     assert set(jobs) == {"zeroshot_metric", "aggregate", "summary", "all"}, jobs
-    assert jobs["zeroshot_metric"] == 3  # my-digits: original + 2 generated strategies
+    assert jobs["zeroshot_metric"] == 4  # my-digits: original, retrieval, 2 generated strategies
 
 
 def test_rebuild_command_forces_one_stage_of_one_dataset(demo):
@@ -130,7 +134,7 @@ def test_rebuild_command_forces_one_stage_of_one_dataset(demo):
          "--dataset", "digits", "--configfile", str(config)],
         capture_output=True, text=True, cwd=workdir, check=True)
     targets = proc.stdout.split()
-    assert len(targets) == 3 and all("/zeroshot_metric/digits/" in t for t in targets)
+    assert len(targets) == 4 and all("/zeroshot_metric/digits/" in t for t in targets)
     jobs = planned_jobs(workdir, config, "--forcerun", *targets)
     assert set(jobs) == {"zeroshot_metric", "aggregate", "summary", "all"}, jobs
-    assert jobs["zeroshot_metric"] == 3
+    assert jobs["zeroshot_metric"] == 4

@@ -69,7 +69,11 @@ def run_snakemake(workdir: Path, config: Path, *args: str, timeout: int = 900,
 def planned_jobs(workdir: Path, config: Path, *args: str) -> Counter:
     """Jobs per rule that a dry run plans (parsed from Snakemake's job-stats table)."""
     proc = run_snakemake(workdir, config, "--dry-run", *args)
-    text = proc.stdout + proc.stderr
+    return job_stats(proc.stdout + proc.stderr)
+
+
+def job_stats(text: str) -> Counter:
+    """Jobs per rule from Snakemake's "Job stats" table in ``text`` (empty if nothing to do)."""
     if "Nothing to be done" in text:
         return Counter()
     table = text.split("Job stats:", 1)[1]
