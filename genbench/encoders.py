@@ -18,6 +18,7 @@ Every encoder has:
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 import os
 from pathlib import Path
 
@@ -34,7 +35,7 @@ _PIL_RESAMPLE_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 
 _WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".ckpt")
 
 
-class Encoder:
+class Encoder(ABC):
     """Base class of all encoders; subclasses implement ``preprocess`` and ``_encode_images``."""
 
     name: str = "encoder"
@@ -45,12 +46,13 @@ class Encoder:
         self.device = torch.device(device)
         self.images_encoded = 0
 
+    @abstractmethod
     def preprocess(self, image) -> torch.Tensor:
         """Turn one PIL image into the model's input tensor (C x H x W)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _encode_images(self, batch: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The model's forward pass on a preprocessed batch (N x C x H x W) -> (N, D)."""
 
     def encode_images(self, batch: torch.Tensor) -> torch.Tensor:
         """Encode a batch of preprocessed images; returns float32 (N, D) on CPU, not normalised."""
