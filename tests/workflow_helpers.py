@@ -39,12 +39,12 @@ def quick_config(workdir: Path, **overrides) -> Path:
     return path
 
 
-def write_digits_folder(root: Path, per_class: int = 12) -> list[str]:
+def write_digits_folder(root: Path, per_class: int = 12, num_classes: int = 10) -> list[str]:
     """A user image-folder dataset (one subfolder per class) made from sklearn's digits."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    classes = [f"digit {i}" for i in range(10)]
+    classes = [f"digit {i}" for i in range(num_classes)]
     for label, name in enumerate(classes):
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
