@@ -75,6 +75,10 @@ def _check_cross_keys(config: dict) -> None:
                 raise ConfigError(f"config key '{section}.{name}': {name!r} is not in 'datasets'")
     for role, spec in config.get("models", {}).items():
         _check_model_spec(role, spec)
+    for i, spec in enumerate(config.get("metrics", {}).get("extra_encoders", [])):
+        if is_tiny(spec) or not spec.get("type"):
+            raise ConfigError(f"config key 'metrics.extra_encoders[{i}]': give {{type: inception|hf|open_clip, ...}}")
+        _check_model_spec(f"extra_encoders[{i}]", spec, section="metrics")
     _check_strategies(config)
 
 
@@ -88,7 +92,7 @@ def is_tiny(spec: dict) -> bool:
     return spec.get("model") == "tiny" and spec.get("type", "open_clip") == "open_clip"
 
 
-def _check_model_spec(role: str, spec: dict) -> None:
+def _check_model_spec(role: str, spec: dict, section: str = "models") -> None:
     if is_tiny(spec):
         return
     if role in ("generator", "text2text") and not spec.get("model"):
@@ -98,7 +102,7 @@ def _check_model_spec(role: str, spec: dict) -> None:
     for key in ("model", "pretrained", "weights", "path", "config"):
         value = spec.get(key)
         if isinstance(value, str) and _looks_local(value) and not Path(value).expanduser().exists():
-            raise ConfigError(f"config key 'models.{role}.{key}': path {value} does not exist")
+            raise ConfigError(f"config key '{section}.{role}.{key}': path {value} does not exist")
 
 
 def _check_strategies(config: dict) -> None:

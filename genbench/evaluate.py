@@ -37,7 +37,7 @@ class EvaluationInputs:
     labels: dict           # source, strategy, shots, seed
     test: FeatureSet        # real test split
     external: FeatureSet    # the packed external images
-    text_classifier: np.ndarray
+    text_classifier: np.ndarray | None  # None for an encoder without a text tower
 
     @property
     def encoder(self) -> str:
@@ -73,12 +73,12 @@ def zeroshot_metric(inputs: EvaluationInputs, knn_k: int = 10) -> dict[str, floa
 def distribution_metrics(inputs: EvaluationInputs, names: list[str], params: dict) -> dict[str, float]:
     """Set-vs-set metrics of the external images against the real test images, plus CLIP score.
 
-    CLIP scores use each image's class text embedding (the template ensemble t_c):
+    CLIP scores (only with a text classifier) use each image's class text embedding t_c:
     clip_score_hessel = mean 2.5 max(cos, 0); clip_score_100 = mean max(100 cos, 0).
     """
     values = compute_distribution_metrics(names, inputs.external.feats, inputs.test.feats, params)
     ext, labels = inputs.external.feats, inputs.external.labels
-    if np.ndim(labels) == 1:
+    if np.ndim(labels) == 1 and inputs.text_classifier is not None:
         values["clip_score_hessel"] = clip_score_hessel_per_class(ext, labels, inputs.text_classifier)
         values["clip_score_100"] = clip_score_100_per_class(ext, labels, inputs.text_classifier)
     return values

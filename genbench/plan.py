@@ -376,7 +376,25 @@ class Plan:
         }, common))
         nodes.append(self.add("proxy_distance", d, {"pad": metrics.get("pad", {}),
                                                     "labels": labels}, common))
+        for spec in metrics.get("extra_encoders", []):
+            nodes.append(self._extra_encoder_metrics(ctx, pairs, spec, metrics, labels))
         return nodes
+
+    def _extra_encoder_metrics(self, ctx: "_DatasetContext", pairs: list[tuple[Node, Node]], spec: dict,
+                               metrics: dict, labels: dict) -> Node:
+        """Distribution metrics (e.g. classic FID on Inception features) with another encoder:
+        the same image sets and packs, encoded once more, by that encoder only."""
+        def features_with(feats: Node) -> Node:
+            return self.add("features", ctx.info.name, {"split": feats.params["split"], "encoder": spec},
+                            {"images": feats.inputs["images"], "configure": ctx.configure})
+
+        inputs = {"test_features": features_with(ctx.test_features), "configure": ctx.configure}
+        for i, (pack, feats) in enumerate(pairs):
+            inputs[f"pack{i}"], inputs[f"features{i}"] = pack, features_with(feats)
+        return self.add("distribution_metrics", ctx.info.name, {
+            "metrics": metrics["distribution"], "kid": metrics.get("kid", {}), "labels": labels,
+            "encoder": spec,
+        }, inputs)
 
 
 @dataclass

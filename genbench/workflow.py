@@ -129,10 +129,12 @@ def evaluation_inputs(job: Job):
     test = load_features(job.input_dir("test_features"))
     external = load_external_features(packs, feats)
     check_same_encoder(test.meta, external.meta)
+    text_classifier = None  # absent for an extra (e.g. image-only) encoder
+    if job.has_input("text_classifier"):
+        text_classifier = np.load(job.input_dir("text_classifier") / "text_classifier.npy")
     return EvaluationInputs(
         dataset=info.name, class_names=list(info.classes), metric=info.metric,
-        labels=job.params["labels"], test=test, external=external,
-        text_classifier=np.load(job.input_dir("text_classifier") / "text_classifier.npy"),
+        labels=job.params["labels"], test=test, external=external, text_classifier=text_classifier,
     )
 
 

@@ -138,3 +138,23 @@ def test_rebuild_command_forces_one_stage_of_one_dataset(demo):
     jobs = planned_jobs(workdir, config, "--forcerun", *targets)
     assert set(jobs) == {"zeroshot_metric", "aggregate", "summary", "all"}, jobs
     assert jobs["zeroshot_metric"] == 4
+
+
+def test_an_extra_encoder_adds_its_own_features_and_distribution_metrics(tmp_path):
+    weights = tmp_path / "inception-2015-12-05.pt"
+    weights.write_bytes(b"stand-in: the dry run loads nothing")
+    config = quick_config(tmp_path, metrics={"extra_encoders": [{"type": "inception", "weights": str(weights)}]})
+    (tmp_path / "base").mkdir()
+    base = planned_jobs(tmp_path, quick_config(tmp_path / "base"))
+    jobs = planned_jobs(tmp_path, config)
+    # the extra encoder: test split + one image set per source (2 generated, retrieval, train)
+    assert jobs["features"] - base["features"] == 5
+    assert jobs["distribution_metrics"] == 2 * base["distribution_metrics"]
+    assert jobs["zeroshot_metric"] == base["zeroshot_metric"] and jobs["elevater"] == base["elevater"]
+
+
+def test_extra_encoder_path_errors_name_the_key(tmp_path):
+    config = quick_config(tmp_path, metrics={"extra_encoders": [{"type": "inception", "weights": "/no/inception.pt"}]})
+    proc = run_snakemake(tmp_path, config, "--dry-run", check=False)
+    assert proc.returncode != 0
+    assert "config key 'metrics.extra_encoders[0].weights': path /no/inception.pt does not exist" in proc.stderr + proc.stdout
