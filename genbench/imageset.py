@@ -161,7 +161,7 @@ def decode_image(data: bytes, name: str) -> Image.Image:
 # ----------------------------------------------------------------------------- archives
 
 
-class _TarMembers:
+class TarMembers:
     """Read members of an uncompressed tar by seeking to offsets indexed once."""
 
     def __init__(self, tar_path: str):
@@ -238,7 +238,7 @@ class ImageSetReader:
         if path not in self._archives:
             if not os.path.isfile(path):
                 raise GenBenchError(f"archive {path} (named in {self.index_path}) does not exist")
-            self._archives[path] = _ZipMembers(path) if kind == "zip" else _TarMembers(path)
+            self._archives[path] = _ZipMembers(path) if kind == "zip" else TarMembers(path)
         return self._archives[path]
 
     def open_bytes(self, record) -> bytes:

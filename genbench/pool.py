@@ -29,13 +29,13 @@ import glob
 import io
 import json
 import os
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from genbench.errors import GenBenchError
+from genbench.imageset import TarMembers
 
 EMBED_KINDS = {"image": ("img_emb", "img_emb_"), "text": ("text_emb", "text_emb_")}
 IMAGE_EXTENSIONS = ("jpg", "png", "webp", "jpeg")
@@ -307,31 +307,20 @@ def build_pool_from_index(index_path, captions, out_dir, encoder, *, shard_size:
 # ----------------------------------------------------------------------------- reading
 
 
-class _TarIndex:
-    """Offsets of the members of one uncompressed tar, read by seeking."""
+class _TarIndex(TarMembers):
+    """A pool shard's tar: the image-set tar reader, plus finding a key's image member."""
 
     def __init__(self, path: Path):
-        self.path = path
-        self.members = {}
         try:
-            with tarfile.open(path, mode="r:") as tar:
-                for info in tar:
-                    if info.isfile():
-                        self.members[info.name] = (info.offset_data, info.size)
-        except (OSError, tarfile.TarError) as err:
+            super().__init__(str(path))
+        except (OSError, GenBenchError) as err:
             raise GenBenchError(f"pool shard {path}: cannot read tar ({err})") from None
 
     def image_member(self, key: str) -> str | None:
         for ext in IMAGE_EXTENSIONS:
-            if f"{key}.{ext}" in self.members:
+            if f"{key}.{ext}" in self.offsets:
                 return f"{key}.{ext}"
         return None
-
-    def read(self, member: str) -> bytes:
-        offset, size = self.members[member]
-        with open(self.path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read(size)
 
 
 def _shard_sort_key(name: str):
@@ -440,7 +429,7 @@ class Pool:
         if self._key_to_tar is None:
             self._key_to_tar = {}
             for path in sorted(self.root.glob("*.tar")):
-                for member in _TarIndex(path).members:
+                for member in _TarIndex(path).offsets:
                     stem, _, ext = member.partition(".")
                     if ext in IMAGE_EXTENSIONS:
                         self._key_to_tar.setdefault(stem, path.stem)
