@@ -14,7 +14,7 @@ import numpy as np
 
 from genbench.errors import GenBenchError
 from genbench.features import FeatureSet, load_features
-from genbench.imageset import ImageSetReader, read_index
+from genbench.imageset import ImageSetReader, class_counts
 from genbench.metrics.cler import l2_normalize
 from genbench.pack import pack_elevater, select_k_per_class
 
@@ -69,9 +69,9 @@ def pack_records(index_path: str | Path, records: list[dict], out_dir: str | Pat
 
 
 def pack_summary(records: list[dict], num_classes: int, k: int, shortfall: dict) -> dict:
-    counts = np.bincount([r["label"] for r in records if isinstance(r["label"], int)],
-                         minlength=num_classes)
-    return {"images": len(records), "k": k, "min_per_class": int(counts.min()) if len(counts) else 0,
+    """The manifest summary of a pack: size, K, the smallest class and every class short of K."""
+    counts = class_counts(records, num_classes)
+    return {"images": len(records), "k": k, "min_per_class": min(counts, default=0),
             "shortfall": {str(c): int(n) for c, n in shortfall.items()}}
 
 

@@ -50,7 +50,6 @@ GENERATED_STRATEGIES_NEEDING_TEXT2TEXT = {"model_enc"}
 # Textual-inversion strategies: a prompt strategy whose prompts carry a learned token per class,
 # learned from original K-shot images or from the top retrieval hits.
 TEXTUAL_INVERSION_STRATEGIES = {"ti_original": "original", "ti_retrieval": "retrieval"}
-EVALUATION_STAGES = ("zeroshot_metric", "distribution_metrics", "proxy_distance", "elevater")
 
 
 @dataclass(eq=False)
