@@ -11,6 +11,14 @@ an upstream key gives a new directory beside the old one.
 
 A finished artifact holds ``MANIFEST.json`` (the recipe, the sha256 and size of every file, the
 package version), written last and atomically: a directory without a manifest is unfinished.
+
+Nothing reads an artifact without checking it: ``check_artifact`` compares the manifest with the
+key the reader expects and every file with its listed digest, through the stat cache of
+``genbench.fingerprint`` (a file whose size, mtime_ns and inode match its last verified digest is
+not read again). ``verify_artifact`` re-reads everything, for ``genbench verify``.
+
+Files are staged in ``.staging-<key>-<host>-<pid>-<random>/`` beside the artifact; the staging
+folders of jobs that died are found by ``stale_staging`` and removed by ``remove_stale_staging``.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +36,7 @@ from typing import Any, Iterable, Iterator
 
 from genbench import __version__
 from genbench.errors import GenBenchError
+from genbench.fingerprint import StatCache, sha256_file
 
 MANIFEST = "MANIFEST.json"
 SHORT_KEY_LENGTH = 12
@@ -57,20 +68,19 @@ def short_key(full_key: str) -> str:
     return full_key[:SHORT_KEY_LENGTH]
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """sha256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+file_sha256 = sha256_file  # one implementation (genbench.fingerprint)
+
+
+def _job_tag() -> str:
+    """``<host>-<pid>-<random>``: names temporary files so that a dead job's can be found."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = path.with_name(f".{path.name}.tmp-{_job_tag()}")
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -94,13 +104,6 @@ def _payload_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def _digest_files(root: Path) -> dict[str, dict]:
-    return {
-        p.relative_to(root).as_posix(): {"sha256": file_sha256(p), "size": p.stat().st_size}
-        for p in _payload_files(root)
-    }
-
-
 class ArtifactWriter:
     """Stage an artifact's files, then publish them with a manifest written last.
 
@@ -112,19 +115,27 @@ class ArtifactWriter:
 
     Files are written under a sibling ``.staging-<name>-<id>/`` folder and moved into ``out_dir`` only when
     the block exits cleanly; an exception discards them. ``adopt`` names sub-folders that other
-    jobs already wrote into ``out_dir`` (e.g. sampled ``shards``): they are kept and covered by
-    the manifest. Anything else left in ``out_dir`` by an interrupted run is removed first.
+    jobs already wrote into ``out_dir`` (e.g. sampled ``shards``): they are kept, and each of
+    their files enters the manifest only through ``adopt_file`` with a digest the caller has
+    checked against that job's own small manifest; an unvouched file there is an error. Anything
+    else left in ``out_dir`` by an interrupted run is removed first. Digests of the staged files
+    are computed while they are moved into place and remembered in ``cache``.
     """
 
-    def __init__(self, out_dir: str | os.PathLike, recipe: dict, adopt: Iterable[str] = ()):
+    def __init__(self, out_dir: str | os.PathLike, recipe: dict, adopt: Iterable[str] = (),
+                 cache: StatCache | None = None):
         self.out_dir = Path(out_dir)
         self.recipe = recipe
         self.adopt = tuple(adopt)
+        self.cache = cache
         self.summary: dict[str, Any] = {}
+        self.adopted: dict[str, dict] = {}
         # A sibling at the same depth, so relative paths written while staging stay valid.
-        self.staging = self.out_dir.parent / (
-            f"{_STAGING_PREFIX}{self.out_dir.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        )
+        self.staging = self.out_dir.parent / f"{_STAGING_PREFIX}{self.out_dir.name}-{_job_tag()}"
+
+    def adopt_file(self, rel: str, sha256: str, size: int) -> None:
+        """Enter a file another job wrote into an adopted folder, with its checked digest."""
+        self.adopted[rel] = {"sha256": sha256, "size": int(size)}
 
     @property
     def dir(self) -> str:
@@ -167,21 +178,39 @@ class ArtifactWriter:
             else:
                 child.unlink()
 
+    def _check_adopted(self) -> None:
+        for folder in self.adopt:
+            for path in sorted((self.out_dir / folder).rglob("*")):
+                rel = path.relative_to(self.out_dir).as_posix()
+                if path.is_file() and not path.name.startswith(".") and rel not in self.adopted:
+                    raise GenBenchError(f"{self.out_dir}: {rel} was not written by this artifact's jobs "
+                                        "(no job manifest vouches for it); move it away and rerun")
+
     def commit(self) -> None:
         """Move staged files into place, then write the manifest (last, atomically)."""
+        self._check_adopted()
+        files = dict(self.adopted)
+        remembered = []
         for src in sorted(p for p in self.staging.rglob("*") if p.is_file()):
-            dest = self.out_dir / src.relative_to(self.staging)
+            rel = src.relative_to(self.staging).as_posix()
+            sha = file_sha256(src)
+            dest = self.out_dir / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dest)
+            st = dest.stat()
+            files[rel] = {"sha256": sha, "size": st.st_size}
+            remembered.append((str(dest.resolve()), st, sha))
         manifest = {
             "genbench_manifest": 1,
             "key": recipe_key(self.recipe),
             "recipe": self.recipe,
-            "files": _digest_files(self.out_dir),
+            "files": dict(sorted(files.items())),
             "summary": self.summary,
             "genbench_version": __version__,
         }
         atomic_write_json(self.out_dir / MANIFEST, manifest)
+        if self.cache is not None:
+            self.cache.remember_many(remembered)
 
 
 def read_manifest(artifact_dir: str | os.PathLike) -> dict:
@@ -216,25 +245,59 @@ def find_artifacts(root: str | os.PathLike) -> list[Path]:
     return sorted(p.parent for p in root.rglob(MANIFEST))
 
 
-def verify_artifact(artifact_dir: str | os.PathLike) -> list[Problem]:
-    """Recompute every digest of one artifact; return the problems found (empty if sound)."""
-    root = Path(artifact_dir)
-    manifest = read_manifest(root)
-    key = manifest.get("key", "")
+def _manifest_problems(root: Path) -> tuple[dict | None, list[Problem]]:
+    """The manifest of ``root`` and what is wrong with it as a document (not its files)."""
+    try:
+        manifest = read_manifest(root)
+    except GenBenchError as err:
+        return None, [Problem(str(root), "", MANIFEST, f"unreadable: {err}")]
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return None, [Problem(str(root), "", MANIFEST, "not a GenBench manifest (no 'files' mapping)")]
+    key = str(manifest.get("key", ""))
     problems = []
-    if recipe_key(manifest.get("recipe", {})) != key:
-        problems.append(Problem(str(root), key, MANIFEST, "recipe does not hash to its key"))
+    try:
+        recipe_matches = recipe_key(manifest.get("recipe", {})) == key
+    except GenBenchError:
+        recipe_matches = False
+    if not recipe_matches:
+        problems.append(Problem(str(root), key, MANIFEST, "recipe does not hash to its key (edited by hand?)"))
     if root.name != short_key(key):
         problems.append(Problem(str(root), key, MANIFEST, "directory name is not the key"))
-    listed = manifest.get("files", {})
+    return manifest, problems
+
+
+def _file_problem(root: Path, key: str, rel: str, expected, cache: StatCache | None) -> Problem | None:
+    path = root / rel
+    if not isinstance(expected, dict) or "sha256" not in expected or "size" not in expected:
+        return Problem(str(root), key, rel, "manifest entry has no sha256/size")
+    if not path.is_file():
+        return Problem(str(root), key, rel, "missing")
+    st = path.stat()
+    if st.st_size != expected["size"]:
+        return Problem(str(root), key, rel, "size differs from the manifest")
+    if cache is not None and cache.lookup(path, st) == expected["sha256"]:
+        return None  # verified before, unchanged since (same size, mtime_ns and inode)
+    sha = file_sha256(path)
+    if sha != expected["sha256"]:
+        return Problem(str(root), key, rel, "sha256 differs from the manifest")
+    if cache is not None:
+        cache.remember(path.resolve(), sha, st)
+    return None
+
+
+def verify_artifact(artifact_dir: str | os.PathLike, cache: StatCache | None = None) -> list[Problem]:
+    """Check one artifact: its manifest, every listed file's size and sha256, and no unlisted
+    file. Without ``cache`` every file is read again; with it, unchanged files are not."""
+    root = Path(artifact_dir)
+    manifest, problems = _manifest_problems(root)
+    if manifest is None:
+        return problems
+    key = str(manifest.get("key", ""))
+    listed = manifest["files"]
     for rel, expected in sorted(listed.items()):
-        path = root / rel
-        if not path.is_file():
-            problems.append(Problem(str(root), key, rel, "missing"))
-        elif path.stat().st_size != expected["size"]:
-            problems.append(Problem(str(root), key, rel, "size differs from the manifest"))
-        elif file_sha256(path) != expected["sha256"]:
-            problems.append(Problem(str(root), key, rel, "sha256 differs from the manifest"))
+        problem = _file_problem(root, key, rel, expected, cache)
+        if problem is not None:
+            problems.append(problem)
     for path in _payload_files(root):
         rel = path.relative_to(root).as_posix()
         if rel not in listed and not _inside_other_artifact(root, path):
@@ -252,10 +315,93 @@ def _inside_other_artifact(root: Path, path: Path) -> bool:
 
 
 def verify_tree(root: str | os.PathLike) -> tuple[int, list[Problem]]:
-    """Verify every artifact below ``root``; returns (number checked, problems)."""
+    """Verify every artifact below ``root``, re-reading every file; returns (number checked,
+    problems). An unreadable manifest is a problem like any other: checking goes on."""
     artifacts = find_artifacts(root)
     problems = [p for artifact in artifacts for p in verify_artifact(artifact)]
     return len(artifacts), problems
+
+
+def check_artifact(artifact_dir: str | os.PathLike, expected_key: str | None = None,
+                   cache: StatCache | None = None) -> dict:
+    """The manifest of an artifact a job is about to read, after checking it; a GenBenchError
+    naming every bad file and the key otherwise (never a silent rebuild).
+
+    ``expected_key``: the full key the reader's recipe names for it.
+    """
+    root = Path(artifact_dir)
+    if not (root / MANIFEST).is_file():
+        raise GenBenchError(f"{root} is not a finished artifact (no {MANIFEST})")
+    problems = verify_artifact(root, cache)
+    try:
+        manifest = read_manifest(root)
+    except GenBenchError:
+        manifest = {}  # already among the problems
+    if expected_key and isinstance(manifest, dict) and manifest.get("key", expected_key) != expected_key:
+        problems.append(Problem(str(root), str(manifest.get("key")), MANIFEST,
+                                f"key differs from the {short_key(expected_key)} this job's recipe names"))
+    if problems:
+        listing = "\n".join(f"  {p}" for p in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise GenBenchError(
+            f"input artifact {root} does not verify:\n{listing}{more}\n"
+            f"It was changed after it was written. Restore it, or delete {root} to rebuild it."
+        )
+    return manifest
+
+
+# ------------------------------------------------------------------ staging leftovers
+
+_TAG = r"(?:(?P<host>.+)-)?(?P<pid>\d+)-(?P<rand>[0-9a-f]{8})"
+_STAGING_RE = re.compile(rf"^{re.escape(_STAGING_PREFIX)}(?P<name>[^-]+)-{_TAG}$")
+_TMP_RE = re.compile(rf"^\..+\.tmp-{_TAG}$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def staging_leftovers(root: str | os.PathLike) -> list[tuple[Path, bool]]:
+    """Staging folders and temporary files below ``root``, each with whether the job that made
+    it is known to be dead (same host, no such process). Another host's are never presumed dead."""
+    found = []
+    host = socket.gethostname()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in list(dirnames) + list(filenames):
+            match = _STAGING_RE.match(name) or _TMP_RE.match(name)
+            if not match:
+                continue
+            same_host = match.group("host") in (None, host)
+            found.append((Path(dirpath) / name, same_host and not _pid_alive(int(match.group("pid")))))
+        dirnames[:] = [d for d in dirnames if not _STAGING_RE.match(d)]
+    return sorted(found)
+
+
+def remove_stale_staging(root: str | os.PathLike) -> list[tuple[Path, int]]:
+    """Remove the staging folders and temporary files of dead jobs; return (path, bytes freed)."""
+    removed = []
+    for path, dead in staging_leftovers(root):
+        if not dead:
+            continue
+        size = _tree_size(path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append((path, size))
+    return removed
+
+
+def _tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def describe_artifact(artifact_dir: str | os.PathLike) -> dict:
@@ -273,3 +419,55 @@ def describe_artifact(artifact_dir: str | os.PathLike) -> dict:
         "bytes": sum(f["size"] for f in files.values()),
         "path": str(root),
     }
+
+
+# ------------------------------------------------------------------ part manifests
+
+def part_manifest_path(data_path: str | os.PathLike) -> Path:
+    """``shards/shard-00000.tar`` -> ``shards/shard-00000.json``: the part's own small manifest."""
+    return Path(data_path).with_suffix(".json")
+
+
+def write_part_manifest(data_path: str | os.PathLike, key: str, cache: StatCache | None = None) -> dict:
+    """After a job wrote one part (a shard, a class token) of an artifact: record its digest
+    and the artifact's key beside it, so the gathering job can accept it without trusting
+    whatever is on disk then."""
+    data_path = Path(data_path)
+    st = data_path.stat()
+    sha = file_sha256(data_path)
+    entry = {"genbench_part": 1, "key": key, "file": data_path.name, "sha256": sha, "size": st.st_size}
+    atomic_write_json(part_manifest_path(data_path), entry)
+    if cache is not None:
+        cache.remember(data_path.resolve(), sha, st)
+    return entry
+
+
+def adopt_parts(writer: ArtifactWriter, data_paths: Iterable[str | os.PathLike], key: str,
+                cache: StatCache | None = None) -> None:
+    """Enter every part into ``writer``'s manifest with the digest its part manifest records,
+    after checking the file still has it (through the stat cache). A part without a part
+    manifest, written for another key, or changed since, is an error naming it."""
+    bad = []
+    for data_path in map(Path, data_paths):
+        rel = data_path.relative_to(writer.out_dir).as_posix()
+        side = part_manifest_path(data_path)
+        try:
+            entry = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            bad.append(f"{rel}: its part manifest {side.name} is missing or unreadable ({err})")
+            continue
+        if entry.get("key") != key or entry.get("file") != data_path.name:
+            bad.append(f"{rel}: its part manifest names another artifact or file")
+            continue
+        problem = _file_problem(writer.out_dir, short_key(key), rel, entry, cache)
+        if problem is not None:
+            reason = problem.reason.replace("the manifest", side.name)
+            bad.append(f"{rel}: {reason} (changed after its job wrote it)")
+            continue
+        writer.adopt_file(rel, entry["sha256"], entry["size"])
+        side_rel = side.relative_to(writer.out_dir).as_posix()
+        writer.adopt_file(side_rel, file_sha256(side), side.stat().st_size)
+    if bad:
+        listing = "\n".join(f"  {line}" for line in bad[:20])
+        raise GenBenchError(f"{writer.out_dir} [{short_key(key)}]: parts that cannot be accepted:\n{listing}\n"
+                            "Delete those files (and their .json) to have them made again.")

@@ -26,17 +26,44 @@ def _load_config(configfiles: list[str]) -> dict:
 
 
 def cmd_verify(args) -> int:
-    """Recompute every digest below PATH; name each mismatching file and its key."""
-    from genbench.artifacts import verify_tree
+    """Re-read every file below PATH and compare it with its manifest; name each bad file and its
+    key, unreadable manifests included; list staging folders left by jobs. Exit 1 on any problem."""
+    from genbench.artifacts import staging_leftovers, verify_tree
 
     checked, problems = verify_tree(args.path)
     for problem in problems:
         print(f"MISMATCH {problem}")
+    leftovers = staging_leftovers(args.path)
+    for path, dead in leftovers:
+        state = "left by a job that died; the next run removes it" if dead else "a job may still be writing it"
+        print(f"LEFTOVER {path} ({state})")
     if checked == 0:
         print(f"no artifacts (no MANIFEST.json) found under {args.path}", file=sys.stderr)
         return 2
-    print(f"{checked} artifact(s) checked, {len(problems)} problem(s)")
+    print(f"{checked} artifact(s) checked, {len(problems)} problem(s), {len(leftovers)} leftover(s)")
     return 1 if problems else 0
+
+
+def cmd_gc(args) -> int:
+    """Remove the artifacts that the config's plan no longer references (as `dvc gc` does)."""
+    from genbench.housekeeping import acquire_run_lock, clean_staging, collect_garbage, release_run_lock
+    from genbench.plan import STAGE_VERSIONS, build_plan
+
+    config = _load_config(args.configfile)
+    if args.results:
+        config["results_dir"] = args.results
+    plan = build_plan(config)
+    acquire_run_lock(plan.results_dir, purpose="genbench gc")
+    try:
+        count, freed = collect_garbage(plan, STAGE_VERSIONS, dry_run=args.dry_run)
+        if not args.dry_run:
+            freed += clean_staging(plan.results_dir)
+    finally:
+        release_run_lock(plan.results_dir)
+    verb = "would free" if args.dry_run else "freed"
+    print(f"{count} unreferenced artifact(s); {verb} {freed / 1e6:.2f} MB "
+          f"(kept the {len(plan.nodes)} the plan references)")
+    return 0
 
 
 def _short_params(params: dict, width: int = 70) -> str:
@@ -139,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check every artifact's files against its manifest")
     p.add_argument("path", nargs="?", default="results")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("gc", help="remove artifacts the current config no longer references")
+    p.add_argument("--configfile", action="append", default=[], help="config overriding config.yaml")
+    p.add_argument("--results", help="results folder (default: the config's results_dir)")
+    p.add_argument("-n", "--dry-run", action="store_true", help="only list what would be removed")
+    p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("ls", help="list artifacts")
     p.add_argument("path", nargs="?", default="results")

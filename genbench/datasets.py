@@ -31,6 +31,7 @@ USER_KEYS = {"classes", "labels_file", "templates", "metric", "multilabel", "sou
 REGISTRY_KEYS = {"key", "classes", "templates", "metric", "multilabel", "splits", "source",
                  "index_format", "notes"}
 DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+CONTROL_CATEGORIES = ("Cc", "Zl", "Zp")  # control characters, line and paragraph separators
 
 SLUG_MAX_LEN = 64
 SLUG_HASH_LEN = 8
@@ -280,14 +281,35 @@ def _check_classes(classes: Any, where: str) -> tuple[str, ...]:
         raise ConfigError(f"{key}: expected a list of class names, got {type(classes).__name__}")
     if not classes:
         raise ConfigError(f"{key}: the class list is empty")
-    seen: set[str] = set()
-    for name in classes:
+    for index, name in enumerate(classes):
         if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"{key}: class name {name!r} is not a non-empty string")
-        if name in seen:
-            raise ConfigError(f"{key}: duplicated class name {name!r}")
-        seen.add(name)
+            raise ConfigError(f"{key}: class {index}: class name {name!r} is not a non-empty string")
+        _check_class_characters(name, index, key)
+    _check_duplicate_classes(classes, key)
     return tuple(classes)
+
+
+def _check_class_characters(name: str, index: int, key: str) -> None:
+    """Reject a class name holding a newline or other control character (it goes into prompts,
+    folder names and one-line-per-class files)."""
+    bad = next((ch for ch in name if unicodedata.category(ch) in CONTROL_CATEGORIES), None)
+    if bad is not None:
+        raise ConfigError(f"{key}: class {index} ({name!r}) contains the control character {bad!r}; "
+                          "a class name must be one line of printable text")
+
+
+def _check_duplicate_classes(classes, key: str) -> None:
+    """Reject repeated class names, and names that differ only by case (folder matching and
+    case-insensitive file systems cannot tell them apart)."""
+    first: dict[str, int] = {}
+    for index, name in enumerate(classes):
+        other = first.setdefault(name.casefold(), index)
+        if other == index:
+            continue
+        if classes[other] == name:
+            raise ConfigError(f"{key}: duplicated class name {name!r} (classes {other} and {index})")
+        raise ConfigError(f"{key}: classes {other} ({classes[other]!r}) and {index} ({name!r}) are a "
+                          "case-only duplicate; class names must differ by more than letter case")
 
 
 def _check_templates(templates: Any, where: str) -> tuple[str, ...]:

@@ -105,5 +105,16 @@ def elevater_probe(inputs: EvaluationInputs, probe: dict, log=None) -> tuple[dic
     zero_shot = dataset_metric(inputs.metric, inputs.test.labels,
                                zero_shot_scores(l2_normalize(inputs.test.feats), inputs.text_classifier))
     values = {"linear_probe": report["test_metric"], "zero_shot": zero_shot,
-              "gain": report["test_metric"] - zero_shot}
+              "gain": report["test_metric"] - zero_shot,
+              "shots_actual": shots_actual(inputs.external.labels, len(inputs.class_names))}
     return values, report
+
+
+def shots_actual(labels: np.ndarray, num_classes: int) -> int:
+    """The fewest training images any class has: ``min_c #{j: c in labels_j}``.
+
+    ``labels``: (n,) class ids, or (n, C) 0/1 rows for multi-label sets. A set asked for K
+    shots reports K here unless some class fell short."""
+    labels = np.asarray(labels)
+    counts = labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels.astype(int), minlength=num_classes)
+    return int(counts[:num_classes].min()) if num_classes else 0

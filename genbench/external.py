@@ -56,12 +56,16 @@ def select_records(records: list[dict], k: int, selection: str, seed: int, num_c
 
 
 def pack_records(index_path: str | Path, records: list[dict], out_dir: str | Path, info, *,
-                 k: int, shortfall: dict) -> dict:
-    """Pack ``records`` of an image index in the ELEVATER format and write ``selection.jsonl``."""
+                 k: int, shortfall: dict, root_folder: str) -> dict:
+    """Pack ``records`` of an image index in the ELEVATER format and write ``selection.jsonl``.
+
+    ``root_folder``: the artifact's final folder name (``out_dir`` may be a staging folder), so
+    ``dataset_info.json`` names where the pack lives, relative to its dataset's folder."""
     reader = ImageSetReader(index_path, records=records)
     dataset_info = pack_elevater(records, reader.open_bytes, out_dir, dataset_name=info.name,
                                  class_names=list(info.classes), index_format=info.index_format,
-                                 multilabel=info.multilabel, k=k, shortfall=shortfall)
+                                 multilabel=info.multilabel, k=k, shortfall=shortfall,
+                                 root_folder=root_folder)
     with open(Path(out_dir) / SELECTION_FILE, "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps({"id": r["id"], "label": r["label"]}, sort_keys=True) + "\n")

@@ -65,3 +65,16 @@ def write_k_shot_subset(train_index_path, out_dir, k: int, seed: int, num_classe
     write_index(os.path.join(out_dir, "train.jsonl"), subset)
     shortfall = {label: have for label, have in enumerate(counts) if have < k}
     return {"k": k, "seed": seed, "counts": counts, "shortfall": shortfall}
+
+
+def check_shortfall(shortfall: dict, k: int, class_names, policy: str, where: str, log=print) -> None:
+    """Act on the classes that have fewer than ``k`` images: ``policy`` "error" stops with a
+    GenBenchError naming them; "warn" logs them (and ``shots_actual`` shows it in summary.csv)."""
+    if not shortfall:
+        return
+    listed = ", ".join(f"{class_names[int(c)]!r} has {n}" for c, n in sorted(shortfall.items(), key=lambda x: int(x[0])))
+    message = (f"{where}: {len(shortfall)} class(es) have fewer than {k} images ({listed}); "
+               "set fewshot.on_shortfall: warn to go on with fewer")
+    if policy == "error":
+        raise GenBenchError(message)
+    log(f"WARNING {message.split('; set')[0]}")

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
-from genbench.artifacts import MANIFEST, file_sha256, make_recipe, recipe_key, short_key
-from genbench.config import is_tiny
+from genbench.artifacts import MANIFEST, make_recipe, recipe_key, short_key
+from genbench.config import is_tiny, looks_like_local_path
 from genbench.datasets import DatasetInfo, get_dataset
 from genbench.errors import ConfigError, GenBenchError
+from genbench.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
+from genbench.prompts import TEXTUAL_INVERSION_STRATEGIES
 
 # Bump a stage's version when its code changes the bytes it writes: every artifact of that
 # stage (and everything downstream) then gets a new key and is rebuilt beside the old one.
@@ -47,20 +50,23 @@ STAGE_VERSIONS = {
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GENERATED_STRATEGIES_NEEDING_TEXT2TEXT = {"model_enc"}
-# Textual-inversion strategies: a prompt strategy whose prompts carry a learned token per class,
-# learned from original K-shot images or from the top retrieval hits.
-TEXTUAL_INVERSION_STRATEGIES = {"ti_original": "original", "ti_retrieval": "retrieval"}
 
 
 @dataclass(eq=False)
 class Node:
-    """One artifact of the plan: its recipe, its upstream artifacts and its path."""
+    """One artifact of the plan: its recipe, its upstream artifacts and its path.
+
+    ``params`` are keyed (they change the artifact's bytes). ``runtime`` holds what the job
+    needs but what cannot change its bytes (paths of fingerprinted inputs, batch sizes,
+    worker counts); it reaches the job beside the recipe and is not hashed.
+    """
 
     stage: str
     scope: str
     params: dict
     inputs: dict[str, "Node"]
     results_dir: str
+    runtime: dict = field(default_factory=dict)
 
     @cached_property
     def recipe(self) -> dict:
@@ -98,9 +104,11 @@ def deep_merge(base: dict, override: dict) -> dict:
 class Plan:
     """Every artifact the config asks for, keyed by (stage, scope, short key)."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, stat_cache=None):
         self.config = config
         self.results_dir = str(config.get("results_dir", "results")).rstrip("/")
+        self.stat_cache = stat_cache or stat_cache_for(self.results_dir)
+        self.fingerprints: dict[str, dict] = {}  # absolute path -> fingerprint, for this plan
         self.nodes: dict[tuple[str, str, str], Node] = {}
         self.evaluations: list[Node] = []
         self.sample_sets: list[Node] = []
@@ -109,9 +117,10 @@ class Plan:
         self._build()
 
     # -- lookup -------------------------------------------------------------------------
-    def add(self, stage: str, scope: str, params: dict, inputs: dict[str, Node]) -> Node:
+    def add(self, stage: str, scope: str, params: dict, inputs: dict[str, Node],
+            runtime: dict | None = None) -> Node:
         """Add an artifact (or return the identical one already planned)."""
-        node = Node(stage, scope, params, dict(inputs), self.results_dir)
+        node = Node(stage, scope, params, dict(inputs), self.results_dir, dict(runtime or {}))
         existing = self.nodes.get((stage, scope, node.short))
         if existing is not None:
             if existing.key != node.key:
@@ -164,13 +173,51 @@ class Plan:
             return deep_merge(base, override)
         return copy.deepcopy(override)
 
-    def _model(self, role: str) -> tuple[dict, dict[str, Node]]:
-        """(params, inputs) naming a model: a tiny model built by the plan, or a user's one."""
-        spec = self.config.get("models", {}).get(role, {})
+    def fingerprint(self, path: str | Path) -> dict:
+        """The content fingerprint of a file or folder outside the results (memoised per plan)."""
+        real = os.path.abspath(os.path.expanduser(str(path)))
+        if real not in self.fingerprints:
+            self.fingerprints[real] = fingerprint_path(real, self.stat_cache)
+        return self.fingerprints[real]
+
+    def model_identity(self, spec: dict) -> dict:
+        """The keyed form of a model spec: every local path replaced by the fingerprint of its
+        content, and a hub id pinned to the revision of its local cache snapshot."""
+        keyed = {}
+        for name, value in spec.items():
+            if isinstance(value, str) and looks_like_local_path(value):
+                keyed[name] = content_key(self.fingerprint(value))
+            else:
+                keyed[name] = value
+        model = spec.get("model")
+        if isinstance(model, str) and _is_hub_id(model) and not looks_like_local_path(model):
+            keyed["revision"] = hub_revision(model)
+        return keyed
+
+    def _model(self, role: str, spec: dict | None = None) -> tuple[dict, dict[str, Node], dict]:
+        """(keyed params, upstream inputs, runtime spec) of a model: a tiny model built by the
+        plan, or a user's one (keyed by content, loaded from the spec as given)."""
+        if spec is None:
+            spec = self.config.get("models", {}).get(role, {})
         if is_tiny(spec):
             node = self.add("build_models", role, {"kind": f"tiny_{role}", "seed": 0}, {})
-            return {"tiny": True}, {role: node}
-        return dict(spec), {}
+            return {"tiny": True}, {role: node}, {"tiny": True}
+        return self.model_identity(spec), {}, dict(spec)
+
+    def _data_identity(self, info: DatasetInfo, data: dict) -> tuple[dict, str | None]:
+        """(keyed identity, path) of a dataset's files: the fingerprint of its root folder or
+        file; scikit-learn's version for the bundled digits; torchvision downloads are keyed by
+        what is downloaded (torchvision checks their checksums), not by the folder's content."""
+        source = info.to_json()["source"]
+        root = data.get("roots", {}).get(info.name) or _default_root(data, info.name)
+        root = root or source.get("root") or source.get("path")
+        if source.get("type") == "digits":
+            return {"kind": "package", "scikit-learn": _package_version("scikit-learn")}, root
+        if data.get("download") and source.get("type") == "torchvision":
+            return {"kind": "download", "class": source.get("class")}, root
+        if not root:
+            return {"kind": "absent"}, None
+        return content_key(self.fingerprint(root)), root
 
     def _build(self) -> None:
         users = self.config.get("user_datasets", {})
@@ -187,19 +234,23 @@ class Plan:
     def _build_dataset(self, info: DatasetInfo) -> list[Node]:
         d = info.name
         data = self._section(d, "data")
-        configure = self.add("configure", d, {"dataset": info.to_json()}, {})
+        configure = self.add("configure", d, {"dataset": _without_paths(info.to_json())}, {})
+        identity, root = self._data_identity(info, data)
         prepare = self.add("prepare", d, {
-            "source": info.to_json()["source"],
-            "root": data.get("roots", {}).get(d) or _default_root(data, d),
+            "source": _without_paths(info.to_json()["source"]),
+            "data": identity,
             "download": bool(data.get("download", False)),
             "seed": data.get("seed", 0),
             "test_fraction": data.get("test_fraction", 0.3),
             "max_bad_fraction": data.get("max_bad_fraction", 0.01),
-        }, {"configure": configure})
-        enc_params, enc_inputs = self._model("encoder")
-        text_cls = self.add("text_classifier", d, {"encoder": enc_params},
-                            {"configure": configure, **enc_inputs})
-        ctx = _DatasetContext(info, configure, prepare, text_cls, enc_params, enc_inputs)
+        }, {"configure": configure}, runtime={"root": root, "stat_cache": str(self.stat_cache.path)})
+        enc_params, enc_inputs, enc_runtime = self._model("encoder")
+        features_cfg = self._section(d, "features")
+        device = features_cfg.get("device", "cpu")
+        text_cls = self.add("text_classifier", d, {"encoder": enc_params, "device": device},
+                            {"configure": configure, **enc_inputs}, runtime={"encoder": enc_runtime})
+        ctx = _DatasetContext(info, configure, prepare, text_cls, enc_params, enc_inputs, enc_runtime,
+                              features_cfg)
         ctx.test_features = self._features(ctx, prepare, "test")
         ctx.train_features = self._features(ctx, prepare, "train")
 
@@ -236,12 +287,17 @@ class Plan:
         return evaluations
 
     def _features(self, ctx: "_DatasetContext", images: Node, split: str) -> Node:
-        return self.add("features", ctx.info.name, {"split": split, "encoder": ctx.enc_params},
-                        {"images": images, "configure": ctx.configure, **ctx.enc_inputs})
+        cfg = ctx.features_cfg
+        return self.add("features", ctx.info.name,
+                        {"split": split, "encoder": ctx.enc_params, "device": cfg.get("device", "cpu")},
+                        {"images": images, "configure": ctx.configure, **ctx.enc_inputs},
+                        runtime={"encoder": ctx.enc_runtime, "batch_size": cfg["batch_size"],
+                                 "num_workers": cfg["num_workers"]})
 
     def _original_pack(self, ctx: "_DatasetContext", k: int, seed: int) -> Node:
         subset = self.add("fewshot", ctx.info.name, {"k": k, "seed": seed},
-                          {"prepare": ctx.prepare, "configure": ctx.configure})
+                          {"prepare": ctx.prepare, "configure": ctx.configure},
+                          runtime={"on_shortfall": self._on_shortfall(ctx)})
         return self.add("pack_original", ctx.info.name, {"k": k, "seed": seed},
                         {"images": subset, "configure": ctx.configure})
 
@@ -250,21 +306,24 @@ class Plan:
         gen = self._section(d, "generation")
         strategy_params = self._section(d, "strategy_params").get(strategy) or {}
         plan_inputs: dict[str, Node] = {"configure": ctx.configure}
+        params: dict[str, Any] = {}
+        runtime: dict[str, Any] = {}
         if "file" in strategy_params:  # the file's content, not its path, identifies the plan
-            strategy_params = {**strategy_params,
-                               "file_sha256": file_sha256(resolve_user_file(strategy_params["file"]))}
+            path = resolve_user_file(strategy_params["file"])
+            strategy_params = {**strategy_params, "file": content_key(self.fingerprint(path))}
+            runtime["descriptions_file"] = str(path)
         if strategy in TEXTUAL_INVERSION_STRATEGIES:
             plan_inputs["embeddings"] = self._textual_inversion(ctx, TEXTUAL_INVERSION_STRATEGIES[strategy])
         if strategy in GENERATED_STRATEGIES_NEEDING_TEXT2TEXT:
-            t2t_params, t2t_inputs = self._model("text2text")
-            strategy_params = {**strategy_params, "text2text": t2t_params}
+            params["text2text"], t2t_inputs, runtime["text2text"] = self._model("text2text")
             plan_inputs.update(t2t_inputs)
         prompt_plan = self.add("prompt_plan", d, {
             "strategy": strategy,
             "strategy_params": strategy_params,
             "images_per_class": gen["images_per_class"],
             "seed": gen["seed"],
-        }, plan_inputs)
+            **params,
+        }, plan_inputs, runtime=runtime)
         samples = self._sample_images(ctx, prompt_plan, gen)
         return self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
 
@@ -277,8 +336,13 @@ class Plan:
         pack = self.add(stage, d, {
             "k": k, "selection": pack_cfg["selection"], "seed": seed,
         }, {"images": images, "features": feats, "text_classifier": ctx.text_classifier,
-            "configure": ctx.configure})
+            "configure": ctx.configure}, runtime={"on_shortfall": self._on_shortfall(ctx)})
         return pack, feats
+
+    def _on_shortfall(self, ctx: "_DatasetContext") -> str:
+        """What a class short of K images does (not keyed: it decides whether a job fails,
+        never the bytes it writes)."""
+        return self._section(ctx.info.name, "fewshot").get("on_shortfall", "warn")
 
     # -- retrieval and textual inversion ------------------------------------------------
     def _pool(self, ctx: "_DatasetContext") -> tuple[dict, dict[str, Node]]:
@@ -286,25 +350,30 @@ class Plan:
         the dataset's own prepared train split (captioned with its first template; the demo)."""
         pool = self._section(ctx.info.name, "retrieval")["pool"]
         if pool != "train_split":
-            return {"pool": pool}, {}
+            return {"pool": content_key(self.fingerprint(pool))}, {}
         node = self.add("build_pool", ctx.info.name,
                         {"captions": "first_template", "encoder": ctx.enc_params},
                         {"images": ctx.prepare, "features": ctx.train_features,
-                         "configure": ctx.configure, **ctx.enc_inputs})
+                         "configure": ctx.configure, **ctx.enc_inputs},
+                        runtime={"encoder": ctx.enc_runtime})
         return {"pool": "train_split"}, {"pool": node}
 
     def _retrieve(self, ctx: "_DatasetContext") -> Node:
         cfg = self._section(ctx.info.name, "retrieval")
         shots = self._section(ctx.info.name, "fewshot")["shots"]
         pool_params, pool_inputs = self._pool(ctx)
+        runtime = {"encoder": ctx.enc_runtime, "stat_cache": str(self.stat_cache.path)}
+        if not pool_inputs:
+            runtime["pool"] = cfg["pool"]
         return self.add("retrieve", ctx.info.name, {
             **pool_params,
             "encoder": ctx.enc_params,
+            "device": ctx.features_cfg.get("device", "cpu"),
             "kind": cfg["kind"],
             "k_per_prompt": cfg["k_per_prompt"],
             "k_per_class": cfg.get("k_per_class") or max(shots),
             "on_conflict": cfg["on_conflict"],
-        }, {"configure": ctx.configure, **ctx.enc_inputs, **pool_inputs})
+        }, {"configure": ctx.configure, **ctx.enc_inputs, **pool_inputs}, runtime=runtime)
 
     def _retrieval_pack(self, ctx: "_DatasetContext", k: int) -> tuple[Node, Node]:
         return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0)
@@ -314,17 +383,19 @@ class Plan:
         cfg = self._section(d, "textual_inversion")
         if source == "original":
             references_from = self.add("fewshot", d, {"k": cfg["ref_shot"], "seed": cfg["seed"]},
-                                       {"prepare": ctx.prepare, "configure": ctx.configure})
+                                       {"prepare": ctx.prepare, "configure": ctx.configure},
+                                       runtime={"on_shortfall": self._on_shortfall(ctx)})
         else:
             references_from = self._retrieve(ctx)
         refs = self.add("textual_inversion_prepare", d, {
             "source": source, "ref_shot": cfg["ref_shot"], "seed": cfg["seed"],
         }, {"images": references_from, "configure": ctx.configure})
-        gen_params, gen_inputs = self._model("generator")
+        gen_params, gen_inputs, gen_runtime = self._model("generator")
         train = {k: cfg[k] for k in ("steps", "lr", "batch_size", "resolution", "seed", "initializer")}
         node = self.add("textual_inversion", d, {
             "generator": gen_params, "device": self._section(d, "generation")["device"], **train,
-        }, {"references": refs, "configure": ctx.configure, **gen_inputs})
+        }, {"references": refs, "configure": ctx.configure, **gen_inputs},
+            runtime={"generator": gen_runtime})
         self.shards[(node.scope, node.short)] = ctx.info.num_classes
         return node
 
@@ -334,7 +405,7 @@ class Plan:
         return [f"{node.dir}/tokens/class-{i:05d}.safetensors" for i in range(count)]
 
     def _sample_images(self, ctx: "_DatasetContext", prompt_plan: Node, gen: dict) -> Node:
-        gen_params, gen_inputs = self._model("generator")
+        gen_params, gen_inputs, gen_runtime = self._model("generator")
         if "embeddings" in prompt_plan.inputs:
             gen_inputs = {**gen_inputs, "embeddings": prompt_plan.inputs["embeddings"]}
         total = ctx.info.num_classes * gen["images_per_class"]
@@ -346,7 +417,8 @@ class Plan:
                                    "safety_checker", "device")},
             "num_images": total,
         }
-        node = self.add("sample_images", ctx.info.name, params, {"plan": prompt_plan, **gen_inputs})
+        node = self.add("sample_images", ctx.info.name, params, {"plan": prompt_plan, **gen_inputs},
+                        runtime={"generator": gen_runtime, "batch_size": gen["batch_size"]})
         self.shards[(node.scope, node.short)] = shards
         if node not in self.sample_sets:
             self.sample_sets.append(node)
@@ -383,16 +455,22 @@ class Plan:
                                metrics: dict, labels: dict) -> Node:
         """Distribution metrics (e.g. classic FID on Inception features) with another encoder:
         the same image sets and packs, encoded once more, by that encoder only."""
+        keyed, _, runtime = self._model("extra_encoder", spec)
+        cfg = ctx.features_cfg
+
         def features_with(feats: Node) -> Node:
-            return self.add("features", ctx.info.name, {"split": feats.params["split"], "encoder": spec},
-                            {"images": feats.inputs["images"], "configure": ctx.configure})
+            return self.add("features", ctx.info.name,
+                            {"split": feats.params["split"], "encoder": keyed, "device": cfg.get("device", "cpu")},
+                            {"images": feats.inputs["images"], "configure": ctx.configure},
+                            runtime={"encoder": runtime, "batch_size": cfg["batch_size"],
+                                     "num_workers": cfg["num_workers"]})
 
         inputs = {"test_features": features_with(ctx.test_features), "configure": ctx.configure}
         for i, (pack, feats) in enumerate(pairs):
             inputs[f"pack{i}"], inputs[f"features{i}"] = pack, features_with(feats)
         return self.add("distribution_metrics", ctx.info.name, {
             "metrics": metrics["distribution"], "kid": metrics.get("kid", {}), "labels": labels,
-            "encoder": spec,
+            "encoder": keyed,
         }, inputs)
 
 
@@ -404,6 +482,8 @@ class _DatasetContext:
     text_classifier: Node
     enc_params: dict
     enc_inputs: dict
+    enc_runtime: dict
+    features_cfg: dict
     test_features: Node | None = None
     train_features: Node | None = None
 
@@ -416,6 +496,33 @@ def resolve_user_file(path: str) -> Path:
         if candidate.is_file():
             return candidate
     raise ConfigError(f"file {path} not found (looked in {', '.join(str(c) for c in candidates)})")
+
+
+def _is_hub_id(value: str) -> bool:
+    """``org/name``: one slash, both parts non-empty."""
+    parts = value.split("/")
+    return len(parts) == 2 and all(parts)
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+_PATH_KEYS = ("root", "path", "labels_file")
+
+
+def _without_paths(obj: dict) -> dict:
+    """A copy of a dataset declaration without its folder and file paths (which are keyed by
+    content where they are read, so moving the data does not change a key)."""
+    out = {k: v for k, v in obj.items() if k not in _PATH_KEYS}
+    if isinstance(out.get("source"), dict):
+        out["source"] = _without_paths(out["source"])
+    return out
 
 
 def _default_root(data: dict, dataset: str) -> str | None:

@@ -56,6 +56,9 @@ DETAIL_SUFFIX = ", highly detailed, hires, 8k, sharp focus"
 GENERIC_NEGATIVES = ["blurry", "low quality", "cartoon", "text", "watermark"]
 DEFAULT_IMAGES_PER_CLASS = 64
 MODIFIER_KEYS = {"detail_suffix", "negative_prompts", "textual_inversion"}
+# Textual-inversion strategies -> where their reference images come from; each samples with a
+# base strategy (params["base"], default simple_template) plus the learned class tokens.
+TEXTUAL_INVERSION_STRATEGIES = {"ti_original": "original", "ti_retrieval": "retrieval"}
 
 
 def stable_int(*parts) -> int:

@@ -17,7 +17,7 @@ from genbench.evaluate import ROW_COLUMNS
 from genbench.errors import GenBenchError
 
 SET_COLUMNS = ["dataset", "source", "strategy", "shots", "seed", "encoder"]
-HEADLINE = ["linear_probe", "zero_shot", "gain", "cler", "fd", "clip_score_100", "pad"]
+HEADLINE = ["shots_actual", "linear_probe", "zero_shot", "gain", "cler", "fd", "clip_score_100", "pad"]
 TRAINING_FREE = ["cler", "cler_centroid", "fd", "kid_mean", "clip_score_100", "clip_score_hessel",
                  "pad", "cmmd", "prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage", "vendi"]
 

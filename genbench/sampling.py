@@ -7,8 +7,8 @@ so an image does not depend on its batch or its shard. Tar headers (mtime 0, uid
 mode 0644, sorted names) and PNG bytes (PIL, no metadata) are fixed, so the same plan,
 model and settings give byte-identical shards on the same software and hardware.
 
-A shard is complete iff its final file exists: it is written to ``<path>.tmp-<pid>`` and
-moved into place with ``os.replace``.
+A shard is complete iff its final file exists: it is written to ``.<name>.tmp-<host>-<pid>-<rand>``
+and moved into place with ``os.replace``; its job then writes its part manifest beside it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from genbench.artifacts import _job_tag
 from genbench.errors import ConfigError, GenBenchError
 from genbench.prompts import count_truncated_prompts
 
@@ -126,7 +127,7 @@ def write_tar_atomic(out_tar_path, members: dict[str, bytes]) -> None:
     """Write ``members`` (name -> bytes) as a deterministic uncompressed tar, atomically."""
     out_tar_path = Path(out_tar_path)
     out_tar_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_tar_path.with_name(f"{out_tar_path.name}.tmp-{os.getpid()}")
+    tmp = out_tar_path.with_name(f".{out_tar_path.name}.tmp-{_job_tag()}")
     try:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for name in sorted(members):
@@ -168,17 +169,6 @@ def sample_shard(pipe, rows: list[dict], out_tar_path, *, steps: int, guidance: 
     return stats
 
 
-def missing_shards(shard_paths) -> list[str]:
-    """The shard paths whose final file does not exist; their leftover tmp files are removed."""
-    missing = []
-    for path in map(str, shard_paths):
-        for leftover in glob.glob(glob.escape(path) + ".tmp-*"):
-            os.remove(leftover)
-        if not os.path.isfile(path):
-            missing.append(path)
-    return missing
-
-
 def read_shard_metadata(shard_path) -> list[dict]:
     """The ``<id>.json`` records of a shard tar, in member order."""
     try:
@@ -188,11 +178,12 @@ def read_shard_metadata(shard_path) -> list[dict]:
         raise GenBenchError(f"cannot read shard {shard_path}: {err}") from err
 
 
-def write_image_index(shard_paths, out_index_path) -> int:
-    """Write the images.jsonl index of all shards (paths relative to the index's dir); return its size."""
+def write_image_index(shard_paths, out_index_path, base_dir=None) -> int:
+    """Write the images.jsonl index of all shards, paths relative to ``base_dir`` (default: the
+    index's own folder; give the artifact folder when the index is written while staged)."""
     from genbench.imageset import write_index
 
-    index_dir = os.path.dirname(os.path.abspath(out_index_path))
+    index_dir = os.path.abspath(base_dir or os.path.dirname(os.path.abspath(out_index_path)))
     records = []
     for shard in shard_paths:
         relative = os.path.relpath(os.path.abspath(shard), index_dir).replace(os.sep, "/")

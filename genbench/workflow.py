@@ -16,7 +16,9 @@ from typing import Any
 
 from loguru import logger
 
-from genbench.artifacts import ArtifactWriter, read_manifest
+from genbench.artifacts import ArtifactWriter, check_artifact, recipe_key, short_key
+from genbench.errors import GenBenchError
+from genbench.fingerprint import stat_cache_for
 
 
 def set_torch_threads(threads: int) -> None:
@@ -30,15 +32,39 @@ def set_torch_threads(threads: int) -> None:
         pass  # already set in this process
 
 
+def _artifact_dir(output: str, short: str) -> Path:
+    """The artifact folder an output lies in: the nearest parent named by the short key."""
+    for parent in Path(output).parents:
+        if parent.name == short:
+            return parent
+    raise GenBenchError(f"output {output} does not lie in an artifact folder named {short}")
+
+
 class Job:
-    """One running rule: its recipe, its upstream artifacts and its artifact directory."""
+    """One running rule: its recipe, its runtime params, its checked upstream artifacts and its
+    artifact directory.
+
+    Every upstream artifact named in the recipe is checked when the job starts (manifest, key,
+    every file's digest through the stat cache); a mismatch stops the job with an error naming
+    the file and the key.
+    """
 
     def __init__(self, smk):
         self.smk = smk
         self.recipe: dict = dict(smk.params.recipe)
         self.params: dict = self.recipe["params"]
-        self.out_dir = Path(smk.output[0]).parent
+        self.runtime: dict = dict(getattr(smk.params, "runtime", None) or {})
+        self.key = recipe_key(self.recipe)
+        self.out_dir = _artifact_dir(smk.output[0], short_key(self.key))
+        self.results_dir = self.out_dir.parents[2]
+        self.cache = stat_cache_for(self.results_dir)
         self.threads = int(getattr(smk, "threads", 1))
+        self.manifests: dict[str, dict] = {}
+
+    def check_inputs(self) -> None:
+        """Check every upstream artifact of the recipe before anything reads it."""
+        for name, key in sorted(self.recipe.get("inputs", {}).items()):
+            self.manifests[name] = check_artifact(self.input_dir(name), key, self.cache)
 
     def has_input(self, name: str) -> bool:
         return name in self.smk.input.keys()
@@ -48,14 +74,17 @@ class Job:
         return Path(self.smk.input[name]).parent
 
     def input_manifest(self, name: str) -> dict:
-        return read_manifest(self.input_dir(name))
+        if name not in self.manifests:
+            self.manifests[name] = check_artifact(self.input_dir(name), self.recipe["inputs"].get(name),
+                                                  self.cache)
+        return self.manifests[name]
 
     def inputs_named(self, prefix: str) -> list[str]:
         """Role names starting with ``prefix`` in order (e.g. pack0, pack1)."""
         return sorted(k for k in self.smk.input.keys() if k.startswith(prefix))
 
     def writer(self, adopt=()) -> ArtifactWriter:
-        return ArtifactWriter(self.out_dir, self.recipe, adopt=adopt)
+        return ArtifactWriter(self.out_dir, self.recipe, adopt=adopt, cache=self.cache)
 
     def dataset_info(self):
         """The DatasetInfo stored by the configure stage of this job's dataset."""
@@ -67,16 +96,18 @@ class Job:
 
     def generator_source(self) -> str:
         """The diffusers model to load: the tiny model's folder, or the user's id/path."""
-        spec = self.params["generator"]
-        return str(self.input_dir("generator")) if spec.get("tiny") else spec["model"]
+        return self._model_source("generator")
 
     def text2text_source(self) -> str:
-        spec = self.params["strategy_params"]["text2text"]
-        return str(self.input_dir("text2text")) if spec.get("tiny") else spec["model"]
+        return self._model_source("text2text")
+
+    def _model_source(self, role: str) -> str:
+        spec = self.runtime[role]
+        return str(self.input_dir(role)) if spec.get("tiny") else spec["model"]
 
     def encoder_spec(self) -> dict[str, Any]:
         """The encoder spec for ``load_encoder``: the tiny model's saved spec, or the user's."""
-        spec = self.params["encoder"]
+        spec = self.runtime["encoder"]
         if not spec.get("tiny"):
             return dict(spec)
         folder = self.input_dir("encoder")
@@ -110,6 +141,7 @@ def start_job(smk, torch: bool = False) -> Job:
     if torch:
         set_torch_threads(job.threads)
     logger.info(f"{smk.rule}: {job.out_dir} ({job.threads} thread(s))")
+    job.check_inputs()
     return job
 
 
@@ -151,3 +183,18 @@ def write_rows(writer: ArtifactWriter, rows: list[dict], extra: dict | None = No
     with open(writer.path("metrics.json"), "w", encoding="utf-8") as f:
         json.dump({"rows": rows, **(extra or {})}, f, indent=2, sort_keys=True)
     writer.summary.update({r["metric"]: r["value"] for r in rows})
+
+
+def check_input_unchanged(path: str, expected: dict, cache) -> Path:
+    """``path`` (a data root, pool or file outside the results) after checking that its content
+    is still the one the plan fingerprinted; a clear error when it changed since."""
+    from genbench.fingerprint import content_key, fingerprint_path
+
+    now = content_key(fingerprint_path(path, cache))
+    if now != expected:
+        raise GenBenchError(
+            f"{path} changed after the workflow was planned (content {now.get('sha256', now['kind'])[:12]}, "
+            f"planned {expected.get('sha256', expected.get('kind'))[:12]}); run the workflow again to plan "
+            "the new content"
+        )
+    return Path(path)

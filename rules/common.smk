@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 from genbench.config import check_results_dir, validate_config
 from genbench.errors import GenBenchError
+from genbench.housekeeping import acquire_run_lock, clean_staging, describe_problems, preflight
 from genbench.plan import build_plan
 
 try:
@@ -20,6 +21,23 @@ except GenBenchError as err:
 
 RESULTS = PLAN.results_dir
 THREADS = config.get("threads", 1)
+
+
+def start_run():
+    """Before the first job (not on dry runs): hold the results folder's run lock, remove what
+    dead jobs left, and check every finished artifact the plan names."""
+    try:
+        acquire_run_lock(RESULTS)
+        clean_staging(RESULTS, log=print)
+        problems = preflight(PLAN, PLAN.stat_cache)
+        if problems:
+            raise GenBenchError(describe_problems(problems))
+    except GenBenchError as err:
+        raise WorkflowError(f"GenBench: {err}") from None
+
+
+onstart:
+    start_run()
 
 
 wildcard_constraints:
@@ -42,12 +60,21 @@ def node_of(stage):
 
 
 def upstream_of(stage):
-    """Input function: the manifest of every upstream artifact, by role name."""
-    return lambda wc: {name: n.manifest for name, n in PLAN.get(stage, wc.scope, wc.key).inputs.items()}
+    """Input function: the manifest of every upstream artifact, by role name.
+
+    ancient(): an artifact's folder is named by the hash of everything that makes it, so a
+    newer upstream file (a copy, a touch, a checkout) never makes it stale; a changed upstream
+    artifact has another key, hence another path. Jobs check every input's digests instead."""
+    return lambda wc: {name: ancient(n.manifest) for name, n in PLAN.get(stage, wc.scope, wc.key).inputs.items()}
 
 
 def recipe_of(stage):
     return lambda wc: PLAN.get(stage, wc.scope, wc.key).recipe
+
+
+def runtime_of(stage):
+    """Input function: what the job needs that is not in its key (paths, batch sizes)."""
+    return lambda wc: PLAN.get(stage, wc.scope, wc.key).runtime
 
 
 def all_targets():

@@ -7,6 +7,7 @@ rule configure:
         manifest_of("configure"),
     params:
         recipe=recipe_of("configure"),
+        runtime=runtime_of("configure"),
     log:
         log_of("configure"),
     threads: 1

@@ -7,6 +7,7 @@ rule features:
         manifest_of("features"),
     params:
         recipe=recipe_of("features"),
+        runtime=runtime_of("features"),
     log:
         log_of("features"),
     threads: THREADS
@@ -22,6 +23,7 @@ rule text_classifier:
         manifest_of("text_classifier"),
     params:
         recipe=recipe_of("text_classifier"),
+        runtime=runtime_of("text_classifier"),
     log:
         log_of("text_classifier"),
     threads: THREADS
@@ -37,6 +39,7 @@ rule zeroshot_metric:
         manifest_of("zeroshot_metric"),
     params:
         recipe=recipe_of("zeroshot_metric"),
+        runtime=runtime_of("zeroshot_metric"),
     log:
         log_of("zeroshot_metric"),
     threads: 1
@@ -52,6 +55,7 @@ rule distribution_metrics:
         manifest_of("distribution_metrics"),
     params:
         recipe=recipe_of("distribution_metrics"),
+        runtime=runtime_of("distribution_metrics"),
     log:
         log_of("distribution_metrics"),
     threads: 1
@@ -67,6 +71,7 @@ rule proxy_distance:
         manifest_of("proxy_distance"),
     params:
         recipe=recipe_of("proxy_distance"),
+        runtime=runtime_of("proxy_distance"),
     log:
         log_of("proxy_distance"),
     threads: 1
@@ -82,6 +87,7 @@ rule elevater:
         manifest_of("elevater"),
     params:
         recipe=recipe_of("elevater"),
+        runtime=runtime_of("elevater"),
     log:
         log_of("elevater"),
     threads: THREADS

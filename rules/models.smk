@@ -7,6 +7,7 @@ rule build_models:
         manifest_of("build_models"),
     params:
         recipe=recipe_of("build_models"),
+        runtime=runtime_of("build_models"),
     log:
         log_of("build_models"),
     threads: 1

@@ -7,6 +7,7 @@ rule pack_generated:
         manifest_of("pack_generated"),
     params:
         recipe=recipe_of("pack_generated"),
+        runtime=runtime_of("pack_generated"),
     log:
         log_of("pack_generated"),
     threads: 1
@@ -22,6 +23,7 @@ rule pack_original:
         manifest_of("pack_original"),
     params:
         recipe=recipe_of("pack_original"),
+        runtime=runtime_of("pack_original"),
     log:
         log_of("pack_original"),
     threads: 1
@@ -37,6 +39,7 @@ rule pack_retrieval:
         manifest_of("pack_retrieval"),
     params:
         recipe=recipe_of("pack_retrieval"),
+        runtime=runtime_of("pack_retrieval"),
     log:
         log_of("pack_retrieval"),
     threads: 1

@@ -7,6 +7,7 @@ rule prepare:
         manifest_of("prepare"),
     params:
         recipe=recipe_of("prepare"),
+        runtime=runtime_of("prepare"),
     log:
         log_of("prepare"),
     threads: 1
@@ -22,6 +23,7 @@ rule fewshot:
         manifest_of("fewshot"),
     params:
         recipe=recipe_of("fewshot"),
+        runtime=runtime_of("fewshot"),
     log:
         log_of("fewshot"),
     threads: 1

@@ -8,6 +8,7 @@ rule aggregate:
         manifest_of("aggregate"),
     params:
         recipe=recipe_of("aggregate"),
+        runtime=runtime_of("aggregate"),
     log:
         log_of("aggregate"),
     threads: 1
@@ -19,8 +20,8 @@ rule aggregate:
 
 rule summary:
     input:
-        aggregate=PLAN.targets(),
-        samples=[n.manifest for n in PLAN.sample_sets],
+        aggregate=[ancient(p) for p in PLAN.targets()],
+        samples=[ancient(n.manifest) for n in PLAN.sample_sets],
     output:
         summary=report(f"{RESULTS}/summary.csv", category="Results", caption="../report/summary.rst"),
         correlations=report(f"{RESULTS}/report/correlations.csv", category="Metric correlation",
@@ -32,6 +33,7 @@ rule summary:
                      category="Samples", caption="../report/samples.rst"),
     params:
         sample_labels=[f"{n.scope}-{n.short}" for n in PLAN.sample_sets],
+        run_config=config,
     log:
         f"{RESULTS}/logs/summary.log",
     conda:

@@ -9,6 +9,7 @@ rule build_pool:
         manifest_of("build_pool"),
     params:
         recipe=recipe_of("build_pool"),
+        runtime=runtime_of("build_pool"),
     log:
         log_of("build_pool"),
     threads: THREADS
@@ -25,6 +26,7 @@ rule retrieve:
         manifest_of("retrieve"),
     params:
         recipe=recipe_of("retrieve"),
+        runtime=runtime_of("retrieve"),
     log:
         log_of("retrieve"),
     threads: THREADS
@@ -41,6 +43,7 @@ rule textual_inversion_prepare:
         manifest_of("textual_inversion_prepare"),
     params:
         recipe=recipe_of("textual_inversion_prepare"),
+        runtime=runtime_of("textual_inversion_prepare"),
     log:
         log_of("textual_inversion_prepare"),
     threads: 1
@@ -54,9 +57,11 @@ rule textual_inversion_class:
     input:
         unpack(upstream_of("textual_inversion")),
     output:
-        f"{RESULTS}/textual_inversion/{{scope}}/{{key}}/tokens/class-{{shard}}.safetensors",
+        token=f"{RESULTS}/textual_inversion/{{scope}}/{{key}}/tokens/class-{{shard}}.safetensors",
+        part_manifest=f"{RESULTS}/textual_inversion/{{scope}}/{{key}}/tokens/class-{{shard}}.json",
     params:
         recipe=recipe_of("textual_inversion"),
+        runtime=runtime_of("textual_inversion"),
         class_id=lambda wc: int(wc.shard),
     log:
         f"{RESULTS}/logs/textual_inversion_class/{{scope}}/{{key}}/{{shard}}.log",
@@ -72,11 +77,12 @@ rule textual_inversion_class:
 rule textual_inversion:
     input:
         unpack(upstream_of("textual_inversion")),
-        tokens=lambda wc: PLAN.class_token_paths(PLAN.get("textual_inversion", wc.scope, wc.key)),
+        tokens=lambda wc: [ancient(p) for p in PLAN.class_token_paths(PLAN.get("textual_inversion", wc.scope, wc.key))],
     output:
         manifest_of("textual_inversion"),
     params:
         recipe=recipe_of("textual_inversion"),
+        runtime=runtime_of("textual_inversion"),
     log:
         log_of("textual_inversion"),
     threads: 1

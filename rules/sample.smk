@@ -7,6 +7,7 @@ rule prompt_plan:
         manifest_of("prompt_plan"),
     params:
         recipe=recipe_of("prompt_plan"),
+        runtime=runtime_of("prompt_plan"),
     log:
         log_of("prompt_plan"),
     threads: 1
@@ -19,9 +20,11 @@ rule sample_shard:
     input:
         unpack(upstream_of("sample_images")),
     output:
-        f"{RESULTS}/sample_images/{{scope}}/{{key}}/shards/shard-{{shard}}.tar",
+        shard=f"{RESULTS}/sample_images/{{scope}}/{{key}}/shards/shard-{{shard}}.tar",
+        part_manifest=f"{RESULTS}/sample_images/{{scope}}/{{key}}/shards/shard-{{shard}}.json",
     params:
         recipe=recipe_of("sample_images"),
+        runtime=runtime_of("sample_images"),
         shard=lambda wc: int(wc.shard),
     log:
         f"{RESULTS}/logs/sample_shard/{{scope}}/{{key}}/{{shard}}.log",
@@ -37,11 +40,12 @@ rule sample_shard:
 rule sample_images:
     input:
         unpack(upstream_of("sample_images")),
-        shards=lambda wc: PLAN.shard_paths(PLAN.get("sample_images", wc.scope, wc.key)),
+        shards=lambda wc: [ancient(p) for p in PLAN.shard_paths(PLAN.get("sample_images", wc.scope, wc.key))],
     output:
         manifest_of("sample_images"),
     params:
         recipe=recipe_of("sample_images"),
+        runtime=runtime_of("sample_images"),
     log:
         log_of("sample_images"),
     threads: 1

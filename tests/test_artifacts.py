@@ -9,6 +9,8 @@ import pytest
 from genbench.artifacts import (
     MANIFEST,
     ArtifactWriter,
+    adopt_parts,
+    write_part_manifest,
     make_recipe,
     read_manifest,
     recipe_key,
@@ -107,12 +109,15 @@ def test_leftovers_are_cleared_but_adopted_folders_kept(tmp_path):
     out = tmp_path / "art"
     (out / "shards").mkdir(parents=True)
     (out / "shards" / "shard-00000.tar").write_bytes(b"tar")
+    write_part_manifest(out / "shards" / "shard-00000.tar", recipe_key(RECIPE))
     (out / "stale.txt").write_text("from a killed run")
     with ArtifactWriter(out, RECIPE, adopt=["shards"]) as w:
+        adopt_parts(w, [out / "shards" / "shard-00000.tar"], recipe_key(RECIPE))
         with open(w.path("images.jsonl"), "w") as f:
             f.write("{}\n")
-    assert set(read_manifest(out)["files"]) == {"images.jsonl", "shards/shard-00000.tar"}
+    assert set(read_manifest(out)["files"]) == {"images.jsonl", "shards/shard-00000.tar", "shards/shard-00000.json"}
     assert not (out / "stale.txt").exists()
+    assert [p.reason for p in verify_artifact(out)] == ["directory name is not the key"]  # "art"
 
 
 def test_file_names_cannot_escape(tmp_path):

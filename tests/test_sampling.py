@@ -3,6 +3,8 @@
 import io
 import json
 import os
+import socket
+import subprocess
 import tarfile
 from types import SimpleNamespace
 
@@ -16,7 +18,8 @@ from genbench.imageset import load_image, read_index
 from genbench.models.generators import load_text_to_image_pipeline
 from genbench.models.tiny import build_tiny_stable_diffusion
 from genbench.prompts import make_prompt_plan
-from genbench.sampling import (image_id, missing_shards, num_shards, sample_shard, split_into_shards, to_uint8,
+from genbench.artifacts import remove_stale_staging
+from genbench.sampling import (image_id, num_shards, sample_shard, split_into_shards, to_uint8,
                                write_image_index)
 
 torch.set_num_threads(1)
@@ -82,18 +85,24 @@ def test_batch_size_does_not_change_pixels(pipe, plan, tmp_path):
 def test_resume_resamples_only_the_missing_shard(pipe, plan, tmp_path):
     shards = split_into_shards(plan, 2)
     paths = [tmp_path / f"shard-{i:05d}.tar" for i in range(len(shards))]
-    assert missing_shards(paths) == [str(p) for p in paths]
     for rows, path in zip(shards, paths):
         sample_shard(pipe, rows, path, batch_size=2, **SETTINGS)
     original = paths[1].read_bytes()
     paths[1].unlink()
-    leftover = tmp_path / "shard-00001.tar.tmp-999"
+    # a killed job's temporary file: this host, a pid that no longer exists
+    leftover = tmp_path / f".shard-00001.tar.tmp-{socket.gethostname()}-{dead_pid()}-0123abcd"
     leftover.write_bytes(b"partial")
-    assert missing_shards(paths) == [str(paths[1])]
-    assert not leftover.exists()
+    removed = remove_stale_staging(tmp_path)
+    assert [path for path, _ in removed] == [leftover] and not leftover.exists()
     sample_shard(pipe, shards[1], paths[1], batch_size=2, **SETTINGS)
     assert paths[1].read_bytes() == original
-    assert missing_shards(paths) == []
+
+
+def dead_pid() -> int:
+    """A pid that no process has now (a child that has exited and been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def test_image_index_points_into_shards(pipe, plan, tmp_path):

@@ -7,10 +7,9 @@ job = start_job(snakemake, torch=True)
 p = job.params
 info = job.dataset_info()
 index = job.input_dir("images") / f"{p['split']}.jsonl"
-encoder = load_encoder(job.encoder_spec(), device=snakemake.config["features"].get("device", "cpu"))
-cfg = snakemake.config["features"]
+encoder = load_encoder(job.encoder_spec(), device=p["device"])
 features = extract_image_features(encoder, index, num_classes=info.num_classes,
-                                  batch_size=cfg["batch_size"], num_workers=cfg["num_workers"])
+                                  batch_size=job.runtime["batch_size"], num_workers=job.runtime["num_workers"])
 with job.writer() as w:
     save_features(w.dir, features)
     w.summary.update(count=len(features.ids), dim=int(features.feats.shape[1]), encoder=encoder.name,

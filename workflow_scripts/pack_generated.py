@@ -2,8 +2,11 @@
 (top-K by CLIP score, or seeded random), in the ELEVATER format."""
 import numpy as np
 
+from loguru import logger
+
 from genbench.external import pack_records, pack_summary, select_records
 from genbench.features import load_features
+from genbench.fewshot import check_shortfall
 from genbench.imageset import read_index
 from genbench.workflow import start_job
 
@@ -16,6 +19,8 @@ chosen, counts, shortfall = select_records(
     records, p["k"], p["selection"], p["seed"], info.num_classes,
     features=load_features(job.input_dir("features")),
     text_classifier=np.load(job.input_dir("text_classifier") / "text_classifier.npy"))
+check_shortfall(shortfall, p["k"], info.classes, job.runtime["on_shortfall"],
+                f"{snakemake.rule} {info.name} k={p['k']}", log=logger.warning)
 with job.writer() as w:
-    pack_records(index, chosen, w.dir, info, k=p["k"], shortfall=shortfall)
+    pack_records(index, chosen, w.dir, info, k=p["k"], shortfall=shortfall, root_folder=job.out_dir.name)
     w.summary.update(pack_summary(chosen, info.num_classes, p["k"], shortfall))

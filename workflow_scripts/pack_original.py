@@ -10,5 +10,5 @@ index = job.input_dir("images") / "train.jsonl"
 records = read_index(index)
 shortfall = {int(c): n for c, n in job.input_manifest("images")["summary"].get("shortfall", {}).items()}
 with job.writer() as w:
-    pack_records(index, records, w.dir, info, k=p["k"], shortfall=shortfall)
+    pack_records(index, records, w.dir, info, k=p["k"], shortfall=shortfall, root_folder=job.out_dir.name)
     w.summary.update(pack_summary(records, info.num_classes, p["k"], shortfall))

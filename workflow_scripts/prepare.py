@@ -2,13 +2,16 @@
 from loguru import logger
 
 from genbench.prepare import prepare_dataset
-from genbench.workflow import start_job
+from genbench.workflow import check_input_unchanged, start_job
 
 job = start_job(snakemake)
 p = job.params
 source = dict(p["source"])
-if p["root"]:
-    source["root"] = p["root"]
+root = job.runtime["root"]
+if root:
+    if p["data"]["kind"] not in ("package", "download"):  # what the plan fingerprinted, still
+        check_input_unchanged(root, p["data"], job.cache)
+    source["root"] = source["path"] = root
 with job.writer() as w:
     summary = prepare_dataset(job.dataset_info(), source, w.dir, seed=p["seed"],
                               test_fraction=p["test_fraction"], max_bad_fraction=p["max_bad_fraction"],

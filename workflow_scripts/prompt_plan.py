@@ -3,16 +3,15 @@ import json
 
 from loguru import logger
 
-from genbench.plan import resolve_user_file
 from genbench.prompts import make_prompt_plan
-from genbench.workflow import start_job
+from genbench.workflow import check_input_unchanged, start_job
 
 job = start_job(snakemake, torch=True)
 p = job.params
 info = job.dataset_info()
-params = {k: v for k, v in p["strategy_params"].items() if k not in ("text2text", "base", "file_sha256")}
-if "file" in params:
-    params["file"] = str(resolve_user_file(params["file"]))
+params = {k: v for k, v in p["strategy_params"].items() if k != "base"}
+if "file" in params:  # the descriptions file the plan fingerprinted, still unchanged
+    params["file"] = str(check_input_unchanged(job.runtime["descriptions_file"], params["file"], job.cache))
 params["images_per_class"] = p["images_per_class"]
 strategy = p["strategy"]
 if job.has_input("embeddings"):  # ti_original / ti_retrieval: a base strategy + learned tokens

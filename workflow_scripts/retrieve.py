@@ -7,13 +7,16 @@ from loguru import logger
 from genbench.encoders import load_encoder
 from genbench.pool import open_pool
 from genbench.retrieval import retrieve_for_classes, write_retrieved_set
-from genbench.workflow import start_job
+from genbench.workflow import check_input_unchanged, start_job
 
 job = start_job(snakemake, torch=True)
 p = job.params
 info = job.dataset_info()
-pool = open_pool(job.input_dir("pool") if job.has_input("pool") else p["pool"])
-encoder = load_encoder(job.encoder_spec())
+if job.has_input("pool"):
+    pool = open_pool(job.input_dir("pool"))
+else:  # a pool folder of the user's: it must still be what the plan fingerprinted
+    pool = open_pool(check_input_unchanged(job.runtime["pool"], p["pool"], job.cache))
+encoder = load_encoder(job.encoder_spec(), device=p["device"])
 results = retrieve_for_classes(list(info.classes), list(info.templates), encoder, pool,
                                k_per_prompt=p["k_per_prompt"], k_per_class=p["k_per_class"],
                                kind=p["kind"], on_conflict=p["on_conflict"], log=logger.info)

@@ -3,6 +3,7 @@ import json
 
 from loguru import logger
 
+from genbench.artifacts import write_part_manifest
 from genbench.models.generators import load_text_to_image_pipeline
 from genbench.sampling import sample_shard, split_into_shards
 from genbench.workflow import start_job
@@ -17,8 +18,11 @@ pipe = load_text_to_image_pipeline(job.generator_source(), device=p["device"], d
 if job.has_input("embeddings"):  # textual-inversion strategies: one learned token per class
     from genbench.textual_inversion import load_learned_embeds
 
-    load_learned_embeds(pipe, sorted((job.input_dir("embeddings") / "tokens").glob("class-*.safetensors")))
-sample_shard(pipe, rows, snakemake.output[0], steps=p["steps"], guidance=p["guidance"],
+    folder = job.input_dir("embeddings")
+    files = sorted(f for f in job.input_manifest("embeddings")["files"] if f.endswith(".safetensors"))
+    load_learned_embeds(pipe, [folder / f for f in files])
+sample_shard(pipe, rows, snakemake.output.shard, steps=p["steps"], guidance=p["guidance"],
              height=p["height"], width=p["width"], output_size=p["output_size"],
-             resize_filter=p["resize_filter"], batch_size=snakemake.config["generation"]["batch_size"],
+             resize_filter=p["resize_filter"], batch_size=job.runtime["batch_size"],
              device=p["device"], log=logger.info)
+write_part_manifest(snakemake.output.shard, job.key, job.cache)

@@ -21,4 +21,4 @@ plot_gain(table, out.gain_plot)
 Path(out.grids).mkdir(parents=True, exist_ok=True)
 for manifest, label in zip(snakemake.input.samples, snakemake.params.sample_labels):
     image_grid(Path(manifest).parent / "images.jsonl", Path(out.grids) / f"{label}.png", title=label)
-maybe_log_results(snakemake.config, out.summary, out.correlations, directory=str(Path(out.summary).parent / "report"))
+maybe_log_results(snakemake.params.run_config, out.summary, out.correlations, directory=str(Path(out.summary).parent / "report"))

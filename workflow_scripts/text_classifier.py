@@ -7,7 +7,7 @@ from genbench.workflow import start_job
 
 job = start_job(snakemake, torch=True)
 info = job.dataset_info()
-encoder = load_encoder(job.encoder_spec(), device=snakemake.config["features"].get("device", "cpu"))
+encoder = load_encoder(job.encoder_spec(), device=job.params["device"])
 classifier = build_text_classifier(encoder, list(info.classes), list(info.templates))
 with job.writer() as w:
     np.save(w.path("text_classifier.npy"), classifier.astype(np.float32))

@@ -1,6 +1,7 @@
 """textual_inversion_class: learn one class's token embedding from its reference images."""
 from loguru import logger
 
+from genbench.artifacts import write_part_manifest
 from genbench.imageset import read_index
 from genbench.models.generators import load_text_to_image_pipeline
 from genbench.textual_inversion import class_token, load_reference_images, save_learned_embeds, train_token
@@ -17,4 +18,5 @@ token = class_token(info.name, info.slugs[class_id])
 embedding = train_token(pipe, load_reference_images(index, records), token, p["initializer"],
                         info.classes[class_id], steps=p["steps"], lr=p["lr"], batch_size=p["batch_size"],
                         resolution=p["resolution"], seed=p["seed"] + class_id, log=logger.info)
-save_learned_embeds(snakemake.output[0], {token: embedding})
+save_learned_embeds(snakemake.output.token, {token: embedding})
+write_part_manifest(snakemake.output.token, job.key, job.cache)
