@@ -87,14 +87,20 @@ def cmd_ls(args) -> int:
     return 0
 
 
-def _plan_targets(args) -> list[str]:
+def _plan_targets(args, with_tables: bool = False) -> list[str]:
+    """The manifests of the planned artifacts of the asked stages and datasets; with
+    ``with_tables``, also the aggregate and summary tables after them (a rewritten artifact keeps
+    its key, so nothing downstream would notice it otherwise)."""
     from genbench.plan import build_plan
 
     plan = build_plan(_load_config(args.configfile))
     nodes = plan.select(args.stage or (), args.dataset or ())
     if not nodes:
         raise GenBenchError(f"no artifact of stage(s) {args.stage} for dataset(s) {args.dataset} in the plan")
-    return [n.manifest for n in nodes]
+    targets = [n.manifest for n in nodes]
+    if with_tables:
+        targets += [t for t in plan.targets() if t not in targets] + [f"{plan.results_dir}/summary.csv"]
+    return targets
 
 
 def cmd_targets(args) -> int:
@@ -115,9 +121,22 @@ def snakemake_command(extra: list[str], profile: str | None, configfiles: list[s
     return cmd + extra
 
 
+def cmd_run(args) -> int:
+    """Run the workflow (snakemake on this checkout's Snakefile) after checking the config files
+    here, so a YAML error or a missing file is one line naming it (Snakemake reads --configfile
+    itself, before the Snakefile, and says neither the file nor the line)."""
+    _load_config(args.configfile)
+    extra = list(args.snakemake_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    cmd = snakemake_command(extra, args.profile, args.configfile)
+    print("+ " + shlex.join(cmd), file=sys.stderr)
+    return subprocess.call(cmd)
+
+
 def cmd_rebuild(args) -> int:
     """Recompute some stages for some datasets (and the tables after them), nothing else."""
-    targets = _plan_targets(args)
+    targets = _plan_targets(args, with_tables=True)
     extra = ["--forcerun", *targets]
     if args.dry_run:
         extra.append("--dry-run")
@@ -166,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check every artifact's files against its manifest")
     p.add_argument("path", nargs="?", default="results")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("run", help="check the config files, then run the workflow with snakemake")
+    p.add_argument("--configfile", action="append", default=[], help="config overriding config.yaml")
+    p.add_argument("--profile", help="snakemake profile, e.g. profiles/local or profiles/slurm")
+    p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="passed to snakemake (after --)")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("gc", help="remove artifacts the current config no longer references")
     p.add_argument("--configfile", action="append", default=[], help="config overriding config.yaml")

@@ -6,8 +6,8 @@ What a rerun must guarantee:
   * every shard finished before the kill is kept as is: same bytes, same inode, same mtime
     (Snakemake did not regenerate it, nothing rewrote it);
   * it plans exactly the shards that are missing, and a partially written shard (a
-    ``shard-NNNNN.tar.tmp-<pid>`` file) never counts as finished: its shard is sampled
-    again and the leftover is gone from the finished artifact.
+    ``.shard-NNNNN.tar.tmp-<host>-<pid>-<random>`` file) never counts as finished: its shard is
+    sampled again, and the leftover is removed (and reported) when the rerun starts.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -40,12 +41,18 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def _finished_shards(results: Path) -> dict[str, Path]:
-    """Final shard files (``shard-NNNNN.tar``) by shard number; tmp files are not shards."""
+    """Finished shard files (``shard-NNNNN.tar`` with its part manifest) by shard number."""
     found = {}
     for path in results.glob("sample_images/digits/*/shards/shard-*"):
         match = SHARD.search(path.name)
-        if match:
+        if match and path.with_suffix(".json").is_file():
             found[match.group(1)] = path
     return found
 
@@ -143,10 +150,11 @@ def test_rerun_after_sigkill_keeps_finished_shards_and_completes(tmp_path):
     assert missing, "every shard was finished before the kill"
     partial_shard = missing[0]
     donor = shards[min(finished_names)].read_bytes()
-    planted = shard_dir / f"shard-{partial_shard}.tar.tmp-424242"
+    host, pid = socket.gethostname(), _dead_pid()
+    planted = shard_dir / f".shard-{partial_shard}.tar.tmp-{host}-{pid}-0123abcd"
     planted.write_bytes(donor[: len(donor) // 2])
     # ... and a stale one beside a finished shard, which must not disturb that shard
-    stale = shard_dir / f"shard-{min(finished_names)}.tar.tmp-434343"
+    stale = shard_dir / f".shard-{min(finished_names)}.tar.tmp-{host}-{pid}-4567cdef"
     stale.write_bytes(donor[: len(donor) // 3])
 
     # The rerun plans exactly the shards that were not finished at the kill (a shard that was
@@ -164,6 +172,7 @@ def test_rerun_after_sigkill_keeps_finished_shards_and_completes(tmp_path):
     proc = run_snakemake(tmp_path, config, "--rerun-incomplete", timeout=400)
     rerun_done = time.monotonic()
     assert "steps (100%) done" in proc.stdout + proc.stderr
+    assert f"{planted.name} (0.0 MB), left by a job that died" in proc.stdout + proc.stderr
 
     # every shard exists; the ones finished before the kill were not touched
     shards = _finished_shards(results)

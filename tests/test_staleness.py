@@ -1,0 +1,213 @@
+"""Only stale pieces rerun, and nothing unverified is used: the careful user's cases, through the
+real workflow (job counts from Snakemake's own dry-run plan, digests before and after)."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import textwrap
+from collections import Counter
+from io import BytesIO
+
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from genbench.artifacts import read_manifest, verify_tree
+from workflow_helpers import REPO, job_stats, planned_jobs, quick_config, run_snakemake, write_digits_folder
+
+pytestmark = pytest.mark.workflow
+
+
+def _config(workdir, data, **overrides):
+    user = {"mine": {"classes": [f"digit {i}" for i in range(3)], "templates": ["a photo of the number {}."],
+                     "metric": "accuracy", "source": {"type": "folder", "path": str(data)}}}
+    settings = dict(datasets=["mine"], user_datasets=user, sources=["generated", "original"],
+                    strategies=["simple_template"], strategy_params={})
+    settings.update(overrides)
+    return quick_config(workdir, **settings)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """One finished small run: a 3-class image-folder dataset, generated + original sources."""
+    workdir = tmp_path_factory.mktemp("stale")
+    write_digits_folder(workdir / "data", per_class=12, num_classes=3)
+    config = _config(workdir, workdir / "data")
+    run_snakemake(workdir, config)
+    return workdir, config
+
+
+def _copy_run(base, tmp_path):
+    """A copy of the finished run (results and data), as `cp -r` makes it: new times, new inodes."""
+    workdir, _ = base
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy, copy_function=shutil.copy, ignore=shutil.ignore_patterns(".snakemake"))
+    return copy, _config(copy, copy / "data")
+
+
+def _probe_change(workdir, data):
+    """The same config with another probe learning rate: only elevater and the tables are stale."""
+    return _config(workdir, data, probe={"lrs": [0.01], "epochs_search": 3, "epochs_final": 5})
+
+
+def test_a_rerun_plans_nothing(base):
+    workdir, config = base
+    assert planned_jobs(workdir, config) == Counter()
+
+
+def test_reordered_yaml_keys_plan_nothing(base):
+    workdir, config = base
+
+    def reverse(obj):
+        return {k: reverse(v) for k, v in reversed(list(obj.items()))} if isinstance(obj, dict) else obj
+
+    reordered = workdir / "reordered.yaml"
+    reordered.write_text(yaml.safe_dump(reverse(yaml.safe_load(config.read_text())), sort_keys=False))
+    assert reordered.read_text() != config.read_text()
+    assert planned_jobs(workdir, reordered) == Counter()
+
+
+def test_touching_every_file_of_the_checkout_plans_nothing(base):
+    workdir, config = base
+    for folder, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in (".git", ".venv")]
+        for name in files:
+            os.utime(os.path.join(folder, name))
+    assert planned_jobs(workdir, config) == Counter()
+
+
+def test_results_copied_into_a_fresh_folder_plan_nothing(base, tmp_path):
+    copy, config = _copy_run(base, tmp_path)
+    assert planned_jobs(copy, config) == Counter()  # data moved too: same content, same keys
+
+
+def test_deleted_images_make_exactly_their_dependents_stale(base, tmp_path):
+    copy, config = _copy_run(base, tmp_path)
+    for path in sorted((copy / "data" / "digit 1").iterdir())[:5]:
+        path.unlink()
+    jobs = planned_jobs(copy, config)
+    assert jobs["prepare"] == 1 and jobs["fewshot"] == 1 and jobs["elevater"] == 2
+    for fresh in ("configure", "text_classifier", "prompt_plan", "sample_shard", "sample_images", "build_models"):
+        assert jobs[fresh] == 0, fresh
+    # the generated set's own features stay; the train and test splits' are recomputed
+    assert jobs["features"] == 2
+
+
+def _blacken_shard(shard):
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(shard, "w") as tar:
+        for member, data in members:
+            if member.name.endswith(".png"):
+                buffer = BytesIO()
+                Image.new("RGB", Image.open(BytesIO(data)).size).save(buffer, "PNG")
+                data, member.size = buffer.getvalue(), len(buffer.getvalue())
+            tar.addfile(member, BytesIO(data))
+
+
+def test_a_shard_edited_by_hand_is_never_adopted_nor_used(base, tmp_path):
+    copy, config = _copy_run(base, tmp_path)
+    sampled = next((copy / "results" / "sample_images" / "mine").iterdir())
+    manifest_before = (sampled / "MANIFEST.json").read_bytes()
+    shard = sampled / "shards" / "shard-00000.tar"
+    _blacken_shard(shard)
+    assert planned_jobs(copy, config) == Counter()  # nothing is rebuilt from the edited shard
+    proc = run_snakemake(copy, _probe_change(copy, copy / "data"), check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"{sampled.name}] shards/shard-00000.tar: size differs from the manifest" in output \
+        or f"{sampled.name}] shards/shard-00000.tar: sha256 differs from the manifest" in output, output[-3000:]
+    assert (sampled / "MANIFEST.json").read_bytes() == manifest_before
+    _, problems = verify_tree(copy / "results")
+    assert [p.file for p in problems] == ["shards/shard-00000.tar"]
+
+
+def test_a_flipped_byte_in_test_labels_stops_the_run_naming_file_and_key(base, tmp_path):
+    copy, config = _copy_run(base, tmp_path)
+    test_features = [p for p in (copy / "results" / "features" / "mine").iterdir()
+                     if read_manifest(p)["recipe"]["params"]["split"] == "test"][0]
+    labels = test_features / "labels.npy"
+    data = bytearray(labels.read_bytes())
+    data[-1] ^= 1
+    labels.write_bytes(bytes(data))
+    proc = run_snakemake(copy, _probe_change(copy, copy / "data"), check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"{test_features.name}] labels.npy: sha256 differs from the manifest" in output, output[-3000:]
+    assert not list((copy / "results" / "elevater" / "mine").glob("*/metrics.json"))[3:]  # no new probe
+
+
+def test_a_dead_jobs_staging_folder_is_removed_and_reported(base, tmp_path):
+    copy, _ = _copy_run(base, tmp_path)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    staging = copy / "results" / "prepare" / "mine" / f".staging-0123456789ab-{socket.gethostname()}-{dead.pid}-0123abcd"
+    staging.mkdir()
+    (staging / "images.zip").write_bytes(b"z" * 14000)
+    listed = subprocess.run([sys.executable, "-m", "genbench.cli", "verify", str(copy / "results")],
+                            capture_output=True, text=True, cwd=REPO)
+    assert f"LEFTOVER {staging} (left by a job that died" in listed.stdout
+    proc = run_snakemake(copy, _probe_change(copy, copy / "data"))
+    assert f"removed results/prepare/mine/{staging.name}" in proc.stdout + proc.stderr
+    assert not staging.exists()
+
+
+def test_a_second_run_on_the_same_results_is_refused_naming_the_first(base, tmp_path):
+    copy, _ = _copy_run(base, tmp_path)
+    results = copy / "results"
+    config = _probe_change(copy, copy / "data")
+    settings = yaml.safe_load(config.read_text())
+    settings["results_dir"] = str(results)
+    config.write_text(yaml.safe_dump(settings))
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from genbench.housekeeping import acquire_run_lock
+        acquire_run_lock({str(results)!r})
+        print("held", flush=True)
+        time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        proc = run_snakemake(elsewhere, config, check=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"is in use by another GenBench run" in output and f"pid {holder.pid}" in output, output[-2000:]
+    assert f"working directory {tmp_path}" in output
+
+
+def test_identical_runs_give_byte_identical_packs_and_shots_actual(base, tmp_path):
+    workdir, _ = base
+    other = tmp_path / "other"
+    other.mkdir()
+    config = _config(other, workdir / "data", sources=["original"], fewshot={"shots": [3, 20], "seeds": [0]})
+    proc = run_snakemake(other, config)
+    assert "WARNING fewshot mine k=20 seed=0: 3 class(es) have fewer than 20 images" in proc.stdout + proc.stderr
+    for pack in (workdir / "results" / "pack_original" / "mine").iterdir():
+        twin = other / "results" / "pack_original" / "mine" / pack.name
+        assert read_manifest(twin)["files"] == read_manifest(pack)["files"]
+        info = json.loads((pack / "dataset_info.json").read_text())
+        assert info["root_folder"] == pack.name
+    table = pd.read_csv(other / "results" / "summary.csv")
+    by_shots = dict(zip(table["shots"], table["shots_actual"]))
+    assert by_shots[3] == 3 and 0 < by_shots[20] < 20
+
+
+def test_on_shortfall_error_stops_naming_the_classes(base, tmp_path):
+    workdir, _ = base
+    config = _config(tmp_path, workdir / "data", sources=["original"],
+                     fewshot={"shots": [20], "seeds": [0], "on_shortfall": "error"})
+    proc = run_snakemake(tmp_path, config, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "fewshot mine k=20 seed=0: 3 class(es) have fewer than 20 images ('digit 0' has" in output
