@@ -266,7 +266,10 @@ def _manifest_problems(root: Path) -> tuple[dict | None, list[Problem]]:
     return manifest, problems
 
 
-def _file_problem(root: Path, key: str, rel: str, expected, cache: StatCache | None) -> Problem | None:
+def _file_problem(root: Path, key: str, rel: str, expected, cache: StatCache | None,
+                  verified: list | None = None) -> Problem | None:
+    """What is wrong with one listed file (None if sound). A file read and found sound is
+    appended to ``verified`` as (path, stat, sha256), for the caller to remember at once."""
     path = root / rel
     if not isinstance(expected, dict) or "sha256" not in expected or "size" not in expected:
         return Problem(str(root), key, rel, "manifest entry has no sha256/size")
@@ -281,7 +284,10 @@ def _file_problem(root: Path, key: str, rel: str, expected, cache: StatCache | N
     if sha != expected["sha256"]:
         return Problem(str(root), key, rel, "sha256 differs from the manifest")
     if cache is not None:
-        cache.remember(path.resolve(), sha, st)
+        if verified is None:
+            cache.remember(path.resolve(), sha, st)
+        else:
+            verified.append((str(path.resolve()), st, sha))
     return None
 
 
@@ -294,10 +300,13 @@ def verify_artifact(artifact_dir: str | os.PathLike, cache: StatCache | None = N
         return problems
     key = str(manifest.get("key", ""))
     listed = manifest["files"]
+    verified: list = []
     for rel, expected in sorted(listed.items()):
-        problem = _file_problem(root, key, rel, expected, cache)
+        problem = _file_problem(root, key, rel, expected, cache, verified)
         if problem is not None:
             problems.append(problem)
+    if cache is not None:
+        cache.remember_many(verified)
     for path in _payload_files(root):
         rel = path.relative_to(root).as_posix()
         if rel not in listed and not _inside_other_artifact(root, path):

@@ -87,20 +87,18 @@ def cmd_ls(args) -> int:
     return 0
 
 
-def _plan_targets(args, with_tables: bool = False) -> list[str]:
-    """The manifests of the planned artifacts of the asked stages and datasets; with
-    ``with_tables``, also the aggregate and summary tables after them (a rewritten artifact keeps
-    its key, so nothing downstream would notice it otherwise)."""
+def _plan_targets(args, tables: bool = False) -> list:
+    """The manifests of the planned artifacts of the asked stages and datasets; with ``tables``,
+    [the aggregate tables, the summary] after them instead."""
     from genbench.plan import build_plan
 
     plan = build_plan(_load_config(args.configfile))
     nodes = plan.select(args.stage or (), args.dataset or ())
     if not nodes:
         raise GenBenchError(f"no artifact of stage(s) {args.stage} for dataset(s) {args.dataset} in the plan")
-    targets = [n.manifest for n in nodes]
-    if with_tables:
-        targets += [t for t in plan.targets() if t not in targets] + [f"{plan.results_dir}/summary.csv"]
-    return targets
+    if tables:
+        return [plan.targets(), [f"{plan.results_dir}/summary.csv"]]
+    return [n.manifest for n in nodes]
 
 
 def cmd_targets(args) -> int:
@@ -135,14 +133,20 @@ def cmd_run(args) -> int:
 
 
 def cmd_rebuild(args) -> int:
-    """Recompute some stages for some datasets (and the tables after them), nothing else."""
-    targets = _plan_targets(args, with_tables=True)
-    extra = ["--forcerun", *targets]
-    if args.dry_run:
-        extra.append("--dry-run")
-    cmd = snakemake_command(extra, args.profile, args.configfile)
-    print("+ " + shlex.join(cmd), file=sys.stderr)
-    return subprocess.call(cmd)
+    """Recompute some stages for some datasets, then the tables after them, nothing else.
+
+    One snakemake run per layer (artifacts, aggregate, summary): a forced artifact is rewritten
+    under the same key and inputs are ancient(), so Snakemake would not rerun what is after it;
+    and in one run it skips a forced job downstream of another forced job (it masks it, waiting
+    for a propagation that ancient() stops)."""
+    for targets in (_plan_targets(args), *_plan_targets(args, tables=True)):
+        extra = ["--forcerun", *targets] + (["--dry-run"] if args.dry_run else [])
+        cmd = snakemake_command(extra, args.profile, args.configfile)
+        print("+ " + shlex.join(cmd), file=sys.stderr)
+        code = subprocess.call(cmd)
+        if code:
+            return code
+    return 0
 
 
 def cmd_datasets(args) -> int:

@@ -66,6 +66,8 @@ class StatCache:
                 target = str(self.path)
             try:
                 self._conn = sqlite3.connect(target, timeout=120, isolation_level=None)
+                # a cache: an entry lost in a crash only costs a re-hash, so no fsync per commit
+                self._conn.execute("PRAGMA synchronous=OFF")
                 self._conn.execute(
                     "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, "
                     "mtime_ns INTEGER, ino INTEGER, sha256 TEXT)"

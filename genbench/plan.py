@@ -9,6 +9,8 @@ of the full benchmark in seconds. Rules look their recipe and upstream artifacts
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -104,11 +106,13 @@ def deep_merge(base: dict, override: dict) -> dict:
 class Plan:
     """Every artifact the config asks for, keyed by (stage, scope, short key)."""
 
-    def __init__(self, config: dict, stat_cache=None):
+    def __init__(self, config: dict, stat_cache=None, known_fingerprints: dict | None = None):
         self.config = config
         self.results_dir = str(config.get("results_dir", "results")).rstrip("/")
         self.stat_cache = stat_cache or stat_cache_for(self.results_dir)
-        self.fingerprints: dict[str, dict] = {}  # absolute path -> fingerprint, for this plan
+        # absolute path -> fingerprint. A job process of a run starts from its main process's,
+        # so a cluster job does not walk a 1.28 M-file data folder again just to find its key.
+        self.fingerprints: dict[str, dict] = dict(known_fingerprints or {})
         self.nodes: dict[tuple[str, str, str], Node] = {}
         self.evaluations: list[Node] = []
         self.sample_sets: list[Node] = []
@@ -530,6 +534,29 @@ def _default_root(data: dict, dataset: str) -> str | None:
     return f"{root_dir}/{dataset}" if root_dir else None
 
 
-def build_plan(config: dict) -> Plan:
-    """The plan for a validated config."""
-    return Plan(config)
+def build_plan(config: dict, known_fingerprints: dict | None = None) -> Plan:
+    """The plan for a validated config (``known_fingerprints``: see ``load_fingerprints``)."""
+    return Plan(config, known_fingerprints=known_fingerprints)
+
+
+FINGERPRINTS_ENV = "GENBENCH_RUN_FINGERPRINTS"
+
+
+def save_fingerprints(plan: Plan) -> str:
+    """Write the plan's input fingerprints to ``<results>/.genbench/fingerprints-<digest>.json``
+    (named by its content, so concurrent dry runs never overwrite a run's file); return the path."""
+    from genbench.artifacts import atomic_write_bytes, canonical_json
+
+    text = canonical_json(plan.fingerprints).encode("utf-8")
+    path = Path(plan.results_dir).resolve() / ".genbench" / f"fingerprints-{hashlib.sha256(text).hexdigest()[:16]}.json"
+    if not path.exists():
+        atomic_write_bytes(path, text)
+    return str(path)
+
+
+def load_fingerprints(path: str | None) -> dict | None:
+    """The fingerprints a run's main process saved (None when there is no such file)."""
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)

@@ -1,5 +1,6 @@
 # Shared helpers: validate the config, build the artifact plan, and the small functions
 # every rule uses to find its recipe, its upstream artifacts and its log.
+import os
 import sys
 from pathlib import Path
 
@@ -10,12 +11,16 @@ from snakemake.exceptions import WorkflowError
 from genbench.config import check_results_dir, validate_config
 from genbench.errors import GenBenchError
 from genbench.housekeeping import acquire_run_lock, clean_staging, describe_problems, preflight
-from genbench.plan import build_plan
+from genbench.plan import FINGERPRINTS_ENV, build_plan, load_fingerprints, save_fingerprints
 
 try:
     validate_config(config)
     check_results_dir(config["results_dir"])
-    PLAN = build_plan(config)
+    if workflow.is_main_process:
+        PLAN = build_plan(config)
+        os.environ[FINGERPRINTS_ENV] = save_fingerprints(PLAN)  # inherited by every job
+    else:  # a job (e.g. on a Slurm node): the run's fingerprints, not a new walk of the data
+        PLAN = build_plan(config, known_fingerprints=load_fingerprints(os.environ.get(FINGERPRINTS_ENV)))
 except GenBenchError as err:
     raise WorkflowError(f"GenBench: {err}") from None
 
