@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 NO_ENCODER_SCRIPTS = ("zeroshot_metric", "distribution_metrics", "proxy_distance", "elevater",
                       "pack_generated", "pack_original")
-ENCODER_NAMES = ("genbench.encoders", "load_encoder", "open_clip")
+ENCODER_NAMES = ("genbench.evaluation.encoders", "load_encoder", "open_clip")
 # stage -> the index (in its ``images`` input) it encodes, formatted with its recipe params
 ENCODING_STAGES = {"features": "{split}.jsonl", "build_pool": "train.jsonl"}
 
@@ -97,7 +97,7 @@ def read_index(index: Path) -> list[dict]:
 
 def pixel_hashes(index: Path) -> list[str]:
     """sha256 of each record's decoded RGB pixels (and size), in index order."""
-    from genbench.imageset import ImageSetReader
+    from genbench.data.imageset import ImageSetReader
 
     with ImageSetReader(index) as reader:
         hashes = []

@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genbench.artifacts import check_artifact, find_artifacts, verify_tree  # noqa: E402
-from genbench.fingerprint import StatCache, fingerprint_path  # noqa: E402
+from genbench.core.artifacts import check_artifact, find_artifacts, verify_tree  # noqa: E402
+from genbench.core.fingerprint import StatCache, fingerprint_path  # noqa: E402
 
 IMAGENET_FILES = 1_281_167
 IMAGENET_GB = 140.0

@@ -16,7 +16,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.linalg import sqrtm  # noqa: E402
 
-from genbench.metrics.frechet import feature_statistics, frechet_distance  # noqa: E402
+from genbench.evaluation.metrics.frechet import feature_statistics, frechet_distance  # noqa: E402
 
 DIM, SAMPLES, SEED = 2048, 5000, 0
 MAX_RELATIVE_DIFFERENCE, TARGET_SPEEDUP = 1e-6, 8.0

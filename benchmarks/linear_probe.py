@@ -4,7 +4,7 @@ Both ways run the same protocol on the same data (scikit-learn's digits, upsampl
 RGB, encoded by a tiny random open_clip CLIP built in code): same validation split, same seeded
 batch order, same weight-decay search (``weight_decay_search``), same final run.
 
-(a) cached: encode every image once, then ``genbench.linear_probe.run_linear_probe``.
+(a) cached: encode every image once, then ``genbench.evaluation.linear_probe.run_linear_probe``.
 (b) ELEVATER-style: for every search run and every epoch, a DataLoader over the images ->
     encoder -> BatchNorm1d + Linear head (torch modules, torch.optim.SGD), validation/test
     images re-encoded after every epoch, one run after another.
@@ -28,11 +28,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genbench.encoders import load_encoder  # noqa: E402
-from genbench.features import build_text_classifier  # noqa: E402
-from genbench.linear_probe import (LEARNING_RATES, WD_STEPS, WEIGHT_DECAYS, epoch_batches, initial_weight,  # noqa: E402
+from genbench.evaluation.encoders import load_encoder  # noqa: E402
+from genbench.evaluation.features import build_text_classifier  # noqa: E402
+from genbench.evaluation.linear_probe import (LEARNING_RATES, WD_STEPS, WEIGHT_DECAYS, epoch_batches, initial_weight,  # noqa: E402
                                    run_linear_probe, validation_split, weight_decay_search)
-from genbench.metrics.classification import dataset_metric  # noqa: E402
+from genbench.evaluation.metrics.classification import dataset_metric  # noqa: E402
 from genbench.models.tiny import build_tiny_open_clip  # noqa: E402
 
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

@@ -1,4 +1,4 @@
-"""Benchmark: images per second of genbench.sampling.sample_shard for several batch sizes.
+"""Benchmark: images per second of genbench.generation.sampling.sample_shard for several batch sizes.
 
 Default: a tiny random Stable Diffusion built in a temp dir, CPU, 4 steps, 64 px. Prints
 images/s per batch size and the speed-up of batched sampling (largest batch) over a
@@ -23,8 +23,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # tqdm reads it at import time
 import torch  # noqa: E402
 
 from genbench.models.generators import load_text_to_image_pipeline  # noqa: E402
-from genbench.prompts import make_prompt_plan  # noqa: E402
-from genbench.sampling import sample_shard  # noqa: E402
+from genbench.generation.prompts import make_prompt_plan  # noqa: E402
+from genbench.generation.sampling import sample_shard  # noqa: E402
 
 CLASSES = ["cat", "dog", "car", "airplane"]
 

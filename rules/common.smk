@@ -8,10 +8,10 @@ sys.path.insert(0, workflow.basedir)  # the genbench package of this checkout
 
 from snakemake.exceptions import WorkflowError
 
-from genbench.config import check_results_dir, validate_config
-from genbench.errors import GenBenchError
-from genbench.housekeeping import acquire_run_lock, clean_staging, describe_problems, preflight
-from genbench.plan import FINGERPRINTS_ENV, build_plan, load_fingerprints, save_fingerprints
+from genbench.core.config import check_results_dir, validate_config
+from genbench.core.errors import GenBenchError
+from genbench.core.housekeeping import acquire_run_lock, clean_staging, describe_problems, preflight
+from genbench.plan.build import FINGERPRINTS_ENV, build_plan, load_fingerprints, save_fingerprints
 
 try:
     validate_config(config)

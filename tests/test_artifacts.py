@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from genbench.artifacts import (
+from genbench.core.artifacts import (
     MANIFEST,
     ArtifactWriter,
     adopt_parts,
@@ -18,15 +18,15 @@ from genbench.artifacts import (
     verify_artifact,
     verify_tree,
 )
-from genbench.cli import main as cli_main
-from genbench.errors import GenBenchError
+from genbench.workflow.cli import main as cli_main
+from genbench.core.errors import GenBenchError
 
 RECIPE = make_recipe("features", 1, {"split": "test", "encoder": {"tiny": True}}, {"images": "ab" * 32})
 
 
 def test_key_is_stable_across_processes():
     code = (
-        "from genbench.artifacts import make_recipe, recipe_key;"
+        "from genbench.core.artifacts import make_recipe, recipe_key;"
         "print(recipe_key(make_recipe('features', 1, {'encoder': {'tiny': True}, 'split': 'test'},"
         " {'images': 'ab' * 32})))"
     )

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genbench.artifacts import ArtifactWriter, make_recipe
-from genbench.cli import main
-from genbench.imageset import write_index
+from genbench.core.artifacts import ArtifactWriter, make_recipe
+from genbench.workflow.cli import main
+from genbench.data.imageset import write_index
 from genbench.models.tiny import build_tiny_open_clip
-from genbench.pool import open_pool
+from genbench.retrieval.pool import open_pool
 
 
 def test_datasets_lists_the_registry(capsys):
@@ -23,7 +23,7 @@ def test_datasets_lists_the_registry(capsys):
 def test_ls_filters_by_stage_and_dataset(tmp_path, capsys):
     for stage, scope in (("features", "digits"), ("features", "cifar-10"), ("prepare", "digits")):
         recipe = make_recipe(stage, 1, {"scope": scope}, {})
-        from genbench.artifacts import recipe_key, short_key
+        from genbench.core.artifacts import recipe_key, short_key
 
         with ArtifactWriter(tmp_path / stage / scope / short_key(recipe_key(recipe)), recipe) as w:
             with open(w.path("x.txt"), "w") as f:

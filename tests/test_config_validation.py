@@ -6,8 +6,8 @@ import re
 import pytest
 import yaml
 
-from genbench.config import DEFAULT_CONFIG, load_config, looks_like_local_path, validate_config
-from genbench.errors import ConfigError
+from genbench.core.config import DEFAULT_CONFIG, load_config, looks_like_local_path, validate_config
+from genbench.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +100,9 @@ def test_strategy_params_of_unknown_strategy_and_ti_base_keys(config):
 
 
 def test_config_module_does_not_import_the_plan():
-    import genbench.config
+    import genbench.core.config
 
-    source = open(genbench.config.__file__, encoding="utf-8").read()
+    source = open(genbench.core.config.__file__, encoding="utf-8").read()
     assert not re.search(r"^\s*(from genbench\.plan|from genbench import plan|import genbench\.plan)", source, re.M)
 
 

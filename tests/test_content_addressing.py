@@ -12,8 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 
-import genbench.artifacts as artifacts
-from genbench.artifacts import (
+import genbench.core.artifacts as artifacts
+from genbench.core.artifacts import (
     ArtifactWriter,
     adopt_parts,
     check_artifact,
@@ -25,13 +25,13 @@ from genbench.artifacts import (
     verify_tree,
     write_part_manifest,
 )
-from genbench.config import DEFAULT_CONFIG, load_config, validate_config
-from genbench.errors import GenBenchError
-from genbench.evaluate import shots_actual
-from genbench.fewshot import check_shortfall
-from genbench.fingerprint import StatCache, fingerprint_path, hub_revision
-from genbench.housekeeping import acquire_run_lock, collect_garbage, release_run_lock
-from genbench.plan import STAGE_VERSIONS, build_plan
+from genbench.core.config import DEFAULT_CONFIG, load_config, validate_config
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.evaluate import shots_actual
+from genbench.data.fewshot import check_shortfall
+from genbench.core.fingerprint import StatCache, fingerprint_path, hub_revision
+from genbench.core.housekeeping import acquire_run_lock, collect_garbage, release_run_lock
+from genbench.plan.build import STAGE_VERSIONS, build_plan
 from workflow_helpers import REPO, write_digits_folder
 
 
@@ -332,7 +332,7 @@ def test_second_run_on_the_same_results_is_refused_naming_the_first(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
-        from genbench.housekeeping import acquire_run_lock
+        from genbench.core.housekeeping import acquire_run_lock
         acquire_run_lock({str(tmp_path)!r})
         print("held", flush=True)
         time.sleep(60)
@@ -381,7 +381,7 @@ def test_shots_actual_is_the_smallest_class_count():
 
 
 def test_cli_names_a_broken_or_missing_configfile_in_one_line(tmp_path, capsys):
-    from genbench.cli import main
+    from genbench.workflow.cli import main
 
     broken = tmp_path / "broken.yaml"
     broken.write_text("fewshot:\n  shots: [5\nprobe: {}\n")

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from genbench.datasets import (
+from genbench.data.datasets import (
     BENCHMARK_DATASETS,
     DatasetInfo,
     class_slugs,
     get_dataset,
     list_datasets,
 )
-from genbench.errors import ConfigError, GenBenchError
+from genbench.core.errors import ConfigError, GenBenchError
 
 # key: (classes, metric, (train, val, test), templates) -- REFERENCE.md section 2
 EXPECTED = {

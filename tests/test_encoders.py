@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genbench.encoders import (
+from genbench.evaluation.encoders import (
     ENCODER_TYPES,
     HFVisionEncoder,
     InceptionEncoder,
@@ -13,7 +13,7 @@ from genbench.encoders import (
     clean_resize_tensor,
     load_encoder,
 )
-from genbench.errors import ConfigError, GenBenchError
+from genbench.core.errors import ConfigError, GenBenchError
 from genbench.models.tiny import build_tiny_open_clip
 
 torch.set_num_threads(1)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from genbench.encoders import load_encoder
-from genbench.errors import GenBenchError
-from genbench.features import (
+from genbench.evaluation.encoders import load_encoder
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.features import (
     FeatureSet,
     build_text_classifier,
     extract_image_features,
@@ -18,7 +18,7 @@ from genbench.features import (
     load_features,
     save_features,
 )
-from genbench.imageset import ImageSetReader, write_index
+from genbench.data.imageset import ImageSetReader, write_index
 from genbench.models.tiny import build_tiny_open_clip
 
 torch.set_num_threads(1)

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from PIL import Image
 
-from genbench.errors import GenBenchError
-from genbench.fewshot import sample_k_shot, write_k_shot_subset
-from genbench.imageset import ImageSetReader, read_index, write_index
+from genbench.core.errors import GenBenchError
+from genbench.data.fewshot import sample_k_shot, write_k_shot_subset
+from genbench.data.imageset import ImageSetReader, read_index, write_index
 
 
 def png_bytes(color):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genbench.errors import GenBenchError
-from genbench.imageset import (
+from genbench.core.errors import GenBenchError
+from genbench.data.imageset import (
     ImageSetReader,
     class_counts,
     load_image,

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from genbench.cli import _load_config
-from genbench.errors import GenBenchError
-from genbench.legacy import (
+from genbench.core.config import load_run_config
+from genbench.core.errors import GenBenchError
+from genbench.workflow.legacy import (
     OPTION_STAGES,
     OVERLAY_NAME,
     add_pipeline_parser,
@@ -23,7 +23,7 @@ from genbench.legacy import (
     translate_options,
     write_overlay,
 )
-from genbench.plan import STAGE_VERSIONS
+from genbench.plan.build import STAGE_VERSIONS
 from workflow_helpers import job_stats
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def test_overlay_config_validates_and_sets_the_three_keys(tmp_path):
     path = write_overlay(overlay, tmp_path / "out")
     assert path == tmp_path / "out" / OVERLAY_NAME
     assert yaml.safe_load(path.read_text()) == overlay
-    config = _load_config([str(path)])  # default config + overlay passes the schema
+    config = load_run_config([str(path)])  # default config + overlay passes the schema
     assert config["datasets"] == ["digits", "cifar-10"] and config["strategies"] == ["lang_enc"]
     assert config["results_dir"] == "work_dirs"
     assert config["generation"]["steps"] == 4  # the rest comes from the default config
@@ -108,7 +108,7 @@ def test_command_line_keys_win_over_the_users_configfile(tmp_path):
     cmd = pipeline_command(_args(tmp_path, "pack_generated", configfile=[mine]))
     start = cmd.index("--configfile") + 1
     assert cmd[start:start + 2] == [str(mine), str(tmp_path / "work_dirs" / OVERLAY_NAME)]
-    config = _load_config(cmd[start:start + 2])
+    config = load_run_config(cmd[start:start + 2])
     assert config["strategies"] == ["simple_template"] and config["fewshot"]["shots"] == [3]
     assert len(_targets(cmd)) == 1  # one strategy x one shot count
 
@@ -136,7 +136,7 @@ def test_parser_registers_the_pipeline_command():
 def test_dry_run_plans_the_requested_rules(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "genbench.legacy", "--option", "configure,sample_images,elevater",
+        [sys.executable, "-m", "genbench.workflow.legacy", "--option", "configure,sample_images,elevater",
          "--dataset_name", "digits", "--language_enc", "simple_template", "--output_dir", "work_dirs",
          "--dry-run"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

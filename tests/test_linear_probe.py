@@ -1,4 +1,4 @@
-"""Tests for genbench.linear_probe: ELEVATER's weight-decay search, batched training, the protocol."""
+"""Tests for genbench.evaluation.linear_probe: ELEVATER's weight-decay search, batched training, the protocol."""
 
 import math
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from genbench.errors import GenBenchError
-from genbench.linear_probe import (WEIGHT_DECAYS, check_shots, epoch_batches, initial_weight, run_linear_probe,
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.linear_probe import (WEIGHT_DECAYS, check_shots, epoch_batches, initial_weight, run_linear_probe,
                                    train_heads, validation_split, weight_decay_search)
 
 torch.set_num_threads(1)
@@ -87,7 +87,7 @@ def test_check_shots_names_short_classes():
 
 def _sequential_reference(x, y, x_eval, y_eval, lr, wd, init, epochs, seed, multilabel, metric):
     """One head trained the plain way: torch modules, autograd, torch.optim.SGD."""
-    from genbench.metrics.classification import dataset_metric
+    from genbench.evaluation.metrics.classification import dataset_metric
     x, x_eval = torch.from_numpy(x), torch.from_numpy(x_eval)
     bn = torch.nn.BatchNorm1d(x.shape[1], affine=False)
     linear = torch.nn.Linear(x.shape[1], init.shape[0])

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
-from genbench.errors import GenBenchError
-from genbench.metrics.classification import (
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.metrics.classification import (
     accuracy, average_precision_11point, dataset_metric, map_11point, mean_per_class, roc_auc)
 
 

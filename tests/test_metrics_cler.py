@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from genbench.errors import GenBenchError
-from genbench.metrics.cler import (
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.metrics.cler import (
     centroid_scores, class_centroids, cler_report, cler_scores, knn_scores, l2_normalize,
     prototype_scores, zero_shot_scores)
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from genbench.errors import GenBenchError
-from genbench.metrics.clip_score import (
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.metrics.clip_score import (
     clip_score_100, clip_score_100_per_class, clip_score_hessel, clip_score_hessel_per_class)
 
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from genbench.errors import GenBenchError
-from genbench.metrics import fidelity
-from genbench.metrics.fidelity import cmmd, precision_recall_density_coverage, vendi_score
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.metrics import fidelity
+from genbench.evaluation.metrics.fidelity import cmmd, precision_recall_density_coverage, vendi_score
 
 
 def brute_force_prdc(real, fake, k):

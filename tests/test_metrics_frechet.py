@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.linalg import sqrtm
 
-from genbench.errors import GenBenchError
-from genbench.metrics.frechet import (
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.metrics.frechet import (
     _eigh_factor, feature_statistics, frechet_distance, frechet_distance_from_features,
     trace_sqrt_product)
 

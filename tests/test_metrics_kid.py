@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from genbench.errors import GenBenchError
-from genbench.metrics.kid import kernel_inception_distance, polynomial_mmd2_unbiased
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.metrics.kid import kernel_inception_distance, polynomial_mmd2_unbiased
 
 
 def loop_mmd2(x, y):

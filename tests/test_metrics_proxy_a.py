@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from genbench.errors import GenBenchError
-from genbench.metrics.proxy_a import (
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.metrics.proxy_a import (
     pad_from_error, proxy_a_distance, proxy_a_distance_dann_reference)
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from genbench.errors import GenBenchError
-from genbench.metrics import (
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.metrics import (
     DISTRIBUTION_METRICS, check_same_encoder, compute_distribution_metrics,
     frechet_distance_from_features, kernel_inception_distance)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from genbench.errors import ConfigError, GenBenchError
+from genbench.core.errors import ConfigError, GenBenchError
 from genbench.models import generators
 from genbench.models.generators import SCHEDULERS, load_text_to_image_pipeline
 from genbench.models.tiny import (

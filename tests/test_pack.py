@@ -1,4 +1,4 @@
-"""Tests for genbench.pack: K-per-class selection and ELEVATER packing read back by vision-datasets."""
+"""Tests for genbench.evaluation.pack: K-per-class selection and ELEVATER packing read back by vision-datasets."""
 
 import io
 import json
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genbench.errors import GenBenchError
-from genbench.pack import pack_elevater, select_k_per_class
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.pack import pack_elevater, select_k_per_class
 
 CLASSES = ["cat", "dog", "sea turtle"]
 

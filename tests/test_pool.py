@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from genbench.errors import GenBenchError
-from genbench.imageset import write_index
-from genbench.pool import build_pool, build_pool_from_index, open_pool, pool_key_for, write_pool_shard
+from genbench.core.errors import GenBenchError
+from genbench.data.imageset import write_index
+from genbench.retrieval.pool import build_pool, build_pool_from_index, open_pool, pool_key_for, write_pool_shard
 
 torch.set_num_threads(1)
 
@@ -66,7 +66,7 @@ def test_build_open_round_trip(tmp_path, items):
     assert pool.image_member("00001", "000000003")[0] == "png"
     assert pool.image_member("00001", "000000004")[0] == "jpg"
     # embeddings are the encoder's outputs, L2-normalised, in item order
-    from genbench.imageset import decode_image
+    from genbench.data.imageset import decode_image
 
     images = torch.stack([encoder.preprocess(decode_image(b, "x")) for b, _, _ in items])
     expected_img = encoder.encode_images(images).numpy().astype(np.float64)
@@ -185,7 +185,7 @@ def test_build_pool_from_index(tmp_path):
 
 
 def test_build_pool_with_tiny_open_clip(tmp_path, items):
-    from genbench.encoders import load_encoder
+    from genbench.evaluation.encoders import load_encoder
     from genbench.models.tiny import build_tiny_open_clip
 
     encoder = load_encoder(build_tiny_open_clip(tmp_path / "clip", seed=0), "cpu")
@@ -202,11 +202,11 @@ def test_pool_from_features_reuses_image_features_and_encodes_only_captions(tmp_
     """build_pool_from_features == build_pool_from_index, with zero extra image encodings."""
     import torch
 
-    from genbench.encoders import load_encoder
-    from genbench.features import extract_image_features
-    from genbench.imageset import write_index
+    from genbench.evaluation.encoders import load_encoder
+    from genbench.evaluation.features import extract_image_features
+    from genbench.data.imageset import write_index
     from genbench.models.tiny import build_tiny_open_clip
-    from genbench.pool import build_pool_from_features, build_pool_from_index, open_pool
+    from genbench.retrieval.pool import build_pool_from_features, build_pool_from_index, open_pool
 
     torch.set_num_threads(1)
     encoder = load_encoder(build_tiny_open_clip(tmp_path / "clip"))

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from genbench.datasets import DatasetInfo, get_dataset
-from genbench.errors import GenBenchError
-from genbench.imageset import ImageSetReader, read_index
-from genbench.prepare import prepare_dataset, torchvision_label_map
+from genbench.data.datasets import DatasetInfo, get_dataset
+from genbench.core.errors import GenBenchError
+from genbench.data.imageset import ImageSetReader, read_index
+from genbench.data.prepare import prepare_dataset, torchvision_label_map
 
 
 def Info(name, classes, slugs=None, multilabel=False):

@@ -1,4 +1,4 @@
-"""Tests for prompt strategies (genbench.prompts) and the tiny text-to-text model."""
+"""Tests for prompt strategies (genbench.generation.prompts) and the tiny text-to-text model."""
 
 import hashlib
 import json
@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 import torch
 
-from genbench.errors import ConfigError, GenBenchError
+from genbench.core.errors import ConfigError, GenBenchError
 from genbench.models.text2text import build_tiny_text2text, generate_sentences, load_text2text
-from genbench.prompts import (DETAIL_SUFFIX, GENERIC_NEGATIVES, STRATEGIES, count_truncated_prompts,
+from genbench.generation.prompts import (DETAIL_SUFFIX, GENERIC_NEGATIVES, STRATEGIES, count_truncated_prompts,
                               image_seed, make_prompt_plan, sentence_prompt)
 
 torch.set_num_threads(1)

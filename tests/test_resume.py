@@ -199,7 +199,7 @@ def test_rerun_after_sigkill_keeps_finished_shards_and_completes(tmp_path):
     combos = set(zip(table.dataset, table.source, table.strategy))
     assert ("digits", "generated", "simple_template") in combos
 
-    verify = subprocess.run([sys.executable, "-m", "genbench.cli", "verify", str(results)],
+    verify = subprocess.run([sys.executable, "-m", "genbench.workflow.cli", "verify", str(results)],
                             capture_output=True, text=True, cwd=REPO)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert planned_jobs(tmp_path, config, "--rerun-triggers", "mtime", "params", "input") == {}

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from genbench.errors import GenBenchError
-from genbench.imageset import ImageSetReader, read_index
-from genbench.pool import open_pool, write_pool_shard
-from genbench.retrieval import retrieve_for_classes, topk_chunked, write_retrieved_set
+from genbench.core.errors import GenBenchError
+from genbench.data.imageset import ImageSetReader, read_index
+from genbench.retrieval.pool import open_pool, write_pool_shard
+from genbench.retrieval.search import retrieve_for_classes, topk_chunked, write_retrieved_set
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,4 @@
-"""Tests for sharded, deterministic, resumable image sampling (genbench.sampling)."""
+"""Tests for sharded, deterministic, resumable image sampling (genbench.generation.sampling)."""
 
 import io
 import json
@@ -13,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from genbench.errors import ConfigError
-from genbench.imageset import load_image, read_index
+from genbench.core.errors import ConfigError
+from genbench.data.imageset import load_image, read_index
 from genbench.models.generators import load_text_to_image_pipeline
 from genbench.models.tiny import build_tiny_stable_diffusion
-from genbench.prompts import make_prompt_plan
-from genbench.artifacts import remove_stale_staging
-from genbench.sampling import (image_id, num_shards, sample_shard, split_into_shards, to_uint8,
+from genbench.generation.prompts import make_prompt_plan
+from genbench.core.artifacts import remove_stale_staging
+from genbench.generation.sampling import (image_id, num_shards, sample_shard, split_into_shards, to_uint8,
                                write_image_index)
 
 torch.set_num_threads(1)

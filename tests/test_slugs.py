@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from genbench.datasets import class_slugs
-from genbench.errors import ConfigError
+from genbench.data.datasets import class_slugs
+from genbench.core.errors import ConfigError
 
 HOSTILE = ["a/b", "a_b", "../etc", "..", ".hidden", "Cat", "cat", "café", "cafe", "猫", "犬",
            "", "   ", "x" * 300, "semi;colon", 'quote"s', "new\nline"]
@@ -49,7 +49,7 @@ def test_stable_across_calls_and_independent_of_list_order():
 
 
 def test_stable_across_processes():
-    code = ("import json, sys; from genbench.datasets import class_slugs; "
+    code = ("import json, sys; from genbench.data.datasets import class_slugs; "
             "print(json.dumps(class_slugs(json.loads(sys.stdin.read()))))")
     outputs = [
         subprocess.run([sys.executable, "-c", code], input=json.dumps(HOSTILE), capture_output=True,

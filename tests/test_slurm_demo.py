@@ -70,7 +70,7 @@ def test_demo_workflow_runs_through_slurm(tmp_path):
     generated = table[table.source == "generated"]
     for column in ("linear_probe", "zero_shot", "fd", "clip_score_100", "pad"):
         assert generated[column].notna().all(), column
-    verify = subprocess.run([sys.executable, "-m", "genbench.cli", "verify", str(results)],
+    verify = subprocess.run([sys.executable, "-m", "genbench.workflow.cli", "verify", str(results)],
                             capture_output=True, text=True, cwd=REPO)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from genbench.artifacts import read_manifest, verify_tree
+from genbench.core.artifacts import read_manifest, verify_tree
 from workflow_helpers import REPO, job_stats, planned_jobs, quick_config, run_snakemake, write_digits_folder
 
 pytestmark = pytest.mark.workflow
@@ -149,7 +149,7 @@ def test_a_dead_jobs_staging_folder_is_removed_and_reported(base, tmp_path):
     staging = copy / "results" / "prepare" / "mine" / f".staging-0123456789ab-{socket.gethostname()}-{dead.pid}-0123abcd"
     staging.mkdir()
     (staging / "images.zip").write_bytes(b"z" * 14000)
-    listed = subprocess.run([sys.executable, "-m", "genbench.cli", "verify", str(copy / "results")],
+    listed = subprocess.run([sys.executable, "-m", "genbench.workflow.cli", "verify", str(copy / "results")],
                             capture_output=True, text=True, cwd=REPO)
     assert f"LEFTOVER {staging} (left by a job that died" in listed.stdout
     proc = run_snakemake(copy, _probe_change(copy, copy / "data"))
@@ -167,7 +167,7 @@ def test_a_second_run_on_the_same_results_is_refused_naming_the_first(base, tmp_
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
-        from genbench.housekeeping import acquire_run_lock
+        from genbench.core.housekeeping import acquire_run_lock
         acquire_run_lock({str(results)!r})
         print("held", flush=True)
         time.sleep(120)

@@ -5,12 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from genbench.errors import GenBenchError
-from genbench.fewshot import sample_k_shot
-from genbench.imageset import write_index
+from genbench.core.errors import GenBenchError
+from genbench.data.fewshot import sample_k_shot
+from genbench.data.imageset import write_index
 from genbench.models.generators import load_text_to_image_pipeline
 from genbench.models.tiny import build_tiny_stable_diffusion
-from genbench.textual_inversion import (
+from genbench.generation.textual_inversion import (
     add_placeholder_token,
     class_token,
     image_to_tensor,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genbench.errors import ConfigError, GenBenchError
-from genbench.tracking import (
+from genbench.core.errors import ConfigError, GenBenchError
+from genbench.workflow.tracking import (
     headline_metrics,
     log_results_to_wandb,
     maybe_log_results,

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from genbench.artifacts import find_artifacts, read_manifest, verify_tree
+from genbench.core.artifacts import find_artifacts, read_manifest, verify_tree
 from workflow_helpers import REPO, job_stats, planned_jobs, quick_config, run_snakemake, write_digits_folder
 
 pytestmark = pytest.mark.workflow
@@ -97,7 +97,7 @@ def test_demo_artifacts_verify_and_a_flipped_byte_is_named(demo):
         flipped = bytearray(original)
         flipped[-1] ^= 0x01
         features.write_bytes(bytes(flipped))
-        proc = subprocess.run([sys.executable, "-m", "genbench.cli", "verify", str(workdir / "results")],
+        proc = subprocess.run([sys.executable, "-m", "genbench.workflow.cli", "verify", str(workdir / "results")],
                               capture_output=True, text=True, cwd=REPO)
         assert proc.returncode == 1
         assert "features.npy" in proc.stdout and features.parent.name in proc.stdout
@@ -130,7 +130,7 @@ def test_changing_one_datasets_cler_param_reruns_only_its_cler_jobs(demo):
 def test_rebuild_command_forces_one_stage_of_one_dataset(demo):
     workdir, config = demo
     proc = subprocess.run(
-        [sys.executable, "-m", "genbench.cli", "targets", "--stage", "zeroshot_metric",
+        [sys.executable, "-m", "genbench.workflow.cli", "targets", "--stage", "zeroshot_metric",
          "--dataset", "digits", "--configfile", str(config)],
         capture_output=True, text=True, cwd=workdir, check=True)
     targets = proc.stdout.split()
@@ -139,7 +139,7 @@ def test_rebuild_command_forces_one_stage_of_one_dataset(demo):
     # rebuild command forces the tables after it too
     assert set(planned_jobs(workdir, config, "--forcerun", *targets)) == {"zeroshot_metric"}
     proc = subprocess.run(
-        [sys.executable, "-m", "genbench.cli", "rebuild", "--stage", "zeroshot_metric", "--dataset", "digits",
+        [sys.executable, "-m", "genbench.workflow.cli", "rebuild", "--stage", "zeroshot_metric", "--dataset", "digits",
          "--configfile", str(config), "--dry-run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         cwd=workdir, check=True)
     plans = [job_stats(part) for part in ("\n" + proc.stdout).split("\n+ ")[1:]]

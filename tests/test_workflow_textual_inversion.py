@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
-from genbench.artifacts import read_manifest, verify_tree
+from genbench.core.artifacts import read_manifest, verify_tree
 from workflow_helpers import quick_config, run_snakemake, write_digits_folder
 
 pytestmark = pytest.mark.workflow

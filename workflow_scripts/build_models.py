@@ -3,7 +3,7 @@ own save function, so the workflow loads it exactly as it loads a user's real we
 import json
 from pathlib import Path
 
-from genbench.workflow import start_job
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)
 kind = job.params["kind"]

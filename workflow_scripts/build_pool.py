@@ -1,10 +1,10 @@
 """build_pool: a retrieval pool (img2dataset + clip-retrieval layout) from the dataset's own
 train split, captioned with its first template - the demo's stand-in for LAION. The image
 embeddings are the train split's features (already computed): no image is encoded again."""
-from genbench.encoders import load_encoder
-from genbench.features import load_features
-from genbench.pool import build_pool_from_features
-from genbench.workflow import start_job
+from genbench.evaluation.encoders import load_encoder
+from genbench.evaluation.features import load_features
+from genbench.retrieval.pool import build_pool_from_features
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)
 info = job.dataset_info()

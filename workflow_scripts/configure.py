@@ -1,7 +1,7 @@
 """configure: the dataset's metadata (classes, slugs, templates, metric, splits) as one JSON."""
 import json
 
-from genbench.workflow import start_job
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake)
 dataset = job.params["dataset"]

@@ -1,8 +1,8 @@
 """distribution_metrics: FD, KID, precision/recall/density/coverage, Vendi, CMMD and CLIP score."""
 from loguru import logger
 
-from genbench.evaluate import distribution_metrics, rows
-from genbench.workflow import evaluation_inputs, start_job, write_rows
+from genbench.evaluation.evaluate import distribution_metrics, rows
+from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
 job = start_job(snakemake)
 inputs = evaluation_inputs(job)

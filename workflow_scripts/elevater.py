@@ -1,8 +1,8 @@
 """elevater: the ELEVATER linear probe on cached features of the external set."""
 from loguru import logger
 
-from genbench.evaluate import elevater_probe, rows
-from genbench.workflow import evaluation_inputs, start_job, write_rows
+from genbench.evaluation.evaluate import elevater_probe, rows
+from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
 job = start_job(snakemake, torch=True)
 inputs = evaluation_inputs(job)

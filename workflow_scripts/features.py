@@ -1,7 +1,7 @@
 """features: encode every image of one image set once with one encoder (float32, + labels, ids)."""
-from genbench.encoders import load_encoder
-from genbench.features import extract_image_features, save_features
-from genbench.workflow import start_job
+from genbench.evaluation.encoders import load_encoder
+from genbench.evaluation.features import extract_image_features, save_features
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)
 p = job.params

@@ -1,8 +1,8 @@
 """fewshot: a seeded K-shot subset of the prepared train split (ELEVATER's sampler)."""
 from loguru import logger
 
-from genbench.fewshot import check_shortfall, write_k_shot_subset
-from genbench.workflow import start_job
+from genbench.data.fewshot import check_shortfall, write_k_shot_subset
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake)
 p = job.params

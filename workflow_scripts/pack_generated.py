@@ -4,11 +4,11 @@ import numpy as np
 
 from loguru import logger
 
-from genbench.external import pack_records, pack_summary, select_records
-from genbench.features import load_features
-from genbench.fewshot import check_shortfall
-from genbench.imageset import read_index
-from genbench.workflow import start_job
+from genbench.evaluation.external import pack_records, pack_summary, select_records
+from genbench.evaluation.features import load_features
+from genbench.data.fewshot import check_shortfall
+from genbench.data.imageset import read_index
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake)
 p = job.params

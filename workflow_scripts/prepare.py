@@ -1,8 +1,8 @@
 """prepare: the real train/val/test splits in the canonical image-set form."""
 from loguru import logger
 
-from genbench.prepare import prepare_dataset
-from genbench.workflow import check_input_unchanged, start_job
+from genbench.data.prepare import prepare_dataset
+from genbench.workflow.job import check_input_unchanged, start_job
 
 job = start_job(snakemake)
 p = job.params

@@ -3,8 +3,8 @@ import json
 
 from loguru import logger
 
-from genbench.prompts import make_prompt_plan
-from genbench.workflow import check_input_unchanged, start_job
+from genbench.generation.prompts import make_prompt_plan
+from genbench.workflow.job import check_input_unchanged, start_job
 
 job = start_job(snakemake, torch=True)
 p = job.params

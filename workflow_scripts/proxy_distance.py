@@ -1,8 +1,8 @@
 """proxy_distance: the proxy-A distance between the external set and the real test images."""
 from loguru import logger
 
-from genbench.evaluate import proxy_distance, rows
-from genbench.workflow import evaluation_inputs, start_job, write_rows
+from genbench.evaluation.evaluate import proxy_distance, rows
+from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
 job = start_job(snakemake)
 inputs = evaluation_inputs(job)

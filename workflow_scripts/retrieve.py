@@ -4,10 +4,10 @@ import json
 
 from loguru import logger
 
-from genbench.encoders import load_encoder
-from genbench.pool import open_pool
-from genbench.retrieval import retrieve_for_classes, write_retrieved_set
-from genbench.workflow import check_input_unchanged, start_job
+from genbench.evaluation.encoders import load_encoder
+from genbench.retrieval.pool import open_pool
+from genbench.retrieval.search import retrieve_for_classes, write_retrieved_set
+from genbench.workflow.job import check_input_unchanged, start_job
 
 job = start_job(snakemake, torch=True)
 p = job.params

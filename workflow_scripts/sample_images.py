@@ -1,7 +1,7 @@
 """sample_images: gather the shards of a generated set into one artifact (index + manifest)."""
-from genbench.artifacts import adopt_parts
-from genbench.sampling import read_shard_metadata, write_image_index
-from genbench.workflow import start_job
+from genbench.core.artifacts import adopt_parts
+from genbench.generation.sampling import read_shard_metadata, write_image_index
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake)
 shards = list(snakemake.input.shards)

@@ -3,10 +3,10 @@ import json
 
 from loguru import logger
 
-from genbench.artifacts import write_part_manifest
+from genbench.core.artifacts import write_part_manifest
 from genbench.models.generators import load_text_to_image_pipeline
-from genbench.sampling import sample_shard, split_into_shards
-from genbench.workflow import start_job
+from genbench.generation.sampling import sample_shard, split_into_shards
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)
 p = job.params
@@ -16,7 +16,7 @@ rows = split_into_shards(plan, p["shard_size"])[snakemake.params.shard]
 pipe = load_text_to_image_pipeline(job.generator_source(), device=p["device"], dtype=p["dtype"],
                                    scheduler=p["scheduler"], safety_checker=p["safety_checker"])
 if job.has_input("embeddings"):  # textual-inversion strategies: one learned token per class
-    from genbench.textual_inversion import load_learned_embeds
+    from genbench.generation.textual_inversion import load_learned_embeds
 
     folder = job.input_dir("embeddings")
     files = sorted(f for f in job.input_manifest("embeddings")["files"] if f.endswith(".safetensors"))

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from genbench.report import image_grid, plot_correlations, plot_gain
-from genbench.tracking import maybe_log_results
-from genbench.workflow import setup_logging
+from genbench.workflow.report import image_grid, plot_correlations, plot_gain
+from genbench.workflow.tracking import maybe_log_results
+from genbench.workflow.job import setup_logging
 
 setup_logging(snakemake)
 aggregate = Path(snakemake.input.aggregate[0]).parent

@@ -1,9 +1,9 @@
 """text_classifier: per class, the normalised mean of the normalised template embeddings."""
 import numpy as np
 
-from genbench.encoders import load_encoder
-from genbench.features import build_text_classifier
-from genbench.workflow import start_job
+from genbench.evaluation.encoders import load_encoder
+from genbench.evaluation.features import build_text_classifier
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)
 info = job.dataset_info()

@@ -1,9 +1,9 @@
 """textual_inversion: gather the per-class learned tokens into one artifact (tokens.json)."""
 import json
 
-from genbench.artifacts import adopt_parts
-from genbench.textual_inversion import class_token
-from genbench.workflow import start_job
+from genbench.core.artifacts import adopt_parts
+from genbench.generation.textual_inversion import class_token
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake)
 info = job.dataset_info()

@@ -1,11 +1,11 @@
 """textual_inversion_class: learn one class's token embedding from its reference images."""
 from loguru import logger
 
-from genbench.artifacts import write_part_manifest
-from genbench.imageset import read_index
+from genbench.core.artifacts import write_part_manifest
+from genbench.data.imageset import read_index
 from genbench.models.generators import load_text_to_image_pipeline
-from genbench.textual_inversion import class_token, load_reference_images, save_learned_embeds, train_token
-from genbench.workflow import start_job
+from genbench.generation.textual_inversion import class_token, load_reference_images, save_learned_embeds, train_token
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)
 p = job.params

@@ -4,9 +4,9 @@ import os
 
 from loguru import logger
 
-from genbench.imageset import write_index
-from genbench.textual_inversion import reference_images
-from genbench.workflow import start_job
+from genbench.data.imageset import write_index
+from genbench.generation.textual_inversion import reference_images
+from genbench.workflow.job import start_job
 
 job = start_job(snakemake)
 p = job.params

@@ -1,8 +1,8 @@
 """zeroshot_metric: zero-shot accuracy, the CLER score and its ablations for one external set."""
 from loguru import logger
 
-from genbench.evaluate import rows, zeroshot_metric
-from genbench.workflow import evaluation_inputs, start_job, write_rows
+from genbench.evaluation.evaluate import rows, zeroshot_metric
+from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
 job = start_job(snakemake)
 inputs = evaluation_inputs(job)

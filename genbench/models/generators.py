@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from genbench.errors import ConfigError, GenBenchError
+from genbench.core.errors import ConfigError, GenBenchError
 
 # Scheduler name -> diffusers class name; each is built with Cls.from_config(pipe.scheduler.config).
 SCHEDULERS: dict[str, str] = {

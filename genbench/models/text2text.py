@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from genbench.errors import GenBenchError
+from genbench.core.errors import GenBenchError
 
 TINY_WORDS = (
     "a an the of in on at with and by near under over into from to is are was its their "

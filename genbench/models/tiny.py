@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from genbench.errors import GenBenchError
+from genbench.core.errors import GenBenchError
 
 CLIP_VOCAB_SIZE = 49408
 CLIP_CONTEXT_LENGTH = 77
@@ -228,7 +228,7 @@ def register_open_clip_config(config_path: str | Path) -> str:
 def build_tiny_open_clip(out_dir: str | Path, seed: int = 0) -> dict:
     """Build a tiny random open_clip CLIP, save config json + safetensors weights to ``out_dir``.
 
-    Returns an encoder spec for ``genbench.encoders.load_encoder``:
+    Returns an encoder spec for ``genbench.evaluation.encoders.load_encoder``:
     ``{"type": "open_clip", "model": name, "pretrained": <weights file>, "config": <json>}``.
     """
     import open_clip

@@ -1,0 +1,1 @@
+"""Artifacts, config, errors, fingerprints and housekeeping: what every stage relies on."""

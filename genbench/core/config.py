@@ -1,0 +1,337 @@
+"""Loading and validating the workflow config (schema: genbench/core/schema/config.schema.yaml).
+
+``validate_config`` reports every problem it finds, one line each, as
+``config key '<dotted.key>': <problem>``, in a single ConfigError.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from genbench.core.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+# A value ending like this names a file, never a hub id or an open_clip tag.
+FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz", ".npy", ".pkl", ".onnx",
+                 ".h5", ".json", ".yaml", ".yml")
+MODEL_PATH_KEYS = ("model", "pretrained", "weights", "path", "config")
+TI_DEFAULT_BASE = "simple_template"  # the base strategy of ti_original / ti_retrieval
+MAX_PROBLEMS = 20  # lines listed in one error
+
+
+# ---------------------------------------------------------------- loading
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict:
+    """The JSON schema of the workflow config, as written in the schema file."""
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """Read a YAML config file; a one-line ConfigError when it is missing, unreadable or not YAML."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder, not a file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(_yaml_problem(path, err)) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def _yaml_problem(path, err: yaml.YAMLError) -> str:
+    """``config file <path>, line <n>: <problem>`` (1-based line) from a YAML error, one line."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or getattr(err, "context", None) or str(err)
+    problem = " ".join(str(problem).split())
+    if mark is None:
+        return f"config file {path}: {problem}"
+    return f"config file {path}, line {mark.line + 1}: {problem}"
+
+
+# ---------------------------------------------------------------- schema
+
+
+def _relaxed(schema):
+    """A copy of a (sub)schema with every ``required`` list dropped, recursively ($refs are not
+    followed; the overridable sections do not use $refs with required keys)."""
+    if isinstance(schema, list):
+        return [_relaxed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    relaxed = {}
+    for key, value in schema.items():
+        if key == "required":
+            continue
+        if key in ("properties", "patternProperties", "$defs") and isinstance(value, dict):
+            relaxed[key] = {name: _relaxed(sub) for name, sub in value.items()}  # names, not keywords
+        else:
+            relaxed[key] = _relaxed(value)
+    return relaxed
+
+
+def full_schema() -> dict:
+    """The schema with each ``per_dataset`` section set to its top-level schema, relaxed."""
+    schema = copy.deepcopy(load_schema())
+    top = schema["properties"]
+    sections = top["per_dataset"]["additionalProperties"]["properties"]
+    for name in sections:
+        sections[name] = _relaxed(top[name])
+    return schema
+
+
+def _is_integer(checker, instance) -> bool:
+    """Integers are ints only: not 2.0 (JSON Schema's integer) and not true/false."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    """A Draft 2020-12 validator of ``full_schema()`` whose "integer" rejects floats and bools."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    strict = jsonschema.validators.extend(base, type_checker=base.TYPE_CHECKER.redefine("integer", _is_integer))
+    return strict(full_schema())
+
+
+def _key_path(parts) -> str:
+    """Dotted key of a path, list indices as [i]: ``metrics.extra_encoders[0].weights``."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "<top level>"
+
+
+def _problem(key: str, message: str) -> str:
+    return f"config key '{key}': {message}"
+
+
+def _schema_problems(config: dict) -> list[str]:
+    """One line per schema violation; an unknown key is named itself (``probe.sed``)."""
+    problems = []
+    for error in _validator().iter_errors(config):
+        path = list(error.absolute_path)
+        if error.validator == "additionalProperties" and error.validator_value is False:
+            allowed = sorted(error.schema.get("properties", {}))
+            hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+            problems += [_problem(_key_path(path + [k]), f"unknown key(s) {k!r}{hint}")
+                         for k in error.instance if k not in allowed]
+        else:
+            problems.append(_problem(_key_path(path), _describe(error)))
+    return problems
+
+
+def _describe(error) -> str:
+    if error.validator == "enum":
+        return f"{error.instance!r} is not one of {error.validator_value}"
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"expected {expected}, got {error.instance!r}"
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        return "; or ".join(_describe(sub) for sub in error.context)
+    return error.message
+
+
+# ---------------------------------------------------------------- validation
+
+
+def validate_config(config: dict) -> None:
+    """Check ``config`` against the schema and cross-key rules; one ConfigError listing every
+    problem, one line each, naming its key.
+
+    Cross-key rules: every dataset in ``datasets`` is known and every user dataset declaration
+    is sound (class names included); every dataset in ``per_dataset`` and ``data.roots`` is
+    listed in ``datasets``; model paths that look local exist; strategies are known and their
+    ``strategy_params`` keys are allowed for them.
+    """
+    problems = _schema_problems(config)
+    if not problems:  # the cross-key rules rely on the types the schema checked
+        problems = _cross_key_problems(config)
+    if problems:
+        raise ConfigError(_error_text(problems))
+
+
+def _error_text(problems: list[str]) -> str:
+    """The problem itself when there is one; else a count and one indented line each."""
+    unique = list(dict.fromkeys(problems))
+    if len(unique) == 1:
+        return unique[0]
+    lines = [f"  {p}" for p in unique[:MAX_PROBLEMS]]
+    if len(unique) > MAX_PROBLEMS:
+        lines.append(f"  ... and {len(unique) - MAX_PROBLEMS} more")
+    return f"invalid config, {len(unique)} problems:\n" + "\n".join(lines)
+
+
+def _cross_key_problems(config: dict) -> list[str]:
+    problems = _dataset_problems(config) + _listed_dataset_problems(config)
+    for role, spec in config.get("models", {}).items():
+        problems += _model_problems(f"models.{role}", role, spec)
+    for i, spec in enumerate(config.get("metrics", {}).get("extra_encoders", [])):
+        key = f"metrics.extra_encoders[{i}]"
+        if is_tiny(spec) or not spec.get("type"):
+            problems.append(_problem(key, "give {type: inception|hf|open_clip, ...}"))
+        else:
+            problems += _model_problems(key, "extra_encoder", spec)
+    return problems + _strategy_problems(config)
+
+
+def _dataset_problems(config: dict) -> list[str]:
+    """Every listed dataset is known; every user dataset declaration passes the registry's checks."""
+    from genbench.data.datasets import get_dataset
+
+    users = config.get("user_datasets", {})
+    problems = []
+    for name in list(users) + [d for d in config.get("datasets", []) if d not in users]:
+        try:
+            get_dataset(name, users)
+        except ConfigError as err:
+            problems.append(_dataset_error(err, "user_datasets" if name in users else "datasets"))
+    return problems
+
+
+def _dataset_error(err: ConfigError, fallback_key: str) -> str:
+    """A registry error as a config problem: genbench.data.datasets names a user dataset's keys
+    ``datasets.<name>.<key>``; in the config they live under ``user_datasets.<name>``."""
+    text = str(err)
+    head, sep, rest = text.partition(": ")
+    if sep and head.startswith("datasets.") and " " not in head:
+        return _problem(f"user_{head}", rest)
+    return _problem(fallback_key, text)
+
+
+def _listed_dataset_problems(config: dict) -> list[str]:
+    """``per_dataset`` and ``data.roots`` (top level or overridden) name only listed datasets."""
+    datasets = list(config.get("datasets", []))
+    named = [(f"per_dataset.{d}", d) for d in config.get("per_dataset", {})]
+    named += [(f"data.roots.{d}", d) for d in config.get("data", {}).get("roots", {})]
+    for dataset, overrides in config.get("per_dataset", {}).items():
+        roots = overrides.get("data", {}).get("roots", {})
+        named += [(f"per_dataset.{dataset}.data.roots.{d}", d) for d in roots]
+    return [_problem(key, f"{d!r} is not in 'datasets' {datasets}") for key, d in named if d not in datasets]
+
+
+def looks_like_local_path(value: str) -> bool:
+    """True when ``value`` names a file or folder rather than a hub id (``org/name``) or a tag
+    (``openai``, ``ViT-B-32``): it starts with /, . or ~, exists on disk, ends with a file suffix
+    (.pt, .bin, .safetensors, ...) or holds two or more slashes."""
+    if not isinstance(value, str) or not value:
+        return False
+    if value.startswith(("/", ".", "~")) or value.count("/") >= 2:
+        return True
+    if value.lower().endswith(FILE_SUFFIXES):
+        return True
+    try:
+        return Path(value).expanduser().exists()
+    except (OSError, ValueError):  # e.g. a NUL byte or a name too long for the file system
+        return False
+
+
+def is_tiny(spec: dict) -> bool:
+    """True for {model: tiny}: a tiny random model built in code (open_clip type for encoders)."""
+    return spec.get("model") == "tiny" and spec.get("type", "open_clip") == "open_clip"
+
+
+def _model_problems(key: str, role: str, spec: dict) -> list[str]:
+    """A model spec names what it needs, and each of its local-looking paths exists."""
+    if is_tiny(spec):
+        return []
+    if role in ("generator", "text2text") and not spec.get("model"):
+        return [_problem(key, "give {model: tiny} or {model: <hub id or folder>}")]
+    if role == "encoder" and not spec.get("type"):
+        return [_problem(key, "give {type: open_clip|inception|hf, ...}")]
+    return [_problem(f"{key}.{k}", f"path {spec[k]} does not exist") for k in MODEL_PATH_KEYS
+            if isinstance(spec.get(k), str) and looks_like_local_path(spec[k])
+            and not Path(spec[k]).expanduser().exists()]
+
+
+# ---------------------------------------------------------------- strategies
+
+
+def _known_strategies() -> list[str]:
+    from genbench.generation.prompts import STRATEGIES, TEXTUAL_INVERSION_STRATEGIES
+
+    return sorted(set(STRATEGIES) | set(TEXTUAL_INVERSION_STRATEGIES))
+
+
+def _strategy_problems(config: dict) -> list[str]:
+    """Known names in ``strategies`` and ``strategy_params``, top level and per dataset, and
+    allowed param keys (a per-dataset override inherits a ti strategy's ``base`` from the top)."""
+    known = _known_strategies()
+    top_params = config.get("strategy_params", {})
+    scopes = [("", config)] + [(f"per_dataset.{d}.", o) for d, o in config.get("per_dataset", {}).items()]
+    problems = []
+    for prefix, scope in scopes:
+        problems += [_problem(f"{prefix}strategies", f"unknown prompt strategy {name!r}; valid: {known}")
+                     for name in scope.get("strategies", []) if name not in known]
+        for name, params in scope.get("strategy_params", {}).items():
+            key = f"{prefix}strategy_params.{name}"
+            if name not in known:
+                problems.append(_problem(key, f"unknown prompt strategy {name!r}; valid: {known}"))
+            else:
+                problems += _param_problems(key, name, params, top_params.get(name) or {})
+    return problems
+
+
+def _param_problems(key: str, name: str, params: dict, inherited: dict) -> list[str]:
+    """Each param key of strategy ``name`` is one it (or, for ti_*, its base strategy) accepts."""
+    from genbench.generation.prompts import MODIFIER_KEYS, STRATEGIES, TEXTUAL_INVERSION_STRATEGIES
+
+    label, extra = repr(name), set()
+    if name in TEXTUAL_INVERSION_STRATEGIES:
+        base = params.get("base", inherited.get("base", TI_DEFAULT_BASE))
+        if not isinstance(base, str) or base not in STRATEGIES:
+            return [_problem(f"{key}.base", f"unknown base strategy {base!r}; valid: {sorted(STRATEGIES)}")]
+        label, extra, name = f"{name!r} (base {base!r})", {"base"}, base
+    allowed = sorted(STRATEGIES[name][1] | MODIFIER_KEYS | extra)
+    return [_problem(f"{key}.{param}", f"unknown param {param!r} of prompt strategy {label}; valid: {allowed}")
+            for param in params if param not in allowed]
+
+
+def check_results_dir(results_dir: str) -> None:
+    """Fail early, naming the folder, when the results folder cannot be created or written."""
+    path = Path(results_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"config key 'results_dir': cannot create {results_dir}: {err.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"config key 'results_dir': {results_dir} is not writable")
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A copy of ``base`` with ``override`` merged in, dictionaries recursively (as Snakemake
+    merges --configfile files into the embedded config)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_run_config(configfiles: list[str] | None = None) -> dict:
+    """The embedded config.yaml with each config file merged in, in order, then validated."""
+    config = load_config(DEFAULT_CONFIG)
+    for path in configfiles or []:
+        config = deep_merge(config, load_config(path))
+    validate_config(config)
+    return config

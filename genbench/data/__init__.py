@@ -1,0 +1,1 @@
+"""Datasets: the registry, image-set indexes, real splits (prepare) and K-shot subsets (fewshot)."""

@@ -1,0 +1,1 @@
+"""Evaluation: encoders, features, ELEVATER packs, the linear probe and the metrics."""

@@ -1,0 +1,120 @@
+"""The evaluation stages as functions of cached features: each returns tidy metric rows.
+
+Every row has the fixed columns ``ROW_COLUMNS``; a stage's table is its rows for one
+(dataset, external set, shots, seed, encoder). Nothing here encodes an image: the features
+come from the feature artifacts, selected by the ids each pack holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genbench.evaluation.features import FeatureSet
+from genbench.evaluation.linear_probe import run_linear_probe
+from genbench.evaluation.metrics import compute_distribution_metrics
+from genbench.evaluation.metrics.classification import dataset_metric
+from genbench.evaluation.metrics.cler import (
+    centroid_scores,
+    cler_scores,
+    knn_scores,
+    l2_normalize,
+    zero_shot_scores,
+)
+from genbench.evaluation.metrics.clip_score import clip_score_100_per_class, clip_score_hessel_per_class
+
+ROW_COLUMNS = ("dataset", "source", "strategy", "shots", "seed", "encoder", "stage", "metric", "value")
+
+
+@dataclass
+class EvaluationInputs:
+    """What every evaluation of one external set needs, all as arrays."""
+
+    dataset: str
+    class_names: list[str]
+    metric: str
+    labels: dict           # source, strategy, shots, seed
+    test: FeatureSet        # real test split
+    external: FeatureSet    # the packed external images
+    text_classifier: np.ndarray | None  # None for an encoder without a text tower
+
+    @property
+    def encoder(self) -> str:
+        return str(self.test.meta.get("encoder", "?"))
+
+
+def rows(inputs: EvaluationInputs, stage: str, values: dict[str, float]) -> list[dict]:
+    """Tidy rows (one per metric) for ``values`` with the set's identifying columns."""
+    base = {"dataset": inputs.dataset, "encoder": inputs.encoder, "stage": stage,
+            **{k: inputs.labels.get(k) for k in ("source", "strategy", "shots", "seed")}}
+    return [{**base, "metric": name, "value": float(v)} for name, v in values.items()]
+
+
+def zeroshot_metric(inputs: EvaluationInputs, knn_k: int = 10) -> dict[str, float]:
+    """Zero-shot, the CLER score and its ablations, each as the dataset's metric (percent).
+
+    zero_shot: softmax(100 x.t_c); cler: softmax(x.p_c), p_c = normalise(t_c + mu_c);
+    cler_centroid: softmax(x.mu_c); cler_knn<k>: k-NN vote over the external images.
+    """
+    x, y = inputs.test.feats, inputs.test.labels
+    ext, ext_y = inputs.external.feats, inputs.external.labels
+    num_classes = len(inputs.class_names)
+    k = min(knn_k, len(ext))
+    scores = {
+        "zero_shot": zero_shot_scores(l2_normalize(x), inputs.text_classifier),
+        "cler": cler_scores(x, inputs.text_classifier, ext, ext_y, inputs.class_names),
+        "cler_centroid": centroid_scores(x, ext, ext_y, num_classes, inputs.class_names),
+        f"cler_knn{knn_k}": knn_scores(x, ext, ext_y, num_classes, k=k),
+    }
+    return {name: dataset_metric(inputs.metric, y, s) for name, s in scores.items()}
+
+
+def distribution_metrics(inputs: EvaluationInputs, names: list[str], params: dict) -> dict[str, float]:
+    """Set-vs-set metrics of the external images against the real test images, plus CLIP score.
+
+    CLIP scores (only with a text classifier) use each image's class text embedding t_c:
+    clip_score_hessel = mean 2.5 max(cos, 0); clip_score_100 = mean max(100 cos, 0).
+    """
+    values = compute_distribution_metrics(names, inputs.external.feats, inputs.test.feats, params)
+    ext, labels = inputs.external.feats, inputs.external.labels
+    if np.ndim(labels) == 1 and inputs.text_classifier is not None:
+        values["clip_score_hessel"] = clip_score_hessel_per_class(ext, labels, inputs.text_classifier)
+        values["clip_score_100"] = clip_score_100_per_class(ext, labels, inputs.text_classifier)
+    return values
+
+
+def proxy_distance(inputs: EvaluationInputs, seed: int = 0) -> dict[str, float]:
+    """Proxy-A distance of external vs real test features: ours (seeded, CV-chosen C) and
+    the DANN reference procedure (labelled ``pad_dann``; optimistic)."""
+    return compute_distribution_metrics(["pad", "pad_dann"], inputs.external.feats, inputs.test.feats,
+                                        {"pad": {"seed": seed}})
+
+
+def elevater_probe(inputs: EvaluationInputs, probe: dict, log=None) -> tuple[dict[str, float], dict]:
+    """The ELEVATER linear probe trained on the external set, tested on the real test split.
+
+    Returns (metric values, the probe's full report). Values: linear_probe (in the labelled
+    ``mode``), zero_shot (the text classifier alone) and gain = linear_probe - zero_shot.
+    """
+    report = run_linear_probe(
+        inputs.external.feats, inputs.external.labels, inputs.test.feats, inputs.test.labels,
+        metric=inputs.metric, text_classifier=inputs.text_classifier, mode=probe.get("mode", "honest"),
+        seed=probe.get("seed", 0), lrs=probe.get("lrs"), epochs_search=probe.get("epochs_search", 10),
+        epochs_final=probe.get("epochs_final", 50), num_classes=len(inputs.class_names), log=log)
+    zero_shot = dataset_metric(inputs.metric, inputs.test.labels,
+                               zero_shot_scores(l2_normalize(inputs.test.feats), inputs.text_classifier))
+    values = {"linear_probe": report["test_metric"], "zero_shot": zero_shot,
+              "gain": report["test_metric"] - zero_shot,
+              "shots_actual": shots_actual(inputs.external.labels, len(inputs.class_names))}
+    return values, report
+
+
+def shots_actual(labels: np.ndarray, num_classes: int) -> int:
+    """The fewest training images any class has: ``min_c #{j: c in labels_j}``.
+
+    ``labels``: (n,) class ids, or (n, C) 0/1 rows for multi-label sets. A set asked for K
+    shots reports K here unless some class fell short."""
+    labels = np.asarray(labels)
+    counts = labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels.astype(int), minlength=num_classes)
+    return int(counts[:num_classes].min()) if num_classes else 0

@@ -1,0 +1,100 @@
+"""External training sets: choose K images per class, pack them, and read their features back.
+
+An external set is generated, retrieved or original images packed K per class. The pack
+artifact records which image ids it holds (``selection.jsonl``); every metric and the probe
+read those rows from the image set's feature artifact, so no image is encoded twice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from genbench.core.errors import GenBenchError
+from genbench.evaluation.features import FeatureSet, load_features
+from genbench.data.imageset import ImageSetReader, class_counts
+from genbench.evaluation.metrics.cler import l2_normalize
+from genbench.evaluation.pack import pack_elevater, select_k_per_class
+
+SELECTION_FILE = "selection.jsonl"
+
+
+def clip_scores(feats: np.ndarray, labels: np.ndarray, text_classifier: np.ndarray) -> np.ndarray:
+    """Per image, cos(x_i, t_{y_i}): the cosine between the image and its class's text embedding."""
+    return np.sum(l2_normalize(feats) * text_classifier[labels], axis=1)
+
+
+def _record_order(records: list[dict], ids: list[str]) -> np.ndarray:
+    position = {r["id"]: i for i, r in enumerate(records)}
+    try:
+        return np.array([position[i] for i in ids], dtype=np.int64)
+    except KeyError as err:
+        raise GenBenchError(f"feature id {err.args[0]!r} is not in the image index") from None
+
+
+def select_records(records: list[dict], k: int, selection: str, seed: int, num_classes: int,
+                   features: FeatureSet | None = None, text_classifier: np.ndarray | None = None):
+    """K records per class: top-K by CLIP score (``clip``) or ELEVATER's seeded sampler (``random``).
+
+    Returns (chosen records, counts per class, shortfall {class: have}).
+    """
+    labels = np.array([r["label"] for r in records], dtype=np.int64)
+    scores = None
+    if selection == "clip":
+        if features is None or text_classifier is None:
+            raise GenBenchError("clip selection needs the image set's features and the text classifier")
+        order = _record_order(records, features.ids)
+        scores = np.empty(len(records))
+        scores[order] = clip_scores(features.feats, labels[order], text_classifier)
+    indices, counts, shortfall = select_k_per_class(labels, k, selection, seed=seed,
+                                                    clip_scores=scores, num_classes=num_classes)
+    chosen = [dict(records[i], **({"clip_score": float(scores[i])} if scores is not None else {}))
+              for i in indices]
+    return chosen, counts, shortfall
+
+
+def pack_records(index_path: str | Path, records: list[dict], out_dir: str | Path, info, *,
+                 k: int, shortfall: dict, root_folder: str) -> dict:
+    """Pack ``records`` of an image index in the ELEVATER format and write ``selection.jsonl``.
+
+    ``root_folder``: the artifact's final folder name (``out_dir`` may be a staging folder), so
+    ``dataset_info.json`` names where the pack lives, relative to its dataset's folder."""
+    reader = ImageSetReader(index_path, records=records)
+    dataset_info = pack_elevater(records, reader.open_bytes, out_dir, dataset_name=info.name,
+                                 class_names=list(info.classes), index_format=info.index_format,
+                                 multilabel=info.multilabel, k=k, shortfall=shortfall,
+                                 root_folder=root_folder)
+    with open(Path(out_dir) / SELECTION_FILE, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps({"id": r["id"], "label": r["label"]}, sort_keys=True) + "\n")
+    return dataset_info
+
+
+def pack_summary(records: list[dict], num_classes: int, k: int, shortfall: dict) -> dict:
+    """The manifest summary of a pack: size, K, the smallest class and every class short of K."""
+    counts = class_counts(records, num_classes)
+    return {"images": len(records), "k": k, "min_per_class": min(counts, default=0),
+            "shortfall": {str(c): int(n) for c, n in shortfall.items()}}
+
+
+def read_selection(pack_dir: str | Path) -> list[str]:
+    """The image ids an external-set pack holds, in pack order."""
+    with open(Path(pack_dir) / SELECTION_FILE, encoding="utf-8") as f:
+        return [json.loads(line)["id"] for line in f if line.strip()]
+
+
+def load_external_features(pack_dirs: list[Path], feature_dirs: list[Path]) -> FeatureSet:
+    """The features of every image in the given packs (several packs are concatenated)."""
+    parts = [load_features(fd).select(read_selection(pd)) for pd, fd in zip(pack_dirs, feature_dirs)]
+    encoders = {p.meta.get("encoder") for p in parts}
+    if len(encoders) > 1:
+        raise GenBenchError(f"external sets were encoded with different encoders: {sorted(map(str, encoders))}")
+    return FeatureSet(
+        feats=np.concatenate([p.feats for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        ids=[i for p in parts for i in p.ids],
+        meta=parts[0].meta,
+    )
+

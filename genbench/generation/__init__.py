@@ -1,0 +1,1 @@
+"""Generated images: prompt strategies, sampling from diffusers pipelines, textual inversion."""

@@ -1,0 +1,372 @@
+"""Textual inversion: learn one new text-encoder token per class (REFERENCE section 9).
+
+The recipe is diffusers' textual-inversion example, written afresh:
+
+- a placeholder token (``class_token(dataset, slug)`` = ``"<dataset-slug>"``) is added to
+  the tokenizer and one row to the text encoder's input embeddings, initialised from the
+  initializer word's token (the first word of the class name by default);
+- everything is frozen except the input embedding matrix; AdamW minimises the MSE between
+  the UNet's prediction and the target (the noise, or the velocity for v-prediction
+  models) at random DDPM timesteps, for prompts ``template.format(f"{token} {class}")``;
+- after every optimizer step all embedding rows but the new one are restored bit for bit;
+- ``learned_embeds.safetensors`` holds ``{token: tensor (1, D)}``, the single-key layout that
+  ``pipe.load_textual_inversion(path)`` loads.
+
+Reference images (``reference_images``) come from an original K-shot index (a seeded
+``fewshot.sample_k_shot`` subset) or from the top hits of a retrieved set.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genbench.core.errors import GenBenchError
+
+DEFAULT_TEMPLATES = (
+    "a photo of a {}",
+    "a rendering of a {}",
+    "a cropped photo of the {}",
+    "the photo of a {}",
+    "a photo of a clean {}",
+    "a close-up photo of a {}",
+    "a bright photo of the {}",
+    "a good photo of a {}",
+)
+LEARNED_EMBEDS_NAME = "learned_embeds.safetensors"
+REFERENCE_SOURCES = ("original", "retrieved")
+
+
+def _emit(log, message: str) -> None:
+    if log is not None:
+        (log.info if hasattr(log, "info") else log)(message)
+
+
+# ----------------------------------------------------------------------------- tokens
+
+
+def class_token(dataset: str, class_slug: str) -> str:
+    """The placeholder token of a class: ``f"<{dataset}-{class_slug}>"`` (no whitespace allowed)."""
+    token = f"<{dataset}-{class_slug}>"
+    if not dataset or not class_slug or re.search(r"\s", token):
+        raise GenBenchError(f"cannot make a token from dataset {dataset!r} and class slug {class_slug!r}")
+    return token
+
+
+# ----------------------------------------------------------------------------- references
+
+
+def _select_original(records: list[dict], ref_shot: int, seed: int) -> list[int]:
+    from genbench.data.fewshot import sample_k_shot
+
+    return sample_k_shot([r["label"] for r in records], ref_shot, seed)
+
+
+def _select_retrieved(records: list[dict], index_path) -> list[int]:
+    missing = [r["id"] for r in records if "similarity" not in r]
+    if missing:
+        raise GenBenchError(f"{index_path}: retrieved records need a 'similarity' (first missing: id {missing[0]!r})")
+    return sorted(range(len(records)), key=lambda i: (-float(records[i]["similarity"]), records[i]["id"]))
+
+
+def reference_images(index_path, class_names, ref_shot: int, *, source: str = "original", seed: int = 0,
+                     log=None) -> dict:
+    """Pick up to ``ref_shot`` reference records per class from an image index.
+
+    ``source="original"``: a K-shot index; the records are those chosen by
+    ``sample_k_shot(labels, ref_shot, seed)``, in its order. ``source="retrieved"``: an
+    ``images.jsonl`` with ``similarity``; the ``ref_shot`` most similar records per class
+    (ties: smaller id). A multi-label record counts for each of its labels. Returns
+    ``{"index": index_path, "per_class": {class_id: [records]}, "shortfall": {class_id: n}}``
+    (shortfall: classes with fewer than ``ref_shot``). GenBenchError naming the class when a
+    class has no reference image, or on a label outside the class list.
+    """
+    from genbench.data.imageset import labels_of, read_index
+
+    if source not in REFERENCE_SOURCES:
+        raise GenBenchError(f"reference source must be one of {REFERENCE_SOURCES}, got {source!r}")
+    if isinstance(ref_shot, bool) or not isinstance(ref_shot, int) or ref_shot < 1:
+        raise GenBenchError(f"ref_shot must be a positive int, got {ref_shot!r}")
+    records = read_index(index_path)
+    order = _select_original(records, ref_shot, seed) if source == "original" else _select_retrieved(records, index_path)
+    per_class = {c: [] for c in range(len(class_names))}
+    for i in order:
+        for label in labels_of(records[i]):
+            if label not in per_class:
+                raise GenBenchError(f"{index_path}: record {records[i]['id']!r} has label {label} outside "
+                                    f"0..{len(class_names) - 1}")
+            if len(per_class[label]) < ref_shot:
+                per_class[label].append(records[i])
+    empty = [class_names[c] for c, recs in per_class.items() if not recs]
+    if empty:
+        raise GenBenchError(f"{index_path}: no reference image for class(es) {empty}")
+    shortfall = {c: len(recs) for c, recs in per_class.items() if len(recs) < ref_shot}
+    for c, have in shortfall.items():
+        _emit(log, f"class {class_names[c]!r}: {have} of {ref_shot} reference images")
+    return {"index": str(index_path), "per_class": per_class, "shortfall": shortfall}
+
+
+def load_reference_images(index_path, records: list[dict]) -> list:
+    """Decode the reference records of one class as RGB PIL images."""
+    from genbench.data.imageset import ImageSetReader
+
+    with ImageSetReader(index_path, records=records) as reader:
+        return [reader.load_record(r) for r in records]
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def image_to_tensor(image, resolution: int) -> torch.Tensor:
+    """Resize the shorter side to ``resolution`` (bicubic), center-crop, scale to [-1, 1]; 3 x R x R."""
+    from PIL import Image
+
+    image = image.convert("RGB")
+    scale = resolution / min(image.size)
+    size = (max(resolution, round(image.width * scale)), max(resolution, round(image.height * scale)))
+    image = image.resize(size, Image.Resampling.BICUBIC)
+    left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
+    image = image.crop((left, top, left + resolution, top + resolution))
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32).copy()) / 127.5 - 1.0
+    return pixels.permute(2, 0, 1)
+
+
+def initializer_token_id(tokenizer, word: str, log=None) -> int:
+    """Id of the single token for ``word``; a multi-token word falls back to its first sub-token (logged).
+
+    GenBenchError when ``word`` tokenises to nothing.
+    """
+    ids = tokenizer.encode(word, add_special_tokens=False)
+    if not ids:
+        raise GenBenchError(f"initializer word {word!r} gives no token")
+    if len(ids) > 1:
+        pieces = tokenizer.convert_ids_to_tokens(ids)
+        _emit(log, f"initializer word {word!r} is {len(ids)} tokens {pieces}; using the first, {pieces[0]!r}")
+    return ids[0]
+
+
+def add_placeholder_token(tokenizer, text_encoder, token: str, init_id: int) -> int:
+    """Add ``token`` to the tokenizer and a row (copy of row ``init_id``) to the text encoder; return its id.
+
+    GenBenchError when the token already exists in the tokenizer.
+    """
+    if token in tokenizer.get_vocab():
+        raise GenBenchError(f"token {token!r} already exists in the tokenizer; choose another token")
+    if tokenizer.add_tokens(token) != 1:
+        raise GenBenchError(f"tokenizer did not add token {token!r}")
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    weight = text_encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        weight[token_id] = weight[init_id]
+    return token_id
+
+
+def _encode_latent_dists(vae, images, resolution: int, device, dtype):
+    pixels = torch.stack([image_to_tensor(im, resolution) for im in images]).to(device=device, dtype=dtype)
+    with torch.no_grad():
+        dist = vae.encode(pixels).latent_dist
+    return dist.mean.float(), dist.std.float()
+
+
+def _training_target(scheduler, latents, noise, timesteps):
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(latents, noise, timesteps)
+    raise GenBenchError(f"noise scheduler prediction_type {kind!r} is not supported (epsilon, v_prediction)")
+
+
+def _prompt_ids(tokenizer, prompts: list[str], device) -> torch.Tensor:
+    return tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").input_ids.to(device)
+
+
+def _freeze(pipe) -> torch.nn.Parameter:
+    pipe.unet.requires_grad_(False)
+    pipe.vae.requires_grad_(False)
+    pipe.text_encoder.requires_grad_(False)
+    weight = pipe.text_encoder.get_input_embeddings().weight
+    weight.requires_grad_(True)
+    return weight
+
+
+def _check_train_args(images, steps, lr, batch_size, resolution, templates):
+    if not images:
+        raise GenBenchError("textual inversion needs at least one reference image")
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("resolution", resolution)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GenBenchError(f"{name} must be a positive int, got {value!r}")
+    if not lr > 0:
+        raise GenBenchError(f"lr must be > 0, got {lr!r}")
+    bad = [t for t in templates if "{}" not in t]
+    if not templates or bad:
+        raise GenBenchError(f"templates must be non-empty strings with '{{}}', bad: {bad}")
+
+
+class _StepSampler:
+    """Seeded choice of images, templates, noise and timesteps for each training step."""
+
+    def __init__(self, seed: int, num_images: int, templates, num_train_timesteps: int):
+        self.rng = random.Random(seed)
+        self.gen = torch.Generator("cpu").manual_seed(seed)
+        self.num_images, self.templates, self.num_t = num_images, list(templates), num_train_timesteps
+        self.order: list[int] = []
+
+    def images(self, n: int) -> list[int]:
+        picks = []
+        for _ in range(n):
+            if not self.order:
+                self.order = list(range(self.num_images))
+                self.rng.shuffle(self.order)
+            picks.append(self.order.pop())
+        return picks
+
+    def prompts(self, n: int, phrase: str) -> list[str]:
+        return [self.rng.choice(self.templates).format(phrase) for _ in range(n)]
+
+    def randn(self, shape) -> torch.Tensor:
+        return torch.randn(shape, generator=self.gen)
+
+    def timesteps(self, n: int) -> torch.Tensor:
+        return torch.randint(0, self.num_t, (n,), generator=self.gen)
+
+
+def _training_step(pipe, weight, optimizer, sampler, noise_scheduler, dists, token_id, frozen, phrase, batch_size):
+    device, unet_dtype = pipe.unet.device, pipe.unet.dtype
+    picks = sampler.images(batch_size)
+    mean, std = dists[0][picks], dists[1][picks]
+    latents = (mean + std * sampler.randn(mean.shape).to(device)) * pipe.vae.config.scaling_factor
+    noise = sampler.randn(latents.shape).to(device)
+    timesteps = sampler.timesteps(batch_size).to(device)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+    hidden = pipe.text_encoder(_prompt_ids(pipe.tokenizer, sampler.prompts(batch_size, phrase), device))[0]
+    pred = pipe.unet(noisy.to(unet_dtype), timesteps, encoder_hidden_states=hidden.to(unet_dtype)).sample
+    loss = torch.nn.functional.mse_loss(pred.float(), _training_target(noise_scheduler, latents, noise, timesteps))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        keep = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+        keep[token_id] = False
+        weight[keep] = frozen[keep]
+    return float(loss.detach())
+
+
+def train_token(pipe, images, token: str, initializer_word: str | None, class_name: str, *, steps: int,
+                lr: float = 5e-4, batch_size: int = 4, resolution: int = 512, seed: int = 0,
+                templates=DEFAULT_TEMPLATES, weight_decay: float = 1e-2, log=None, history=None) -> torch.Tensor:
+    """Learn the embedding of a new token ``token`` from reference ``images`` (PIL); returns its row (D,).
+
+    The pipeline is modified in place: the token stays in its tokenizer and text encoder.
+    The row starts as the embedding of ``initializer_word`` (default: the class name's first
+    word; a multi-token word uses its first sub-token, logged). Each step draws
+    ``batch_size`` images (seeded reshuffle per epoch) and templates filled with
+    ``f"{token} {class_name}"``, latents ``z ~ VAE posterior * scaling_factor``, noise and
+    timesteps from a DDPMScheduler built from ``pipe.scheduler.config``, and minimises
+    ``MSE(unet(add_noise(z, noise, t), t, text), noise or velocity)`` with AdamW(lr,
+    weight_decay); then every other embedding row is restored. All randomness comes from
+    ``seed`` (same seed, same result on CPU). The text encoder runs in float32 during
+    training; afterwards no pipeline parameter requires grad. ``history`` (a list) receives
+    the per-step losses. GenBenchError when ``token`` already exists.
+    """
+    from diffusers import DDPMScheduler
+
+    templates = tuple(templates)
+    _check_train_args(images, steps, lr, batch_size, resolution, templates)
+    word = initializer_word or _first_word(class_name)
+    init_id = initializer_token_id(pipe.tokenizer, word, log)
+    token_id = add_placeholder_token(pipe.tokenizer, pipe.text_encoder, token, init_id)
+    text_dtype = pipe.text_encoder.dtype
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    dists = _encode_latent_dists(pipe.vae, images, resolution, pipe.vae.device, pipe.vae.dtype)
+    sampler = _StepSampler(seed, len(images), templates, noise_scheduler.config.num_train_timesteps)
+    phrase = f"{token} {class_name}"
+    try:
+        pipe.text_encoder.to(torch.float32)
+        weight = _freeze(pipe)
+        frozen = weight.detach().clone()
+        optimizer = torch.optim.AdamW([weight], lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay, eps=1e-8)
+        for step in range(steps):
+            loss = _training_step(pipe, weight, optimizer, sampler, noise_scheduler, dists, token_id, frozen,
+                                  phrase, batch_size)
+            if history is not None:
+                history.append(loss)
+            if step == 0 or (step + 1) % 50 == 0 or step + 1 == steps:
+                _emit(log, f"{token}: step {step + 1}/{steps} loss {loss:.5f}")
+        learned = weight[token_id].detach().float().cpu().clone()
+    finally:
+        pipe.text_encoder.requires_grad_(False)
+        pipe.text_encoder.to(text_dtype)
+    return learned
+
+
+def _first_word(class_name: str) -> str:
+    words = class_name.split()
+    if not words:
+        raise GenBenchError(f"class name {class_name!r} has no word to initialise the token from")
+    return words[0]
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def save_learned_embeds(path, embeds: dict) -> Path:
+    """Save ``{token: tensor (D,) or (1, D)}`` as safetensors, one file per token.
+
+    ``path`` is a ``.safetensors`` file (one token) or a directory, which gets
+    ``learned_embeds.safetensors`` (one token). Each tensor is stored as float32 (1, D)
+    under the token's name: the single-key layout ``pipe.load_textual_inversion`` reads.
+    Returns the file path.
+    """
+    from safetensors.torch import save_file
+
+    if len(embeds) != 1:
+        raise GenBenchError(f"save_learned_embeds writes one token per file (load_textual_inversion reads one key), "
+                            f"got {len(embeds)}: {sorted(embeds)}")
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path / LEARNED_EMBEDS_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (token, tensor), = embeds.items()
+    tensor = torch.as_tensor(tensor).detach().float().cpu().reshape(1, -1).contiguous()
+    save_file({token: tensor}, str(path))
+    return path
+
+
+def _token_of_file(path: Path) -> str:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        keys = list(handle.keys())
+    if len(keys) != 1:
+        raise GenBenchError(f"{path}: a learned-embeds file holds exactly one token, found keys {keys}")
+    return keys[0]
+
+
+def load_learned_embeds(pipe, paths) -> list[str]:
+    """Load learned-embeds files (one token each) into ``pipe`` via ``pipe.load_textual_inversion``.
+
+    ``paths`` are ``.safetensors`` files or directories holding ``learned_embeds.safetensors``.
+    Returns the tokens in order. GenBenchError naming the token and file when a token is
+    already in the tokenizer, two files hold the same token, or a file is missing.
+    """
+    files = [Path(p) if Path(p).suffix == ".safetensors" else Path(p) / LEARNED_EMBEDS_NAME for p in paths]
+    tokens, vocab = [], pipe.tokenizer.get_vocab()
+    for file in files:
+        if not file.is_file():
+            raise GenBenchError(f"learned embeds file {file} does not exist")
+        token = _token_of_file(file)
+        if token in vocab:
+            raise GenBenchError(f"{file}: token {token!r} already exists in the pipeline's tokenizer")
+        if token in tokens:
+            raise GenBenchError(f"{file}: token {token!r} is also in {files[tokens.index(token)]}")
+        tokens.append(token)
+    if files:
+        pipe.load_textual_inversion([str(f) for f in files])
+    return tokens

@@ -1,0 +1,551 @@
+"""The whole benchmark as a graph of content-addressed artifacts, derived from the config alone.
+
+``build_plan(config)`` runs when the Snakefile is parsed. It reads no data files and globs
+nothing: every artifact's recipe and key follows from the config, so a dry run shows every path
+of the full benchmark in seconds. Rules look their recipe and upstream artifacts up here by
+``(stage, scope, short key)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable
+
+from genbench.core.artifacts import MANIFEST, make_recipe, recipe_key, short_key
+from genbench.core.config import deep_merge, is_tiny, looks_like_local_path
+from genbench.data.datasets import DatasetInfo, get_dataset
+from genbench.core.errors import ConfigError, GenBenchError
+from genbench.core.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
+from genbench.generation.prompts import TEXTUAL_INVERSION_STRATEGIES
+
+# Bump a stage's version when its code changes the bytes it writes: every artifact of that
+# stage (and everything downstream) then gets a new key and is rebuilt beside the old one.
+STAGE_VERSIONS = {
+    "build_models": 1,
+    "configure": 1,
+    "prepare": 1,
+    "fewshot": 1,
+    "prompt_plan": 1,
+    "sample_images": 1,
+    "retrieve": 1,
+    "build_pool": 1,
+    "textual_inversion_prepare": 1,
+    "textual_inversion": 1,
+    "features": 1,
+    "text_classifier": 1,
+    "pack_generated": 1,
+    "pack_retrieval": 1,
+    "pack_original": 1,
+    "zeroshot_metric": 1,
+    "distribution_metrics": 1,
+    "proxy_distance": 1,
+    "elevater": 2,  # 2: unstable lr x wd pairs excluded from the search
+    "aggregate": 1,
+}
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GENERATED_STRATEGIES_NEEDING_TEXT2TEXT = {"model_enc"}
+
+
+@dataclass(eq=False)
+class Node:
+    """One artifact of the plan: its recipe, its upstream artifacts and its path.
+
+    ``params`` are keyed (they change the artifact's bytes). ``runtime`` holds what the job
+    needs but what cannot change its bytes (paths of fingerprinted inputs, batch sizes,
+    worker counts); it reaches the job beside the recipe and is not hashed.
+    """
+
+    stage: str
+    scope: str
+    params: dict
+    inputs: dict[str, "Node"]
+    results_dir: str
+    runtime: dict = field(default_factory=dict)
+
+    @cached_property
+    def recipe(self) -> dict:
+        upstream = {name: node.key for name, node in self.inputs.items()}
+        return make_recipe(self.stage, STAGE_VERSIONS[self.stage], self.params, upstream)
+
+    @cached_property
+    def key(self) -> str:
+        return recipe_key(self.recipe)
+
+    @property
+    def short(self) -> str:
+        return short_key(self.key)
+
+    @property
+    def dir(self) -> str:
+        return f"{self.results_dir}/{self.stage}/{self.scope}/{self.short}"
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.dir}/{MANIFEST}"
+
+
+class Plan:
+    """Every artifact the config asks for, keyed by (stage, scope, short key)."""
+
+    def __init__(self, config: dict, stat_cache=None, known_fingerprints: dict | None = None):
+        self.config = config
+        self.results_dir = str(config.get("results_dir", "results")).rstrip("/")
+        self.stat_cache = stat_cache or stat_cache_for(self.results_dir)
+        # absolute path -> fingerprint. A job process of a run starts from its main process's,
+        # so a cluster job does not walk a 1.28 M-file data folder again just to find its key.
+        self.fingerprints: dict[str, dict] = dict(known_fingerprints or {})
+        self.nodes: dict[tuple[str, str, str], Node] = {}
+        self.evaluations: list[Node] = []
+        self.sample_sets: list[Node] = []
+        self.shards: dict[tuple[str, str], int] = {}
+        self.datasets: dict[str, DatasetInfo] = {}
+        self._build()
+
+    # -- lookup -------------------------------------------------------------------------
+    def add(self, stage: str, scope: str, params: dict, inputs: dict[str, Node],
+            runtime: dict | None = None) -> Node:
+        """Add an artifact (or return the identical one already planned)."""
+        node = Node(stage, scope, params, dict(inputs), self.results_dir, dict(runtime or {}))
+        existing = self.nodes.get((stage, scope, node.short))
+        if existing is not None:
+            if existing.key != node.key:
+                raise GenBenchError(f"short-key collision in {stage}/{scope}: {node.short}")
+            return existing
+        self.nodes[(stage, scope, node.short)] = node
+        return node
+
+    def get(self, stage: str, scope: str, short: str) -> Node:
+        """The planned artifact at ``<stage>/<scope>/<short>``; a clear error if not planned."""
+        try:
+            return self.nodes[(stage, scope, short)]
+        except KeyError:
+            raise GenBenchError(
+                f"{self.results_dir}/{stage}/{scope}/{short} is not part of the current plan "
+                "(its recipe differs from what the config asks for now)"
+            ) from None
+
+    def by_stage(self, stage: str) -> list[Node]:
+        return [n for (s, _, _), n in self.nodes.items() if s == stage]
+
+    def select(self, stages: Iterable[str] = (), datasets: Iterable[str] = ()) -> list[Node]:
+        """Artifacts of the given stages and datasets (all, when a filter is empty)."""
+        stages, datasets = set(stages), set(datasets)
+        unknown = stages - set(STAGE_VERSIONS)
+        if unknown:
+            raise ConfigError(f"unknown stage(s) {sorted(unknown)}; valid: {sorted(STAGE_VERSIONS)}")
+        return [
+            n for n in self.nodes.values()
+            if (not stages or n.stage in stages) and (not datasets or n.scope in datasets)
+        ]
+
+    def shard_paths(self, node: Node) -> list[str]:
+        """The shard files a sample_images artifact gathers (each one Snakemake job)."""
+        count = self.shards[(node.scope, node.short)]
+        return [f"{node.dir}/shards/shard-{i:05d}.tar" for i in range(count)]
+
+    def targets(self) -> list[str]:
+        """What ``rule all`` asks for: the aggregate table (which needs everything else)."""
+        return [n.manifest for n in self.by_stage("aggregate")]
+
+    # -- construction -------------------------------------------------------------------
+    def _section(self, dataset: str, name: str) -> Any:
+        """A config section with the dataset's ``per_dataset`` overrides merged in."""
+        base = self.config.get(name, {})
+        override = self.config.get("per_dataset", {}).get(dataset, {}).get(name)
+        if override is None:
+            return copy.deepcopy(base)
+        if isinstance(base, dict) and isinstance(override, dict):
+            return deep_merge(base, override)
+        return copy.deepcopy(override)
+
+    def fingerprint(self, path: str | Path) -> dict:
+        """The content fingerprint of a file or folder outside the results (memoised per plan)."""
+        real = os.path.abspath(os.path.expanduser(str(path)))
+        if real not in self.fingerprints:
+            self.fingerprints[real] = fingerprint_path(real, self.stat_cache)
+        return self.fingerprints[real]
+
+    def model_identity(self, spec: dict) -> dict:
+        """The keyed form of a model spec: every local path replaced by the fingerprint of its
+        content, and a hub id pinned to the revision of its local cache snapshot."""
+        keyed = {}
+        for name, value in spec.items():
+            if isinstance(value, str) and looks_like_local_path(value):
+                keyed[name] = content_key(self.fingerprint(value))
+            else:
+                keyed[name] = value
+        model = spec.get("model")
+        if isinstance(model, str) and _is_hub_id(model) and not looks_like_local_path(model):
+            keyed["revision"] = hub_revision(model)
+        return keyed
+
+    def _model(self, role: str, spec: dict | None = None) -> tuple[dict, dict[str, Node], dict]:
+        """(keyed params, upstream inputs, runtime spec) of a model: a tiny model built by the
+        plan, or a user's one (keyed by content, loaded from the spec as given)."""
+        if spec is None:
+            spec = self.config.get("models", {}).get(role, {})
+        if is_tiny(spec):
+            node = self.add("build_models", role, {"kind": f"tiny_{role}", "seed": 0}, {})
+            return {"tiny": True}, {role: node}, {"tiny": True}
+        return self.model_identity(spec), {}, dict(spec)
+
+    def _data_identity(self, info: DatasetInfo, data: dict) -> tuple[dict, str | None]:
+        """(keyed identity, path) of a dataset's files: the fingerprint of its root folder or
+        file; scikit-learn's version for the bundled digits; torchvision downloads are keyed by
+        what is downloaded (torchvision checks their checksums), not by the folder's content."""
+        source = info.to_json()["source"]
+        root = data.get("roots", {}).get(info.name) or _default_root(data, info.name)
+        root = root or source.get("root") or source.get("path")
+        if source.get("type") == "digits":
+            return {"kind": "package", "scikit-learn": _package_version("scikit-learn")}, root
+        if data.get("download") and source.get("type") == "torchvision":
+            return {"kind": "download", "class": source.get("class")}, root
+        if not root:
+            return {"kind": "absent"}, None
+        return content_key(self.fingerprint(root)), root
+
+    def _build(self) -> None:
+        users = self.config.get("user_datasets", {})
+        evaluations = []
+        for name in self.config.get("datasets", []):
+            info = get_dataset(name, users)
+            self.datasets[name] = info
+            evaluations += self._build_dataset(info)
+        self.evaluations = evaluations
+        inputs = {f"m{i:05d}": node for i, node in enumerate(evaluations)}
+        if inputs:
+            self.add("aggregate", "all", {}, inputs)
+
+    def _build_dataset(self, info: DatasetInfo) -> list[Node]:
+        d = info.name
+        data = self._section(d, "data")
+        configure = self.add("configure", d, {"dataset": _without_paths(info.to_json())}, {})
+        identity, root = self._data_identity(info, data)
+        prepare = self.add("prepare", d, {
+            "source": _without_paths(info.to_json()["source"]),
+            "data": identity,
+            "download": bool(data.get("download", False)),
+            "seed": data.get("seed", 0),
+            "test_fraction": data.get("test_fraction", 0.3),
+            "max_bad_fraction": data.get("max_bad_fraction", 0.01),
+        }, {"configure": configure}, runtime={"root": root, "stat_cache": str(self.stat_cache.path)})
+        enc_params, enc_inputs, enc_runtime = self._model("encoder")
+        features_cfg = self._section(d, "features")
+        device = features_cfg.get("device", "cpu")
+        text_cls = self.add("text_classifier", d, {"encoder": enc_params, "device": device},
+                            {"configure": configure, **enc_inputs}, runtime={"encoder": enc_runtime})
+        ctx = _DatasetContext(info, configure, prepare, text_cls, enc_params, enc_inputs, enc_runtime,
+                              features_cfg)
+        ctx.test_features = self._features(ctx, prepare, "test")
+        ctx.train_features = self._features(ctx, prepare, "train")
+
+        sources = self._section(d, "sources")
+        fewshot = self._section(d, "fewshot")
+        evaluations = []
+        originals = {}
+        if "original" in sources or "combined" in sources:
+            for k in fewshot["shots"]:
+                for seed in fewshot["seeds"]:
+                    originals[(k, seed)] = self._original_pack(ctx, k, seed)
+        if "original" in sources:
+            for (k, seed), pack in originals.items():
+                evaluations += self._evaluate(ctx, [(pack, ctx.train_features)],
+                                              source="original", strategy="-", shots=k, seed=seed)
+        if "retrieval" in sources:
+            for k in fewshot["shots"]:
+                pack, feats = self._retrieval_pack(ctx, k)
+                evaluations += self._evaluate(ctx, [(pack, feats)], source="retrieval", strategy="-",
+                                              shots=k, seed=0)
+        if "generated" in sources or "combined" in sources:
+            for strategy in self._section(d, "strategies"):
+                for k in fewshot["shots"]:
+                    pack, feats = self._generated_pack(ctx, strategy, k)
+                    if "generated" in sources:
+                        evaluations += self._evaluate(ctx, [(pack, feats)], source="generated",
+                                                      strategy=strategy, shots=k, seed=0)
+                    if "combined" in sources:
+                        for seed in fewshot["seeds"]:
+                            pairs = [(originals[(k, seed)], ctx.train_features), (pack, feats)]
+                            evaluations += self._evaluate(ctx, pairs, source="combined",
+                                                          strategy=strategy, shots=k, seed=seed,
+                                                          probe_only=True)
+        return evaluations
+
+    def _features(self, ctx: "_DatasetContext", images: Node, split: str) -> Node:
+        cfg = ctx.features_cfg
+        return self.add("features", ctx.info.name,
+                        {"split": split, "encoder": ctx.enc_params, "device": cfg.get("device", "cpu")},
+                        {"images": images, "configure": ctx.configure, **ctx.enc_inputs},
+                        runtime={"encoder": ctx.enc_runtime, "batch_size": cfg["batch_size"],
+                                 "num_workers": cfg["num_workers"]})
+
+    def _original_pack(self, ctx: "_DatasetContext", k: int, seed: int) -> Node:
+        subset = self.add("fewshot", ctx.info.name, {"k": k, "seed": seed},
+                          {"prepare": ctx.prepare, "configure": ctx.configure},
+                          runtime={"on_shortfall": self._on_shortfall(ctx)})
+        return self.add("pack_original", ctx.info.name, {"k": k, "seed": seed},
+                        {"images": subset, "configure": ctx.configure})
+
+    def _generated_pack(self, ctx: "_DatasetContext", strategy: str, k: int) -> tuple[Node, Node]:
+        d = ctx.info.name
+        gen = self._section(d, "generation")
+        strategy_params = self._section(d, "strategy_params").get(strategy) or {}
+        plan_inputs: dict[str, Node] = {"configure": ctx.configure}
+        params: dict[str, Any] = {}
+        runtime: dict[str, Any] = {}
+        if "file" in strategy_params:  # the file's content, not its path, identifies the plan
+            path = resolve_user_file(strategy_params["file"])
+            strategy_params = {**strategy_params, "file": content_key(self.fingerprint(path))}
+            runtime["descriptions_file"] = str(path)
+        if strategy in TEXTUAL_INVERSION_STRATEGIES:
+            plan_inputs["embeddings"] = self._textual_inversion(ctx, TEXTUAL_INVERSION_STRATEGIES[strategy])
+        if strategy in GENERATED_STRATEGIES_NEEDING_TEXT2TEXT:
+            params["text2text"], t2t_inputs, runtime["text2text"] = self._model("text2text")
+            plan_inputs.update(t2t_inputs)
+        prompt_plan = self.add("prompt_plan", d, {
+            "strategy": strategy,
+            "strategy_params": strategy_params,
+            "images_per_class": gen["images_per_class"],
+            "seed": gen["seed"],
+            **params,
+        }, plan_inputs, runtime=runtime)
+        samples = self._sample_images(ctx, prompt_plan, gen)
+        return self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
+
+    def _pack_external(self, ctx: "_DatasetContext", stage: str, images: Node, k: int,
+                       seed: int) -> tuple[Node, Node]:
+        """Features of a generated or retrieved set, and its pack of K images per class."""
+        d = ctx.info.name
+        feats = self._features(ctx, images, "images")
+        pack_cfg = self._section(d, "pack")
+        pack = self.add(stage, d, {
+            "k": k, "selection": pack_cfg["selection"], "seed": seed,
+        }, {"images": images, "features": feats, "text_classifier": ctx.text_classifier,
+            "configure": ctx.configure}, runtime={"on_shortfall": self._on_shortfall(ctx)})
+        return pack, feats
+
+    def _on_shortfall(self, ctx: "_DatasetContext") -> str:
+        """What a class short of K images does (not keyed: it decides whether a job fails,
+        never the bytes it writes)."""
+        return self._section(ctx.info.name, "fewshot").get("on_shortfall", "warn")
+
+    # -- retrieval and textual inversion ------------------------------------------------
+    def _pool(self, ctx: "_DatasetContext") -> tuple[dict, dict[str, Node]]:
+        """(params, inputs) of the retrieval pool: an existing pool folder, or one built from
+        the dataset's own prepared train split (captioned with its first template; the demo)."""
+        pool = self._section(ctx.info.name, "retrieval")["pool"]
+        if pool != "train_split":
+            return {"pool": content_key(self.fingerprint(pool))}, {}
+        node = self.add("build_pool", ctx.info.name,
+                        {"captions": "first_template", "encoder": ctx.enc_params},
+                        {"images": ctx.prepare, "features": ctx.train_features,
+                         "configure": ctx.configure, **ctx.enc_inputs},
+                        runtime={"encoder": ctx.enc_runtime})
+        return {"pool": "train_split"}, {"pool": node}
+
+    def _retrieve(self, ctx: "_DatasetContext") -> Node:
+        cfg = self._section(ctx.info.name, "retrieval")
+        shots = self._section(ctx.info.name, "fewshot")["shots"]
+        pool_params, pool_inputs = self._pool(ctx)
+        runtime = {"encoder": ctx.enc_runtime, "stat_cache": str(self.stat_cache.path)}
+        if not pool_inputs:
+            runtime["pool"] = cfg["pool"]
+        return self.add("retrieve", ctx.info.name, {
+            **pool_params,
+            "encoder": ctx.enc_params,
+            "device": ctx.features_cfg.get("device", "cpu"),
+            "kind": cfg["kind"],
+            "k_per_prompt": cfg["k_per_prompt"],
+            "k_per_class": cfg.get("k_per_class") or max(shots),
+            "on_conflict": cfg["on_conflict"],
+        }, {"configure": ctx.configure, **ctx.enc_inputs, **pool_inputs}, runtime=runtime)
+
+    def _retrieval_pack(self, ctx: "_DatasetContext", k: int) -> tuple[Node, Node]:
+        return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0)
+
+    def _textual_inversion(self, ctx: "_DatasetContext", source: str) -> Node:
+        d = ctx.info.name
+        cfg = self._section(d, "textual_inversion")
+        if source == "original":
+            references_from = self.add("fewshot", d, {"k": cfg["ref_shot"], "seed": cfg["seed"]},
+                                       {"prepare": ctx.prepare, "configure": ctx.configure},
+                                       runtime={"on_shortfall": self._on_shortfall(ctx)})
+        else:
+            references_from = self._retrieve(ctx)
+        refs = self.add("textual_inversion_prepare", d, {
+            "source": source, "ref_shot": cfg["ref_shot"], "seed": cfg["seed"],
+        }, {"images": references_from, "configure": ctx.configure})
+        gen_params, gen_inputs, gen_runtime = self._model("generator")
+        train = {k: cfg[k] for k in ("steps", "lr", "batch_size", "resolution", "seed", "initializer")}
+        node = self.add("textual_inversion", d, {
+            "generator": gen_params, "device": self._section(d, "generation")["device"], **train,
+        }, {"references": refs, "configure": ctx.configure, **gen_inputs},
+            runtime={"generator": gen_runtime})
+        self.shards[(node.scope, node.short)] = ctx.info.num_classes
+        return node
+
+    def class_token_paths(self, node: Node) -> list[str]:
+        """The per-class learned-embedding files of a textual_inversion artifact (one job each)."""
+        count = self.shards[(node.scope, node.short)]
+        return [f"{node.dir}/tokens/class-{i:05d}.safetensors" for i in range(count)]
+
+    def _sample_images(self, ctx: "_DatasetContext", prompt_plan: Node, gen: dict) -> Node:
+        gen_params, gen_inputs, gen_runtime = self._model("generator")
+        if "embeddings" in prompt_plan.inputs:
+            gen_inputs = {**gen_inputs, "embeddings": prompt_plan.inputs["embeddings"]}
+        total = ctx.info.num_classes * gen["images_per_class"]
+        shards = math.ceil(total / gen["shard_size"])
+        params = {
+            "generator": gen_params,
+            **{k: gen[k] for k in ("scheduler", "steps", "guidance", "height", "width",
+                                   "output_size", "resize_filter", "dtype", "shard_size",
+                                   "safety_checker", "device")},
+            "num_images": total,
+        }
+        node = self.add("sample_images", ctx.info.name, params, {"plan": prompt_plan, **gen_inputs},
+                        runtime={"generator": gen_runtime, "batch_size": gen["batch_size"]})
+        self.shards[(node.scope, node.short)] = shards
+        if node not in self.sample_sets:
+            self.sample_sets.append(node)
+        return node
+
+    def _evaluate(self, ctx: "_DatasetContext", pairs: list[tuple[Node, Node]], *,
+                  probe_only: bool = False, **labels) -> list[Node]:
+        d = ctx.info.name
+        external = {}
+        for i, (pack, feats) in enumerate(pairs):
+            external[f"pack{i}"] = pack
+            external[f"features{i}"] = feats
+        common = {**external, "test_features": ctx.test_features,
+                  "text_classifier": ctx.text_classifier, "configure": ctx.configure}
+        metrics = self._section(d, "metrics")
+        probe = self._section(d, "probe")
+        nodes = [self.add("elevater", d, {"probe": probe, "labels": labels}, common)]
+        if probe_only:
+            return nodes
+        nodes.append(self.add("zeroshot_metric", d, {"cler": metrics["cler"], "labels": labels},
+                              common))
+        nodes.append(self.add("distribution_metrics", d, {
+            "metrics": metrics["distribution"],
+            "kid": metrics.get("kid", {}),
+            "labels": labels,
+        }, common))
+        nodes.append(self.add("proxy_distance", d, {"pad": metrics.get("pad", {}),
+                                                    "labels": labels}, common))
+        for spec in metrics.get("extra_encoders", []):
+            nodes.append(self._extra_encoder_metrics(ctx, pairs, spec, metrics, labels))
+        return nodes
+
+    def _extra_encoder_metrics(self, ctx: "_DatasetContext", pairs: list[tuple[Node, Node]], spec: dict,
+                               metrics: dict, labels: dict) -> Node:
+        """Distribution metrics (e.g. classic FID on Inception features) with another encoder:
+        the same image sets and packs, encoded once more, by that encoder only."""
+        keyed, _, runtime = self._model("extra_encoder", spec)
+        cfg = ctx.features_cfg
+
+        def features_with(feats: Node) -> Node:
+            return self.add("features", ctx.info.name,
+                            {"split": feats.params["split"], "encoder": keyed, "device": cfg.get("device", "cpu")},
+                            {"images": feats.inputs["images"], "configure": ctx.configure},
+                            runtime={"encoder": runtime, "batch_size": cfg["batch_size"],
+                                     "num_workers": cfg["num_workers"]})
+
+        inputs = {"test_features": features_with(ctx.test_features), "configure": ctx.configure}
+        for i, (pack, feats) in enumerate(pairs):
+            inputs[f"pack{i}"], inputs[f"features{i}"] = pack, features_with(feats)
+        return self.add("distribution_metrics", ctx.info.name, {
+            "metrics": metrics["distribution"], "kid": metrics.get("kid", {}), "labels": labels,
+            "encoder": keyed,
+        }, inputs)
+
+
+@dataclass
+class _DatasetContext:
+    info: DatasetInfo
+    configure: Node
+    prepare: Node
+    text_classifier: Node
+    enc_params: dict
+    enc_inputs: dict
+    enc_runtime: dict
+    features_cfg: dict
+    test_features: Node | None = None
+    train_features: Node | None = None
+
+
+def resolve_user_file(path: str) -> Path:
+    """A file named in the config: as given (absolute, or relative to the working directory),
+    else relative to this GenBench checkout (for the demo's own files); a clear error otherwise."""
+    candidates = [Path(path).expanduser(), REPO_ROOT / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"file {path} not found (looked in {', '.join(str(c) for c in candidates)})")
+
+
+def _is_hub_id(value: str) -> bool:
+    """``org/name``: one slash, both parts non-empty."""
+    parts = value.split("/")
+    return len(parts) == 2 and all(parts)
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+_PATH_KEYS = ("root", "path", "labels_file")
+
+
+def _without_paths(obj: dict) -> dict:
+    """A copy of a dataset declaration without its folder and file paths (which are keyed by
+    content where they are read, so moving the data does not change a key)."""
+    out = {k: v for k, v in obj.items() if k not in _PATH_KEYS}
+    if isinstance(out.get("source"), dict):
+        out["source"] = _without_paths(out["source"])
+    return out
+
+
+def _default_root(data: dict, dataset: str) -> str | None:
+    root_dir = data.get("root_dir")
+    return f"{root_dir}/{dataset}" if root_dir else None
+
+
+def build_plan(config: dict, known_fingerprints: dict | None = None) -> Plan:
+    """The plan for a validated config (``known_fingerprints``: see ``load_fingerprints``)."""
+    return Plan(config, known_fingerprints=known_fingerprints)
+
+
+FINGERPRINTS_ENV = "GENBENCH_RUN_FINGERPRINTS"
+
+
+def save_fingerprints(plan: Plan) -> str:
+    """Write the plan's input fingerprints to ``<results>/.genbench/fingerprints-<digest>.json``
+    (named by its content, so concurrent dry runs never overwrite a run's file); return the path."""
+    from genbench.core.artifacts import atomic_write_bytes, canonical_json
+
+    text = canonical_json(plan.fingerprints).encode("utf-8")
+    path = Path(plan.results_dir).resolve() / ".genbench" / f"fingerprints-{hashlib.sha256(text).hexdigest()[:16]}.json"
+    if not path.exists():
+        atomic_write_bytes(path, text)
+    return str(path)
+
+
+def load_fingerprints(path: str | None) -> dict | None:
+    """The fingerprints a run's main process saved (None when there is no such file)."""
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)

@@ -1,0 +1,479 @@
+"""Retrieval pools in the public img2dataset + clip-retrieval layout.
+
+A pool directory holds, for every shard name ``S`` (img2dataset numbers shards ``00000``,
+``00001``, ...)::
+
+    S.tar                         webdataset shard: <key>.jpg|png|webp, <key>.txt (caption),
+                                  <key>.json ({"key", "caption", "url", "width", "height", ...})
+    img_emb/img_emb_S.npy         image embeddings, N x D, float16 or float32
+    text_emb/text_emb_S.npy       caption embeddings, N x D
+    metadata/metadata_S.parquet   one row per embedding row, same order; columns
+                                  ``key``, ``caption``, ``url`` (clip-retrieval also
+                                  writes ``image_path``; it is used as key when ``key`` is absent)
+    pool_info.json                optional (written by ``build_pool``): encoder name, dim, ...
+
+These names follow clip-retrieval's ``inference`` writer (``img_emb/img_emb_<n>.npy``,
+``text_emb/text_emb_<n>.npy``, ``metadata/metadata_<n>.parquet``, where ``<n>`` is the
+partition number zero-padded to the digit count of the partition count). clip-retrieval
+stores L2-normalised float16 rows; ``build_pool`` stores L2-normalised float32 rows.
+Embedding partition ``S`` is read next to ``S.tar``; when a key is not in ``S.tar`` (a
+clip-retrieval run whose partitions do not follow the tars) every tar is indexed by key.
+
+Embedding rows are read with ``np.load(mmap_mode="r")`` in chunks, so memory stays bounded
+by the chunk size whatever the pool size.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genbench.core.errors import GenBenchError
+from genbench.data.imageset import TarMembers
+
+EMBED_KINDS = {"image": ("img_emb", "img_emb_"), "text": ("text_emb", "text_emb_")}
+IMAGE_EXTENSIONS = ("jpg", "png", "webp", "jpeg")
+_PIL_FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+POOL_INFO = "pool_info.json"
+DEFAULT_CHUNK_ROWS = 16384
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def embedding_path(pool_dir, kind: str, shard: str) -> Path:
+    """``<pool>/img_emb/img_emb_<shard>.npy`` (kind "image") or ``text_emb/text_emb_<shard>.npy``."""
+    folder, prefix = _kind_names(kind)
+    return Path(pool_dir) / folder / f"{prefix}{shard}.npy"
+
+
+def metadata_path(pool_dir, shard: str) -> Path:
+    """``<pool>/metadata/metadata_<shard>.parquet``."""
+    return Path(pool_dir) / "metadata" / f"metadata_{shard}.parquet"
+
+
+def _kind_names(kind: str) -> tuple[str, str]:
+    if kind not in EMBED_KINDS:
+        raise GenBenchError(f"unknown embedding kind {kind!r}; valid: {sorted(EMBED_KINDS)}")
+    return EMBED_KINDS[kind]
+
+
+def shard_name(number: int) -> str:
+    """img2dataset's shard name: the shard number zero-padded to 5 digits."""
+    return f"{number:05d}"
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def l2_normalize_rows(x: np.ndarray, where: str) -> np.ndarray:
+    """Rows divided by their L2 norm (float32); GenBenchError naming ``where`` on a zero or non-finite row."""
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+        raise GenBenchError(f"{where}: an embedding row is zero or not finite; cannot L2-normalise")
+    return (x / norms).astype(np.float32)
+
+
+def image_extension(data: bytes, key: str) -> str:
+    """File extension of encoded image bytes ("jpg", "png" or "webp"); GenBenchError naming ``key``."""
+    from PIL import Image
+
+    try:
+        fmt = Image.open(io.BytesIO(data)).format
+    except Exception as err:  # PIL raises many types for corrupt data
+        raise GenBenchError(f"pool image {key!r}: cannot decode ({err})") from None
+    if fmt not in _PIL_FORMAT_EXT:
+        raise GenBenchError(f"pool image {key!r}: format {fmt} not supported (jpg, png, webp)")
+    return _PIL_FORMAT_EXT[fmt]
+
+
+def _check_key(key) -> str:
+    """Keys name tar members (``<key>.<ext>``): no '/', '.', or whitespace (webdataset splits at '.')."""
+    if not isinstance(key, str) or not key or any(c in key for c in "/.\\") or key != key.strip() \
+            or any(c.isspace() for c in key):
+        raise GenBenchError(f"pool key {key!r} is not valid: use a non-empty name without '/', '.', or spaces")
+    return key
+
+
+def _read_source(source, key: str) -> bytes:
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    try:
+        return Path(source).read_bytes()
+    except OSError as err:
+        raise GenBenchError(f"pool image {key!r}: cannot read {source}: {err.strerror}") from None
+
+
+def _normalise_items(images) -> list[dict]:
+    """Turn (image, caption, key[, url]) tuples into dicts; GenBenchError on a bad or repeated key."""
+    items, seen = [], set()
+    for number, item in enumerate(images):
+        if not isinstance(item, (tuple, list)) or len(item) not in (3, 4):
+            raise GenBenchError(f"pool item {number}: expected (image, caption, key[, url]), got {item!r:.80}")
+        source, caption, key = item[:3]
+        key = _check_key(key)
+        if key in seen:
+            raise GenBenchError(f"pool key {key!r} appears twice")
+        if not isinstance(caption, str):
+            raise GenBenchError(f"pool image {key!r}: caption must be a string, got {caption!r}")
+        seen.add(key)
+        url = item[3] if len(item) == 4 else (None if isinstance(source, (bytes, bytearray)) else str(source))
+        items.append({"source": source, "caption": caption, "key": key, "url": url})
+    return items
+
+
+def _encode_image_batch(encoder, blobs: list[bytes], keys: list[str]) -> np.ndarray:
+    import torch
+
+    from genbench.data.imageset import decode_image
+
+    batch = torch.stack([encoder.preprocess(decode_image(b, f"pool image {k!r}")) for b, k in zip(blobs, keys)])
+    return encoder.encode_images(batch).numpy()
+
+
+def _encode_in_batches(encode, values: list, keys: list[str], batch_size: int) -> np.ndarray:
+    parts = [encode(values[i:i + batch_size], keys[i:i + batch_size]) for i in range(0, len(values), batch_size)]
+    return np.concatenate(parts)
+
+
+def _tar_members(items: list[dict], blobs: list[bytes], exts: list[str]) -> dict[str, bytes]:
+    from PIL import Image
+
+    members = {}
+    for item, blob, ext in zip(items, blobs, exts):
+        width, height = Image.open(io.BytesIO(blob)).size
+        meta = {"key": item["key"], "caption": item["caption"], "url": item["url"], "status": "success",
+                "width": width, "height": height}
+        members[f"{item['key']}.{ext}"] = blob
+        members[f"{item['key']}.txt"] = item["caption"].encode("utf-8")
+        members[f"{item['key']}.json"] = json.dumps(meta, sort_keys=True).encode("utf-8")
+    return members
+
+
+def _write_metadata(path: Path, items: list[dict]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"key": [i["key"] for i in items], "caption": [i["caption"] for i in items],
+                      "url": pa.array([i["url"] for i in items], type=pa.string())})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def write_pool_shard(pool_dir, shard: str, keys, captions, images, img_emb=None, text_emb=None, urls=None) -> None:
+    """Write one shard of the layout from given arrays (no encoding, no normalisation).
+
+    ``images`` are encoded image bytes (the tar gets ``<key>.<detected ext>``, ``<key>.txt``,
+    ``<key>.json``); ``img_emb`` / ``text_emb`` are N x D arrays saved as given (either may
+    be None to skip it); the metadata parquet gets ``key, caption, url`` in the same order.
+    """
+    from genbench.generation.sampling import write_tar_atomic
+
+    items = _normalise_items(list(zip(images, captions, keys, urls if urls is not None else [None] * len(keys))))
+    blobs = [bytes(b) for b in images]
+    exts = [image_extension(b, k) for b, k in zip(blobs, keys)]
+    pool_dir = Path(pool_dir)
+    for kind, emb in (("image", img_emb), ("text", text_emb)):
+        if emb is not None:
+            if len(emb) != len(items):
+                raise GenBenchError(f"pool shard {shard}: {kind} embeddings have {len(emb)} rows for {len(items)} images")
+            _save_npy(embedding_path(pool_dir, kind, shard), np.asarray(emb))
+    _write_metadata(metadata_path(pool_dir, shard), items)
+    write_tar_atomic(pool_dir / f"{shard}.tar", _tar_members(items, blobs, exts))
+
+
+def _write_shard(out_dir: Path, shard: str, items: list[dict], encoder, batch_size: int) -> int:
+    blobs = [_read_source(i["source"], i["key"]) for i in items]
+    keys = [i["key"] for i in items]
+    img = _encode_in_batches(lambda b, k: _encode_image_batch(encoder, b, k), blobs, keys, batch_size)
+    txt = _encode_in_batches(lambda c, k: encoder.encode_texts(list(c)).numpy(),
+                             [i["caption"] for i in items], keys, batch_size)
+    write_pool_shard(out_dir, shard, keys, [i["caption"] for i in items], blobs,
+                     l2_normalize_rows(img, f"shard {shard} images"), l2_normalize_rows(txt, f"shard {shard} captions"),
+                     [i["url"] for i in items])
+    return img.shape[1]
+
+
+def build_pool(images, out_dir, encoder, *, shard_size: int = 1000, batch_size: int = 64) -> dict:
+    """Write a pool in the img2dataset + clip-retrieval layout (see the module docstring).
+
+    ``images``: sequence of ``(image bytes or path, caption, key)`` or ``(..., url)``; keys are
+    unique and contain no '/', '.' or whitespace. Items are cut into shards of ``shard_size``
+    in the given order (shard ``00000`` first). Image rows are
+    ``normalise(encoder.encode_images(stack(encoder.preprocess(image))))`` and caption rows
+    ``normalise(encoder.encode_texts(captions))``, L2-normalised float32 so that inner
+    products are cosine similarities. Tars are deterministic (sorted members, mtime 0).
+    Returns (and writes as ``pool_info.json``) ``{"encoder", "dim", "shards", "count",
+    "normalised": True, "dtype": "float32"}``.
+    """
+    if shard_size < 1 or batch_size < 1:
+        raise GenBenchError(f"shard_size and batch_size must be >= 1, got {shard_size}, {batch_size}")
+    items = _normalise_items(images)
+    if not items:
+        raise GenBenchError(f"build_pool({out_dir}): no images given")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shards, dim = [], None
+    for number, start in enumerate(range(0, len(items), shard_size)):
+        shards.append(shard_name(number))
+        dim = _write_shard(out_dir, shards[-1], items[start:start + shard_size], encoder, batch_size)
+    info = {"encoder": getattr(encoder, "name", None), "dim": int(dim), "shards": shards, "count": len(items),
+            "normalised": True, "dtype": "float32"}
+    (out_dir / POOL_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return info
+
+
+def build_pool_from_features(index_path, features, captions, out_dir, encoder, *, shard_size: int = 1000,
+                             batch_size: int = 64) -> dict:
+    """``build_pool_from_index`` reusing image features already computed for that index.
+
+    ``features`` is the index's FeatureSet from the same encoder (genbench.evaluation.features): its rows,
+    L2-normalised, are the pool's image embeddings, so no image is encoded a second time; only
+    the captions go through the text tower. Same layout and ``pool_info.json`` as build_pool.
+    """
+    from genbench.data.imageset import ImageSetReader
+
+    if features.meta.get("encoder") != getattr(encoder, "name", None):
+        raise GenBenchError(f"pool {out_dir}: features were computed with {features.meta.get('encoder')!r}, "
+                            f"not with the pool's encoder {getattr(encoder, 'name', None)!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ImageSetReader(index_path) as reader:
+        records = reader.records
+        image_rows = l2_normalize_rows(features.select([r["id"] for r in records]).feats, f"features of {index_path}")
+        shards = []
+        for number, start in enumerate(range(0, len(records), shard_size)):
+            chunk = records[start:start + shard_size]
+            keys = [pool_key_for(r["id"]) for r in chunk]
+            texts = [_caption_for(captions, r) for r in chunk]
+            text_rows = _encode_in_batches(lambda c, k: encoder.encode_texts(list(c)).numpy(), texts, keys, batch_size)
+            shards.append(shard_name(number))
+            write_pool_shard(out_dir, shards[-1], keys, texts, [reader.open_bytes(r) for r in chunk],
+                             image_rows[start:start + shard_size], l2_normalize_rows(text_rows, f"shard {shards[-1]}"),
+                             [r["path"] for r in chunk])
+    info = {"encoder": encoder.name, "dim": int(image_rows.shape[1]), "shards": shards, "count": len(records),
+            "normalised": True, "dtype": "float32"}
+    (out_dir / POOL_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return info
+
+
+def _caption_for(captions, record: dict) -> str:
+    label = record["label"]
+    if callable(captions):
+        return captions(record)
+    key = label if isinstance(label, int) else tuple(label)
+    if key not in captions and str(key) not in captions:
+        raise GenBenchError(f"no pool caption for label {label!r} (image id {record['id']!r})")
+    return captions[key] if key in captions else captions[str(key)]
+
+
+def pool_key_for(record_id: str) -> str:
+    """A pool key made from an index id: every character other than [A-Za-z0-9_-] becomes '_'."""
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in record_id)
+
+
+def build_pool_from_index(index_path, captions, out_dir, encoder, *, shard_size: int = 1000,
+                          batch_size: int = 64) -> dict:
+    """``build_pool`` over the images of a GenBench index.
+
+    ``captions`` is ``{label: caption}`` (int or str keys) or a callable ``record -> caption``.
+    Pool keys are ``pool_key_for(record["id"])``; the url column holds the record's path as
+    written in the index (relative to the index directory). Returns ``build_pool``'s info.
+    """
+    from genbench.data.imageset import ImageSetReader
+
+    with ImageSetReader(index_path) as reader:
+        items = [(reader.open_bytes(r), _caption_for(captions, r), pool_key_for(r["id"]), r["path"])
+                 for r in reader.records]
+    return build_pool(items, out_dir, encoder, shard_size=shard_size, batch_size=batch_size)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+class _TarIndex(TarMembers):
+    """A pool shard's tar: the image-set tar reader, plus finding a key's image member."""
+
+    def __init__(self, path: Path):
+        try:
+            super().__init__(str(path))
+        except (OSError, GenBenchError) as err:
+            raise GenBenchError(f"pool shard {path}: cannot read tar ({err})") from None
+
+    def image_member(self, key: str) -> str | None:
+        for ext in IMAGE_EXTENSIONS:
+            if f"{key}.{ext}" in self.offsets:
+                return f"{key}.{ext}"
+        return None
+
+
+def _shard_sort_key(name: str):
+    return (0, int(name), name) if name.isdigit() else (1, 0, name)
+
+
+@dataclass
+class Pool:
+    """An opened pool: shard names (sorted; numeric names by number) and lazy readers."""
+
+    root: Path
+    shards: list[str]
+    info: dict
+
+    def __post_init__(self):
+        self._tars: dict[str, _TarIndex] = {}
+        self._key_to_tar: dict[str, str] | None = None
+        self._rows: dict[str, int] = {}
+
+    # -- metadata
+    def metadata(self, shard: str) -> list[dict]:
+        """Rows of ``metadata_<shard>.parquet`` as dicts with at least ``key`` and ``caption``."""
+        import pyarrow.parquet as pq
+
+        path = self._shard_file(metadata_path(self.root, shard), shard)
+        rows = pq.read_table(path).to_pylist()
+        for row in rows:
+            if "key" not in row:
+                if "image_path" not in row:
+                    raise GenBenchError(f"pool shard {shard}: {path} has neither a 'key' nor an 'image_path' column")
+                row["key"] = row["image_path"]
+            row.setdefault("caption", None)
+        return rows
+
+    def num_rows(self, shard: str) -> int:
+        """Row count of the shard's metadata parquet (from its footer, nothing else read)."""
+        import pyarrow.parquet as pq
+
+        if shard not in self._rows:
+            path = self._shard_file(metadata_path(self.root, shard), shard)
+            self._rows[shard] = pq.ParquetFile(path).metadata.num_rows
+        return self._rows[shard]
+
+    def _shard_file(self, path: Path, shard: str) -> Path:
+        if shard not in self.shards:
+            raise GenBenchError(f"pool {self.root} has no shard {shard!r}")
+        if not path.is_file():
+            raise GenBenchError(f"pool shard {shard}: missing file {path}")
+        return path
+
+    # -- embeddings
+    def embeddings(self, kind: str, shard: str, dim: int | None = None) -> np.ndarray:
+        """Memory-mapped N x D embedding matrix of a shard, validated against its metadata.
+
+        GenBenchError naming the shard when the file is missing, is not 2-d float, its row
+        count differs from the metadata rows, or ``dim`` is given and differs from D.
+        """
+        path = self._shard_file(embedding_path(self.root, kind, shard), shard)
+        try:
+            emb = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise GenBenchError(f"pool shard {shard}: cannot read {path}: {err}") from None
+        if emb.ndim != 2 or emb.dtype.kind != "f":
+            raise GenBenchError(f"pool shard {shard}: {path} must be a 2-d float array, got {emb.dtype} {emb.shape}")
+        if emb.shape[0] != self.num_rows(shard):
+            raise GenBenchError(f"pool shard {shard}: {path} has {emb.shape[0]} rows but its metadata has "
+                                f"{self.num_rows(shard)} rows")
+        if dim is not None and emb.shape[1] != dim:
+            raise GenBenchError(f"pool shard {shard}: {kind} embeddings have dim {emb.shape[1]}, "
+                                f"the query encoder's dim is {dim}")
+        return emb
+
+    def rows(self, kind: str, shard: str, rows) -> np.ndarray:
+        """float32 copies of the given rows of a shard's embeddings."""
+        return np.asarray(self.embeddings(kind, shard)[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+
+    def iter_chunks(self, kind: str = "text", chunk_rows: int = DEFAULT_CHUNK_ROWS, dim: int | None = None):
+        """Yield ``(shard, row_offset, chunk)`` over all shards in order; chunk is float32 (<= chunk_rows x D).
+
+        Every shard is validated first (see ``embeddings``); a chunk with a non-finite value
+        raises GenBenchError naming the shard and row range.
+        """
+        if chunk_rows < 1:
+            raise GenBenchError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        for shard in self.shards:
+            emb = self.embeddings(kind, shard, dim)
+            for start in range(0, emb.shape[0], chunk_rows):
+                chunk = np.asarray(emb[start:start + chunk_rows], dtype=np.float32)
+                if not np.all(np.isfinite(chunk)):
+                    raise GenBenchError(f"pool shard {shard}: {kind} embedding rows {start}..{start + len(chunk) - 1} "
+                                        "contain NaN or inf")
+                yield shard, start, chunk
+
+    def total_rows(self) -> int:
+        """Number of rows over all shards (from the metadata footers)."""
+        return sum(self.num_rows(s) for s in self.shards)
+
+    # -- images
+    def _tar(self, shard: str) -> _TarIndex | None:
+        if shard not in self._tars:
+            path = self.root / f"{shard}.tar"
+            self._tars[shard] = _TarIndex(path) if path.is_file() else None
+        return self._tars[shard]
+
+    def _find_key(self, key: str) -> tuple[_TarIndex, str] | None:
+        if self._key_to_tar is None:
+            self._key_to_tar = {}
+            for path in sorted(self.root.glob("*.tar")):
+                for member in _TarIndex(path).offsets:
+                    stem, _, ext = member.partition(".")
+                    if ext in IMAGE_EXTENSIONS:
+                        self._key_to_tar.setdefault(stem, path.stem)
+        tar_name = self._key_to_tar.get(key)
+        if tar_name is None:
+            return None
+        tar = self._tar_by_name(tar_name)
+        return tar, tar.image_member(key)
+
+    def _tar_by_name(self, name: str) -> _TarIndex:
+        if name not in self._tars or self._tars[name] is None:
+            self._tars[name] = _TarIndex(self.root / f"{name}.tar")
+        return self._tars[name]
+
+    def image_member(self, shard: str, key: str) -> tuple[str, bytes]:
+        """``(extension, bytes)`` of the image ``<key>.<ext>`` of ``<shard>.tar`` (or any tar holding key)."""
+        tar = self._tar(shard)
+        member = tar.image_member(key) if tar is not None else None
+        if member is None:
+            found = self._find_key(key)
+            if found is None:
+                raise GenBenchError(f"pool {self.root}: image for key {key!r} (shard {shard}) not found in any tar")
+            tar, member = found
+        return member.rsplit(".", 1)[1], tar.read(member)
+
+    def read_image(self, shard: str, key: str) -> bytes:
+        """Encoded bytes of the image with ``key`` listed in ``shard``."""
+        return self.image_member(shard, key)[1]
+
+
+def open_pool(pool_dir) -> Pool:
+    """Open a pool directory; its shards are the ``metadata/metadata_<shard>.parquet`` files.
+
+    GenBenchError when the directory or its metadata files are missing. ``pool_info.json``
+    is read when present (``Pool.info``; ``{}`` otherwise). Embedding files are validated
+    lazily, per shard, when read.
+    """
+    root = Path(pool_dir)
+    if not root.is_dir():
+        raise GenBenchError(f"pool directory {root} does not exist")
+    files = glob.glob(glob.escape(str(root / "metadata")) + "/metadata_*.parquet")
+    shards = sorted((Path(f).name[len("metadata_"):-len(".parquet")] for f in files), key=_shard_sort_key)
+    if not shards:
+        raise GenBenchError(f"pool {root}: no metadata/metadata_<shard>.parquet files")
+    info_path = root / POOL_INFO
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    return Pool(root=root, shards=shards, info=info)

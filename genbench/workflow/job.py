@@ -1,0 +1,200 @@
+"""What every workflow script shares: logging, threads, recipe access and model resolution.
+
+A script in ``workflow_scripts/`` is three lines of glue::
+
+    job = start_job(snakemake)               # log file, torch threads, recipe
+    with job.writer() as w:                   # stage files, manifest last
+        genbench.<stage>.run(..., out=w.path("x"))
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from genbench.core.artifacts import ArtifactWriter, check_artifact, recipe_key, short_key
+from genbench.core.errors import GenBenchError
+from genbench.core.fingerprint import stat_cache_for
+
+
+def set_torch_threads(threads: int) -> None:
+    """Pin torch to the rule's threads: on 2 cores, oversubscription costs 5-50x."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # already set in this process
+
+
+def _artifact_dir(output: str, short: str) -> Path:
+    """The artifact folder an output lies in: the nearest parent named by the short key."""
+    for parent in Path(output).parents:
+        if parent.name == short:
+            return parent
+    raise GenBenchError(f"output {output} does not lie in an artifact folder named {short}")
+
+
+class Job:
+    """One running rule: its recipe, its runtime params, its checked upstream artifacts and its
+    artifact directory.
+
+    Every upstream artifact named in the recipe is checked when the job starts (manifest, key,
+    every file's digest through the stat cache); a mismatch stops the job with an error naming
+    the file and the key.
+    """
+
+    def __init__(self, smk):
+        self.smk = smk
+        self.recipe: dict = dict(smk.params.recipe)
+        self.params: dict = self.recipe["params"]
+        self.runtime: dict = dict(getattr(smk.params, "runtime", None) or {})
+        self.key = recipe_key(self.recipe)
+        self.out_dir = _artifact_dir(smk.output[0], short_key(self.key))
+        self.results_dir = self.out_dir.parents[2]
+        self.cache = stat_cache_for(self.results_dir)
+        self.threads = int(getattr(smk, "threads", 1))
+        self.manifests: dict[str, dict] = {}
+
+    def check_inputs(self) -> None:
+        """Check every upstream artifact of the recipe before anything reads it."""
+        for name, key in sorted(self.recipe.get("inputs", {}).items()):
+            self.manifests[name] = check_artifact(self.input_dir(name), key, self.cache)
+
+    def has_input(self, name: str) -> bool:
+        return name in self.smk.input.keys()
+
+    def input_dir(self, name: str) -> Path:
+        """The directory of the upstream artifact playing role ``name``."""
+        return Path(self.smk.input[name]).parent
+
+    def input_manifest(self, name: str) -> dict:
+        if name not in self.manifests:
+            self.manifests[name] = check_artifact(self.input_dir(name), self.recipe["inputs"].get(name),
+                                                  self.cache)
+        return self.manifests[name]
+
+    def inputs_named(self, prefix: str) -> list[str]:
+        """Role names starting with ``prefix`` in order (e.g. pack0, pack1)."""
+        return sorted(k for k in self.smk.input.keys() if k.startswith(prefix))
+
+    def writer(self, adopt=()) -> ArtifactWriter:
+        return ArtifactWriter(self.out_dir, self.recipe, adopt=adopt, cache=self.cache)
+
+    def dataset_info(self):
+        """The DatasetInfo stored by the configure stage of this job's dataset."""
+        from genbench.data.datasets import DatasetInfo
+
+        data = json.loads((self.input_dir("configure") / "dataset.json").read_text())
+        tuples = {k: tuple(data[k]) for k in ("classes", "slugs", "templates")}
+        return DatasetInfo(**{**data, **tuples})
+
+    def generator_source(self) -> str:
+        """The diffusers model to load: the tiny model's folder, or the user's id/path."""
+        return self._model_source("generator")
+
+    def text2text_source(self) -> str:
+        return self._model_source("text2text")
+
+    def _model_source(self, role: str) -> str:
+        spec = self.runtime[role]
+        return str(self.input_dir(role)) if spec.get("tiny") else spec["model"]
+
+    def encoder_spec(self) -> dict[str, Any]:
+        """The encoder spec for ``load_encoder``: the tiny model's saved spec, or the user's."""
+        spec = self.runtime["encoder"]
+        if not spec.get("tiny"):
+            return dict(spec)
+        folder = self.input_dir("encoder")
+        saved = json.loads((folder / "encoder_spec.json").read_text())
+        return {k: (str(folder / v) if k in ("pretrained", "config") else v) for k, v in saved.items()}
+
+
+def _report_user_errors(exc_type, exc, tb) -> None:
+    """A GenBenchError is the user's to fix: log its message alone, without a traceback."""
+    from genbench.core.errors import GenBenchError
+
+    if issubclass(exc_type, GenBenchError):
+        logger.error(f"GenBench error: {exc}")
+    else:
+        sys.__excepthook__(exc_type, exc, tb)
+
+
+def setup_logging(smk) -> None:
+    """Send loguru's messages to the rule's log file (everything) and stderr (INFO and up)."""
+    logger.remove()
+    logger.add(sys.stderr, level="INFO")
+    if smk.log:
+        logger.add(str(smk.log[0]), level="DEBUG", mode="w")
+    sys.excepthook = _report_user_errors
+
+
+def start_job(smk, torch: bool = False) -> Job:
+    """Route logs to the rule's log file (and stderr), pin torch threads, return the Job."""
+    setup_logging(smk)
+    job = Job(smk)
+    if torch:
+        set_torch_threads(job.threads)
+    logger.info(f"{smk.rule}: {job.out_dir} ({job.threads} thread(s))")
+    job.check_inputs()
+    return job
+
+
+def evaluation_inputs(job: Job):
+    """Load the arrays an evaluation stage needs: real test features, the external set's
+    features (its packs' ids selected from their feature artifacts), the text classifier."""
+    import numpy as np
+
+    from genbench.evaluation.evaluate import EvaluationInputs
+    from genbench.evaluation.external import load_external_features
+    from genbench.evaluation.features import load_features
+    from genbench.evaluation.metrics import check_same_encoder
+
+    info = job.dataset_info()
+    packs = [job.input_dir(name) for name in job.inputs_named("pack")]
+    feats = [job.input_dir(name) for name in job.inputs_named("features")]
+    test = load_features(job.input_dir("test_features"))
+    external = load_external_features(packs, feats)
+    check_same_encoder(test.meta, external.meta)
+    text_classifier = None  # absent for an extra (e.g. image-only) encoder
+    if job.has_input("text_classifier"):
+        text_classifier = np.load(job.input_dir("text_classifier") / "text_classifier.npy")
+    return EvaluationInputs(
+        dataset=info.name, class_names=list(info.classes), metric=info.metric,
+        labels=job.params["labels"], test=test, external=external, text_classifier=text_classifier,
+    )
+
+
+def write_rows(writer: ArtifactWriter, rows: list[dict], extra: dict | None = None) -> None:
+    """Write a stage's tidy rows as metrics.csv (fixed columns) and metrics.json."""
+    import csv
+
+    from genbench.evaluation.evaluate import ROW_COLUMNS
+
+    with open(writer.path("metrics.csv"), "w", newline="", encoding="utf-8") as f:
+        out = csv.DictWriter(f, fieldnames=ROW_COLUMNS)
+        out.writeheader()
+        out.writerows(rows)
+    with open(writer.path("metrics.json"), "w", encoding="utf-8") as f:
+        json.dump({"rows": rows, **(extra or {})}, f, indent=2, sort_keys=True)
+    writer.summary.update({r["metric"]: r["value"] for r in rows})
+
+
+def check_input_unchanged(path: str, expected: dict, cache) -> Path:
+    """``path`` (a data root, pool or file outside the results) after checking that its content
+    is still the one the plan fingerprinted; a clear error when it changed since."""
+    from genbench.core.fingerprint import content_key, fingerprint_path
+
+    now = content_key(fingerprint_path(path, cache))
+    if now != expected:
+        raise GenBenchError(
+            f"{path} changed after the workflow was planned (content {now.get('sha256', now['kind'])[:12]}, "
+            f"planned {expected.get('sha256', expected.get('kind'))[:12]}); run the workflow again to plan "
+            "the new content"
+        )
+    return Path(path)

@@ -1,0 +1,143 @@
+"""Results tables, metric-vs-accuracy correlations and plots, from the evaluation rows.
+
+``collect_rows`` reads every evaluation's ``metrics.csv`` (tidy: one metric per row);
+``results_table`` pivots them to one row per (dataset, source, strategy, shots, seed, encoder);
+``metric_correlations`` correlates each training-free metric with the probe accuracy across
+those rows (Pearson, Spearman, Kendall), as in the paper's figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genbench.evaluation.evaluate import ROW_COLUMNS
+from genbench.core.errors import GenBenchError
+
+SET_COLUMNS = ["dataset", "source", "strategy", "shots", "seed", "encoder"]
+HEADLINE = ["shots_actual", "linear_probe", "zero_shot", "gain", "cler", "fd", "clip_score_100", "pad"]
+TRAINING_FREE = ["cler", "cler_centroid", "fd", "kid_mean", "clip_score_100", "clip_score_hessel",
+                 "pad", "cmmd", "prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage", "vendi"]
+
+
+def collect_rows(csv_paths: list[str | Path]) -> pd.DataFrame:
+    """All tidy metric rows of the given metrics.csv files, with the fixed columns."""
+    frames = [pd.read_csv(p, keep_default_na=False) for p in csv_paths]
+    if not frames:
+        raise GenBenchError("no evaluation results to collect")
+    df = pd.concat(frames, ignore_index=True)
+    missing = set(ROW_COLUMNS) - set(df.columns)
+    if missing:
+        raise GenBenchError(f"metrics tables lack columns {sorted(missing)}")
+    df["value"] = df["value"].astype(float)
+    return df[list(ROW_COLUMNS)]
+
+
+def results_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per external set; one column per metric (zero_shot from the probe stage wins)."""
+    rows = rows.copy()
+    rows.loc[(rows.metric == "zero_shot") & (rows.stage == "zeroshot_metric"), "metric"] = "zero_shot_text"
+    wide = rows.pivot_table(index=SET_COLUMNS, columns="metric", values="value", aggfunc="first")
+    wide = wide.reset_index()
+    wide.columns.name = None
+    if "zero_shot" not in wide and "zero_shot_text" in wide:
+        wide["zero_shot"] = wide["zero_shot_text"]
+    wide = wide.drop(columns=[c for c in ["zero_shot_text"] if c in wide])
+    first = [c for c in SET_COLUMNS + HEADLINE if c in wide]
+    return wide[first + sorted(c for c in wide.columns if c not in first)]
+
+
+def metric_correlations(table: pd.DataFrame, target: str = "linear_probe") -> pd.DataFrame:
+    """Pearson, Spearman and Kendall correlation of each training-free metric with ``target``.
+
+    Computed over the external sets that have both values; ``n`` is that count. With fewer
+    than 3 sets, or a constant column, the coefficients are NaN.
+    """
+    from scipy import stats
+
+    out = []
+    for metric in [m for m in TRAINING_FREE if m in table]:
+        pair = table[[metric, target]].dropna() if target in table else pd.DataFrame()
+        n = len(pair)
+        usable = n >= 3 and pair[metric].nunique() > 1 and pair[target].nunique() > 1
+        coefficients = (
+            (stats.pearsonr(pair[metric], pair[target])[0],
+             stats.spearmanr(pair[metric], pair[target])[0],
+             stats.kendalltau(pair[metric], pair[target])[0]) if usable else (np.nan,) * 3
+        )
+        out.append({"metric": metric, "n": n, "pearson": coefficients[0],
+                    "spearman": coefficients[1], "kendall": coefficients[2]})
+    return pd.DataFrame(out, columns=["metric", "n", "pearson", "spearman", "kendall"])
+
+
+def plot_correlations(table: pd.DataFrame, correlations: pd.DataFrame, path: str | Path,
+                      target: str = "linear_probe") -> None:
+    """Scatter plots of CLER, FD, CLIP score and PAD against the probe metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in ("cler", "fd", "clip_score_100", "pad") if m in table]
+    fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=(4 * max(1, len(metrics)), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for source, group in table.groupby("source"):
+            ax.scatter(group[metric], group[target], label=source, s=24)
+        row = correlations[correlations.metric == metric]
+        r = row["pearson"].iloc[0] if len(row) else np.nan
+        ax.set_title(f"{metric} (Pearson r = {r:.2f})", fontsize=9)
+        ax.set_xlabel(metric)
+        ax.set_ylabel(target)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_gain(table: pd.DataFrame, path: str | Path) -> None:
+    """Bar chart per dataset of the best gain over zero-shot for each source."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = table.groupby(["dataset", "source"])["gain"].max().unstack("source")
+    ax = best.plot.bar(figsize=(max(4, 0.6 * len(best) + 3), 3.6))
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_ylabel("gain over zero-shot (points)")
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=110)
+    plt.close(ax.figure)
+
+
+def image_grid(index_path: str | Path, path: str | Path, *, per_class: int = 4, max_classes: int = 10,
+               class_names: list[str] | None = None, title: str = "") -> None:
+    """A grid of ``per_class`` images for the first ``max_classes`` classes of an image index."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genbench.data.imageset import ImageSetReader
+
+    reader = ImageSetReader(index_path)
+    by_class: dict[int, list[int]] = {}
+    for i, record in enumerate(reader.records):
+        label = record["label"] if isinstance(record["label"], int) else record["label"][0]
+        by_class.setdefault(label, []).append(i)
+    classes = sorted(by_class)[:max_classes]
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.2 * per_class, 1.2 * len(classes)),
+                             squeeze=False)
+    for row, label in zip(axes, classes):
+        for col, ax in enumerate(row):
+            ax.axis("off")
+            if col < len(by_class[label]):
+                ax.imshow(reader.load(by_class[label][col]))
+        name = class_names[label] if class_names else str(label)
+        row[0].set_title(name[:18], fontsize=6, loc="left")
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
