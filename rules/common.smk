@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 from genbench.core.config import check_results_dir, validate_config
 from genbench.core.errors import GenBenchError
 from genbench.core.housekeeping import acquire_run_lock, clean_staging, describe_problems, preflight
+from genbench.plan import paths
 from genbench.plan.build import FINGERPRINTS_ENV, build_plan, load_fingerprints, save_fingerprints
 
 try:
@@ -46,22 +47,28 @@ onstart:
 
 
 wildcard_constraints:
-    scope=r"[A-Za-z0-9_.+-]+",
-    key=r"[0-9a-f]{12}",
-    shard=r"[0-9]{5}",
+    scope=paths.SCOPE_PATTERN,
+    folder=paths.FOLDER_PATTERN,
+    part=paths.PART_PATTERN,
 
 
 def manifest_of(stage):
     """Output pattern of a stage: the manifest that marks its artifact finished."""
-    return f"{RESULTS}/{stage}/{{scope}}/{{key}}/MANIFEST.json"
+    return paths.manifest_pattern(RESULTS, stage)
 
 
 def log_of(stage):
-    return f"{RESULTS}/logs/{stage}/{{scope}}/{{key}}.log"
+    return paths.log_pattern(RESULTS, stage)
 
 
-def node_of(stage):
-    return lambda wc: PLAN.get(stage, wc.scope, wc.key)
+def get_node(stage, wc):
+    """The planned artifact a job of ``stage`` makes (its folder is in the wildcards)."""
+    return PLAN.get(stage, wc.scope, wc.folder)
+
+
+def get_parts(stage):
+    """Input function: the part files (shards, class tokens) an artifact gathers, ancient()."""
+    return lambda wc: [ancient(p) for p in get_node(stage, wc).part_paths()]
 
 
 def upstream_of(stage):
@@ -70,16 +77,16 @@ def upstream_of(stage):
     ancient(): an artifact's folder is named by the hash of everything that makes it, so a
     newer upstream file (a copy, a touch, a checkout) never makes it stale; a changed upstream
     artifact has another key, hence another path. Jobs check every input's digests instead."""
-    return lambda wc: {name: ancient(n.manifest) for name, n in PLAN.get(stage, wc.scope, wc.key).inputs.items()}
+    return lambda wc: {name: ancient(n.manifest) for name, n in get_node(stage, wc).inputs.items()}
 
 
 def recipe_of(stage):
-    return lambda wc: PLAN.get(stage, wc.scope, wc.key).recipe
+    return lambda wc: get_node(stage, wc).recipe
 
 
 def runtime_of(stage):
     """Input function: what the job needs that is not in its key (paths, batch sizes)."""
-    return lambda wc: PLAN.get(stage, wc.scope, wc.key).runtime
+    return lambda wc: get_node(stage, wc).runtime
 
 
 def all_targets():

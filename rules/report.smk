@@ -32,7 +32,7 @@ rule summary:
         grids=report(directory(f"{RESULTS}/report/samples"), patterns=["{name}.png"],
                      category="Samples", caption="../report/samples.rst"),
     params:
-        sample_labels=[f"{n.scope}-{n.short}" for n in PLAN.sample_sets],
+        sample_labels=[f"{n.scope}-{n.folder}" for n in PLAN.sample_sets],
         run_config=config,
     log:
         f"{RESULTS}/logs/summary.log",

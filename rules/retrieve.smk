@@ -57,17 +57,17 @@ rule textual_inversion_class:
     input:
         unpack(upstream_of("textual_inversion")),
     output:
-        token=f"{RESULTS}/textual_inversion/{{scope}}/{{key}}/tokens/class-{{shard}}.safetensors",
-        part_manifest=f"{RESULTS}/textual_inversion/{{scope}}/{{key}}/tokens/class-{{shard}}.json",
+        token=paths.token_pattern(RESULTS),
+        part_manifest=paths.part_manifest_pattern(paths.token_pattern(RESULTS)),
     params:
         recipe=recipe_of("textual_inversion"),
         runtime=runtime_of("textual_inversion"),
-        class_id=lambda wc: int(wc.shard),
+        class_id=lambda wc: int(wc.part),
     log:
-        f"{RESULTS}/logs/textual_inversion_class/{{scope}}/{{key}}/{{shard}}.log",
+        paths.part_log_pattern(RESULTS, "textual_inversion_class"),
     threads: THREADS
     resources:
-        gpu=lambda wc: gpus_for(PLAN.get("textual_inversion", wc.scope, wc.key)),
+        gpu=lambda wc: gpus_for(get_node("textual_inversion", wc)),
     conda:
         "../envs/genbench.yaml"
     script:
@@ -77,7 +77,7 @@ rule textual_inversion_class:
 rule textual_inversion:
     input:
         unpack(upstream_of("textual_inversion")),
-        tokens=lambda wc: [ancient(p) for p in PLAN.class_token_paths(PLAN.get("textual_inversion", wc.scope, wc.key))],
+        tokens=get_parts("textual_inversion"),
     output:
         manifest_of("textual_inversion"),
     params:

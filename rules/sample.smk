@@ -20,17 +20,17 @@ rule sample_shard:
     input:
         unpack(upstream_of("sample_images")),
     output:
-        shard=f"{RESULTS}/sample_images/{{scope}}/{{key}}/shards/shard-{{shard}}.tar",
-        part_manifest=f"{RESULTS}/sample_images/{{scope}}/{{key}}/shards/shard-{{shard}}.json",
+        shard=paths.shard_pattern(RESULTS),
+        part_manifest=paths.part_manifest_pattern(paths.shard_pattern(RESULTS)),
     params:
         recipe=recipe_of("sample_images"),
         runtime=runtime_of("sample_images"),
-        shard=lambda wc: int(wc.shard),
+        shard=lambda wc: int(wc.part),
     log:
-        f"{RESULTS}/logs/sample_shard/{{scope}}/{{key}}/{{shard}}.log",
+        paths.part_log_pattern(RESULTS, "sample_shard"),
     threads: THREADS
     resources:
-        gpu=lambda wc: gpus_for(PLAN.get("sample_images", wc.scope, wc.key)),
+        gpu=lambda wc: gpus_for(get_node("sample_images", wc)),
     conda:
         "../envs/genbench.yaml"
     script:
@@ -40,7 +40,7 @@ rule sample_shard:
 rule sample_images:
     input:
         unpack(upstream_of("sample_images")),
-        shards=lambda wc: [ancient(p) for p in PLAN.shard_paths(PLAN.get("sample_images", wc.scope, wc.key))],
+        shards=get_parts("sample_images"),
     output:
         manifest_of("sample_images"),
     params:

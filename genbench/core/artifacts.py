@@ -40,7 +40,8 @@ from genbench.core.fingerprint import StatCache, sha256_file
 
 MANIFEST = "MANIFEST.json"
 SHORT_KEY_LENGTH = 12
-_STAGING_PREFIX = ".staging-"
+STAGING_PREFIX = ".staging-"
+_STAGING_PREFIX = STAGING_PREFIX
 
 
 def canonical_json(obj: Any) -> str:
@@ -66,6 +67,12 @@ def recipe_key(recipe: dict) -> str:
 def short_key(full_key: str) -> str:
     """The form of a key used in paths (the first 12 hex digits)."""
     return full_key[:SHORT_KEY_LENGTH]
+
+
+def named_by_key(folder: str, full_key: str) -> bool:
+    """An artifact folder is ``<short key>`` or ``<label>-<short key>`` (genbench.plan.paths)."""
+    short = short_key(full_key)
+    return folder == short or folder.endswith("-" + short)
 
 
 file_sha256 = sha256_file  # one implementation (genbench.core.fingerprint)
@@ -261,8 +268,8 @@ def _manifest_problems(root: Path) -> tuple[dict | None, list[Problem]]:
         recipe_matches = False
     if not recipe_matches:
         problems.append(Problem(str(root), key, MANIFEST, "recipe does not hash to its key (edited by hand?)"))
-    if root.name != short_key(key):
-        problems.append(Problem(str(root), key, MANIFEST, "directory name is not the key"))
+    if not named_by_key(root.name, key):
+        problems.append(Problem(str(root), key, MANIFEST, "directory name does not end with the key"))
     return manifest, problems
 
 
@@ -362,7 +369,7 @@ def check_artifact(artifact_dir: str | os.PathLike, expected_key: str | None = N
 # ------------------------------------------------------------------ staging leftovers
 
 _TAG = r"(?:(?P<host>.+)-)?(?P<pid>\d+)-(?P<rand>[0-9a-f]{8})"
-_STAGING_RE = re.compile(rf"^{re.escape(_STAGING_PREFIX)}(?P<name>[^-]+)-{_TAG}$")
+_STAGING_RE = re.compile(rf"^{re.escape(_STAGING_PREFIX)}(?P<name>.*?[0-9a-f]{{{SHORT_KEY_LENGTH}}})-{_TAG}$")
 _TMP_RE = re.compile(rf"^\..+\.tmp-{_TAG}$")
 
 

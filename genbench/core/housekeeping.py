@@ -23,11 +23,11 @@ import shutil
 import socket
 from pathlib import Path
 
-from genbench.core.artifacts import MANIFEST, SHORT_KEY_LENGTH, Problem, remove_stale_staging, verify_artifact
+from genbench.core.artifacts import MANIFEST, Problem, remove_stale_staging, verify_artifact
 from genbench.core.errors import GenBenchError
+from genbench.plan import paths
 
 _HELD_LOCKS: dict[str, int] = {}  # results folder -> open lock file descriptor (kept open)
-_KEY_RE = re.compile(rf"^[0-9a-f]{{{SHORT_KEY_LENGTH}}}$")
 
 
 def _lock_path(results_dir: str | os.PathLike) -> Path:
@@ -112,12 +112,12 @@ def describe_problems(problems: list[Problem]) -> str:
 
 
 def artifact_folders(results_dir: str | os.PathLike, stages) -> list[Path]:
-    """Every ``<results>/<stage>/<scope>/<short key>`` folder of the known stages (finished or not)."""
+    """Every ``<results>/<stage>/<scope>/<label>-<short key>`` folder of the known stages (finished or not)."""
     root = Path(results_dir)
     found = []
     for stage in stages:
         for scope in sorted(p for p in (root / stage).glob("*") if p.is_dir()):
-            found += [p for p in sorted(scope.iterdir()) if p.is_dir() and _KEY_RE.match(p.name)]
+            found += [p for p in sorted(scope.iterdir()) if p.is_dir() and paths.is_artifact_folder(p.name)]
     return found
 
 
@@ -140,9 +140,9 @@ def collect_garbage(plan, stages, dry_run: bool = False, log=print) -> tuple[int
 
 
 def _remove_logs(results: Path, folder: Path) -> None:
-    stage, scope, key = folder.parts[-3:]
-    log_file = results / "logs" / stage / scope / f"{key}.log"
-    log_file.unlink(missing_ok=True)
-    for sub in (results / "logs").glob(f"*/{scope}/{key}"):
+    """The artifact's log, and the folder of its part jobs' logs (any stage: sample_shard, ...)."""
+    stage, scope, name = folder.parts[-3:]
+    Path(paths.log_path(str(results), stage, scope, name)).unlink(missing_ok=True)
+    for sub in (results / "logs").glob(f"*/{scope}/{name}"):
         if sub.is_dir():
             shutil.rmtree(sub)

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from genbench.core.artifacts import _job_tag
 from genbench.core.errors import ConfigError, GenBenchError
+from genbench.plan.paths import num_shards, split_into_shards  # noqa: F401 (the shard layout)
 from genbench.generation.prompts import count_truncated_prompts
 
 RESIZE_FILTERS = {
@@ -39,18 +40,6 @@ RESIZE_FILTERS = {
 ROW_KEYS = ("index", "class_id", "class_name", "prompt", "negative_prompt", "seed")
 PNG_COMPRESS_LEVEL = 6
 BLACK_THRESHOLD = 0.5 / 255  # an image whose every value rounds to 0 is "black"
-
-
-def num_shards(n: int, shard_size: int) -> int:
-    """Number of shards of at most ``shard_size`` rows needed for ``n`` rows."""
-    if shard_size < 1:
-        raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
-    return (n + shard_size - 1) // shard_size
-
-
-def split_into_shards(plan: list[dict], shard_size: int) -> list[list[dict]]:
-    """The plan cut into contiguous shards of ``shard_size`` rows (the last may be shorter)."""
-    return [plan[i * shard_size:(i + 1) * shard_size] for i in range(num_shards(len(plan), shard_size))]
 
 
 def image_id(row: dict) -> str:

@@ -1,9 +1,9 @@
 """The whole benchmark as a graph of content-addressed artifacts, derived from the config alone.
 
-``build_plan(config)`` runs when the Snakefile is parsed. It reads no data files and globs
-nothing: every artifact's recipe and key follows from the config, so a dry run shows every path
-of the full benchmark in seconds. Rules look their recipe and upstream artifacts up here by
-``(stage, scope, short key)``.
+``build_plan(config)`` runs when the Snakefile is parsed. It globs nothing in the results:
+every artifact's recipe and key follows from the config and the fingerprints of the inputs it
+reads (``genbench.core.fingerprint``), so a dry run shows every path of the full benchmark in
+seconds. Rules look their recipe and upstream artifacts up by ``(stage, scope, folder)``.
 """
 
 from __future__ import annotations
@@ -11,149 +11,38 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import os
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from genbench.core.artifacts import MANIFEST, make_recipe, recipe_key, short_key
 from genbench.core.config import deep_merge, is_tiny, looks_like_local_path
 from genbench.data.datasets import DatasetInfo, get_dataset
 from genbench.core.errors import ConfigError, GenBenchError
 from genbench.core.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
 from genbench.generation.prompts import TEXTUAL_INVERSION_STRATEGIES
-
-# Bump a stage's version when its code changes the bytes it writes: every artifact of that
-# stage (and everything downstream) then gets a new key and is rebuilt beside the old one.
-STAGE_VERSIONS = {
-    "build_models": 1,
-    "configure": 1,
-    "prepare": 1,
-    "fewshot": 1,
-    "prompt_plan": 1,
-    "sample_images": 1,
-    "retrieve": 1,
-    "build_pool": 1,
-    "textual_inversion_prepare": 1,
-    "textual_inversion": 1,
-    "features": 1,
-    "text_classifier": 1,
-    "pack_generated": 1,
-    "pack_retrieval": 1,
-    "pack_original": 1,
-    "zeroshot_metric": 1,
-    "distribution_metrics": 1,
-    "proxy_distance": 1,
-    "elevater": 2,  # 2: unstable lr x wd pairs excluded from the search
-    "aggregate": 1,
-}
+from genbench.plan import paths
+from genbench.plan.graph import STAGE_VERSIONS, Graph, Node  # noqa: F401 (STAGE_VERSIONS: re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GENERATED_STRATEGIES_NEEDING_TEXT2TEXT = {"model_enc"}
+_SET_KINDS = {"sample_images": "generated", "retrieve": "retrieved"}  # folder labels of image sets
 
 
-@dataclass(eq=False)
-class Node:
-    """One artifact of the plan: its recipe, its upstream artifacts and its path.
-
-    ``params`` are keyed (they change the artifact's bytes). ``runtime`` holds what the job
-    needs but what cannot change its bytes (paths of fingerprinted inputs, batch sizes,
-    worker counts); it reaches the job beside the recipe and is not hashed.
-    """
-
-    stage: str
-    scope: str
-    params: dict
-    inputs: dict[str, "Node"]
-    results_dir: str
-    runtime: dict = field(default_factory=dict)
-
-    @cached_property
-    def recipe(self) -> dict:
-        upstream = {name: node.key for name, node in self.inputs.items()}
-        return make_recipe(self.stage, STAGE_VERSIONS[self.stage], self.params, upstream)
-
-    @cached_property
-    def key(self) -> str:
-        return recipe_key(self.recipe)
-
-    @property
-    def short(self) -> str:
-        return short_key(self.key)
-
-    @property
-    def dir(self) -> str:
-        return f"{self.results_dir}/{self.stage}/{self.scope}/{self.short}"
-
-    @property
-    def manifest(self) -> str:
-        return f"{self.dir}/{MANIFEST}"
-
-
-class Plan:
-    """Every artifact the config asks for, keyed by (stage, scope, short key)."""
+class Plan(Graph):
+    """Every artifact the config asks for: the graph, built stage by stage from the config."""
 
     def __init__(self, config: dict, stat_cache=None, known_fingerprints: dict | None = None):
+        super().__init__(str(config.get("results_dir", "results")).rstrip("/"))
         self.config = config
-        self.results_dir = str(config.get("results_dir", "results")).rstrip("/")
         self.stat_cache = stat_cache or stat_cache_for(self.results_dir)
         # absolute path -> fingerprint. A job process of a run starts from its main process's,
         # so a cluster job does not walk a 1.28 M-file data folder again just to find its key.
         self.fingerprints: dict[str, dict] = dict(known_fingerprints or {})
-        self.nodes: dict[tuple[str, str, str], Node] = {}
         self.evaluations: list[Node] = []
         self.sample_sets: list[Node] = []
-        self.shards: dict[tuple[str, str], int] = {}
         self.datasets: dict[str, DatasetInfo] = {}
         self._build()
-
-    # -- lookup -------------------------------------------------------------------------
-    def add(self, stage: str, scope: str, params: dict, inputs: dict[str, Node],
-            runtime: dict | None = None) -> Node:
-        """Add an artifact (or return the identical one already planned)."""
-        node = Node(stage, scope, params, dict(inputs), self.results_dir, dict(runtime or {}))
-        existing = self.nodes.get((stage, scope, node.short))
-        if existing is not None:
-            if existing.key != node.key:
-                raise GenBenchError(f"short-key collision in {stage}/{scope}: {node.short}")
-            return existing
-        self.nodes[(stage, scope, node.short)] = node
-        return node
-
-    def get(self, stage: str, scope: str, short: str) -> Node:
-        """The planned artifact at ``<stage>/<scope>/<short>``; a clear error if not planned."""
-        try:
-            return self.nodes[(stage, scope, short)]
-        except KeyError:
-            raise GenBenchError(
-                f"{self.results_dir}/{stage}/{scope}/{short} is not part of the current plan "
-                "(its recipe differs from what the config asks for now)"
-            ) from None
-
-    def by_stage(self, stage: str) -> list[Node]:
-        return [n for (s, _, _), n in self.nodes.items() if s == stage]
-
-    def select(self, stages: Iterable[str] = (), datasets: Iterable[str] = ()) -> list[Node]:
-        """Artifacts of the given stages and datasets (all, when a filter is empty)."""
-        stages, datasets = set(stages), set(datasets)
-        unknown = stages - set(STAGE_VERSIONS)
-        if unknown:
-            raise ConfigError(f"unknown stage(s) {sorted(unknown)}; valid: {sorted(STAGE_VERSIONS)}")
-        return [
-            n for n in self.nodes.values()
-            if (not stages or n.stage in stages) and (not datasets or n.scope in datasets)
-        ]
-
-    def shard_paths(self, node: Node) -> list[str]:
-        """The shard files a sample_images artifact gathers (each one Snakemake job)."""
-        count = self.shards[(node.scope, node.short)]
-        return [f"{node.dir}/shards/shard-{i:05d}.tar" for i in range(count)]
-
-    def targets(self) -> list[str]:
-        """What ``rule all`` asks for: the aggregate table (which needs everything else)."""
-        return [n.manifest for n in self.by_stage("aggregate")]
 
     # -- construction -------------------------------------------------------------------
     def _section(self, dataset: str, name: str) -> Any:
@@ -193,7 +82,7 @@ class Plan:
         if spec is None:
             spec = self.config.get("models", {}).get(role, {})
         if is_tiny(spec):
-            node = self.add("build_models", role, {"kind": f"tiny_{role}", "seed": 0}, {})
+            node = self.add("build_models", role, {"kind": f"tiny_{role}", "seed": 0}, {}, label="tiny")
             return {"tiny": True}, {role: node}, {"tiny": True}
         return self.model_identity(spec), {}, dict(spec)
 
@@ -236,7 +125,8 @@ class Plan:
             "seed": data.get("seed", 0),
             "test_fraction": data.get("test_fraction", 0.3),
             "max_bad_fraction": data.get("max_bad_fraction", 0.01),
-        }, {"configure": configure}, runtime={"root": root, "stat_cache": str(self.stat_cache.path)})
+        }, {"configure": configure}, runtime={"root": root, "stat_cache": str(self.stat_cache.path)},
+            label=info.to_json()["source"].get("type", ""))
         enc_params, enc_inputs, enc_runtime = self._model("encoder")
         features_cfg = self._section(d, "features")
         device = features_cfg.get("device", "cpu")
@@ -285,14 +175,18 @@ class Plan:
                         {"split": split, "encoder": ctx.enc_params, "device": cfg.get("device", "cpu")},
                         {"images": images, "configure": ctx.configure, **ctx.enc_inputs},
                         runtime={"encoder": ctx.enc_runtime, "batch_size": cfg["batch_size"],
-                                 "num_workers": cfg["num_workers"]})
+                                 "num_workers": cfg["num_workers"]},
+                        label=split if split != "images" else f"{_SET_KINDS[images.stage]}-{images.label}")
 
     def _original_pack(self, ctx: "_DatasetContext", k: int, seed: int) -> Node:
-        subset = self.add("fewshot", ctx.info.name, {"k": k, "seed": seed},
-                          {"prepare": ctx.prepare, "configure": ctx.configure},
-                          runtime={"on_shortfall": self._on_shortfall(ctx)})
+        subset = self._fewshot(ctx, k, seed)
         return self.add("pack_original", ctx.info.name, {"k": k, "seed": seed},
-                        {"images": subset, "configure": ctx.configure})
+                        {"images": subset, "configure": ctx.configure}, label=f"k{k}-s{seed}")
+
+    def _fewshot(self, ctx: "_DatasetContext", k: int, seed: int) -> Node:
+        return self.add("fewshot", ctx.info.name, {"k": k, "seed": seed},
+                        {"prepare": ctx.prepare, "configure": ctx.configure},
+                        runtime={"on_shortfall": self._on_shortfall(ctx)}, label=f"k{k}-s{seed}")
 
     def _generated_pack(self, ctx: "_DatasetContext", strategy: str, k: int) -> tuple[Node, Node]:
         d = ctx.info.name
@@ -316,7 +210,7 @@ class Plan:
             "images_per_class": gen["images_per_class"],
             "seed": gen["seed"],
             **params,
-        }, plan_inputs, runtime=runtime)
+        }, plan_inputs, runtime=runtime, label=strategy)
         samples = self._sample_images(ctx, prompt_plan, gen)
         return self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
 
@@ -329,7 +223,8 @@ class Plan:
         pack = self.add(stage, d, {
             "k": k, "selection": pack_cfg["selection"], "seed": seed,
         }, {"images": images, "features": feats, "text_classifier": ctx.text_classifier,
-            "configure": ctx.configure}, runtime={"on_shortfall": self._on_shortfall(ctx)})
+            "configure": ctx.configure}, runtime={"on_shortfall": self._on_shortfall(ctx)},
+            label=f"{images.label}-k{k}")
         return pack, feats
 
     def _on_shortfall(self, ctx: "_DatasetContext") -> str:
@@ -348,7 +243,7 @@ class Plan:
                         {"captions": "first_template", "encoder": ctx.enc_params},
                         {"images": ctx.prepare, "features": ctx.train_features,
                          "configure": ctx.configure, **ctx.enc_inputs},
-                        runtime={"encoder": ctx.enc_runtime})
+                        runtime={"encoder": ctx.enc_runtime}, label="train_split")
         return {"pool": "train_split"}, {"pool": node}
 
     def _retrieve(self, ctx: "_DatasetContext") -> Node:
@@ -366,7 +261,8 @@ class Plan:
             "k_per_prompt": cfg["k_per_prompt"],
             "k_per_class": cfg.get("k_per_class") or max(shots),
             "on_conflict": cfg["on_conflict"],
-        }, {"configure": ctx.configure, **ctx.enc_inputs, **pool_inputs}, runtime=runtime)
+        }, {"configure": ctx.configure, **ctx.enc_inputs, **pool_inputs}, runtime=runtime,
+            label=cfg["kind"])
 
     def _retrieval_pack(self, ctx: "_DatasetContext", k: int) -> tuple[Node, Node]:
         return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0)
@@ -375,34 +271,26 @@ class Plan:
         d = ctx.info.name
         cfg = self._section(d, "textual_inversion")
         if source == "original":
-            references_from = self.add("fewshot", d, {"k": cfg["ref_shot"], "seed": cfg["seed"]},
-                                       {"prepare": ctx.prepare, "configure": ctx.configure},
-                                       runtime={"on_shortfall": self._on_shortfall(ctx)})
+            references_from = self._fewshot(ctx, cfg["ref_shot"], cfg["seed"])
         else:
             references_from = self._retrieve(ctx)
         refs = self.add("textual_inversion_prepare", d, {
             "source": source, "ref_shot": cfg["ref_shot"], "seed": cfg["seed"],
-        }, {"images": references_from, "configure": ctx.configure})
+        }, {"images": references_from, "configure": ctx.configure}, label=source)
         gen_params, gen_inputs, gen_runtime = self._model("generator")
         train = {k: cfg[k] for k in ("steps", "lr", "batch_size", "resolution", "seed", "initializer")}
         node = self.add("textual_inversion", d, {
             "generator": gen_params, "device": self._section(d, "generation")["device"], **train,
         }, {"references": refs, "configure": ctx.configure, **gen_inputs},
-            runtime={"generator": gen_runtime})
-        self.shards[(node.scope, node.short)] = ctx.info.num_classes
+            runtime={"generator": gen_runtime}, label=source, parts=ctx.info.num_classes)
         return node
-
-    def class_token_paths(self, node: Node) -> list[str]:
-        """The per-class learned-embedding files of a textual_inversion artifact (one job each)."""
-        count = self.shards[(node.scope, node.short)]
-        return [f"{node.dir}/tokens/class-{i:05d}.safetensors" for i in range(count)]
 
     def _sample_images(self, ctx: "_DatasetContext", prompt_plan: Node, gen: dict) -> Node:
         gen_params, gen_inputs, gen_runtime = self._model("generator")
         if "embeddings" in prompt_plan.inputs:
             gen_inputs = {**gen_inputs, "embeddings": prompt_plan.inputs["embeddings"]}
         total = ctx.info.num_classes * gen["images_per_class"]
-        shards = math.ceil(total / gen["shard_size"])
+        shards = paths.num_shards(total, gen["shard_size"])
         params = {
             "generator": gen_params,
             **{k: gen[k] for k in ("scheduler", "steps", "guidance", "height", "width",
@@ -411,8 +299,8 @@ class Plan:
             "num_images": total,
         }
         node = self.add("sample_images", ctx.info.name, params, {"plan": prompt_plan, **gen_inputs},
-                        runtime={"generator": gen_runtime, "batch_size": gen["batch_size"]})
-        self.shards[(node.scope, node.short)] = shards
+                        runtime={"generator": gen_runtime, "batch_size": gen["batch_size"]},
+                        label=prompt_plan.label, parts=shards)
         if node not in self.sample_sets:
             self.sample_sets.append(node)
         return node
@@ -428,18 +316,19 @@ class Plan:
                   "text_classifier": ctx.text_classifier, "configure": ctx.configure}
         metrics = self._section(d, "metrics")
         probe = self._section(d, "probe")
-        nodes = [self.add("elevater", d, {"probe": probe, "labels": labels}, common)]
+        label = _evaluation_label(labels)
+        nodes = [self.add("elevater", d, {"probe": probe, "labels": labels}, common, label=label)]
         if probe_only:
             return nodes
         nodes.append(self.add("zeroshot_metric", d, {"cler": metrics["cler"], "labels": labels},
-                              common))
+                              common, label=label))
         nodes.append(self.add("distribution_metrics", d, {
             "metrics": metrics["distribution"],
             "kid": metrics.get("kid", {}),
             "labels": labels,
-        }, common))
+        }, common, label=label))
         nodes.append(self.add("proxy_distance", d, {"pad": metrics.get("pad", {}),
-                                                    "labels": labels}, common))
+                                                    "labels": labels}, common, label=label))
         for spec in metrics.get("extra_encoders", []):
             nodes.append(self._extra_encoder_metrics(ctx, pairs, spec, metrics, labels))
         return nodes
@@ -456,7 +345,8 @@ class Plan:
                             {"split": feats.params["split"], "encoder": keyed, "device": cfg.get("device", "cpu")},
                             {"images": feats.inputs["images"], "configure": ctx.configure},
                             runtime={"encoder": runtime, "batch_size": cfg["batch_size"],
-                                     "num_workers": cfg["num_workers"]})
+                                     "num_workers": cfg["num_workers"]},
+                            label=f"{feats.label}-{spec['type']}")
 
         inputs = {"test_features": features_with(ctx.test_features), "configure": ctx.configure}
         for i, (pack, feats) in enumerate(pairs):
@@ -464,7 +354,7 @@ class Plan:
         return self.add("distribution_metrics", ctx.info.name, {
             "metrics": metrics["distribution"], "kid": metrics.get("kid", {}), "labels": labels,
             "encoder": keyed,
-        }, inputs)
+        }, inputs, label=f"{_evaluation_label(labels)}-{spec['type']}")
 
 
 @dataclass
@@ -489,6 +379,12 @@ def resolve_user_file(path: str) -> Path:
         if candidate.is_file():
             return candidate
     raise ConfigError(f"file {path} not found (looked in {', '.join(str(c) for c in candidates)})")
+
+
+def _evaluation_label(labels: dict) -> str:
+    """``generated-lang_enc-k5-s0``, ``original-k5-s0``: which external set an evaluation is of."""
+    parts = [labels["source"], labels["strategy"], f"k{labels['shots']}", f"s{labels['seed']}"]
+    return "-".join(p for p in parts if p and p != "-")
 
 
 def _is_hub_id(value: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 from loguru import logger
 
-from genbench.core.artifacts import ArtifactWriter, check_artifact, recipe_key, short_key
+from genbench.core.artifacts import ArtifactWriter, check_artifact, named_by_key, recipe_key, short_key
 from genbench.core.errors import GenBenchError
 from genbench.core.fingerprint import stat_cache_for
 
@@ -32,12 +32,12 @@ def set_torch_threads(threads: int) -> None:
         pass  # already set in this process
 
 
-def _artifact_dir(output: str, short: str) -> Path:
-    """The artifact folder an output lies in: the nearest parent named by the short key."""
+def _artifact_dir(output: str, key: str) -> Path:
+    """The artifact folder an output lies in: the nearest parent named by the key."""
     for parent in Path(output).parents:
-        if parent.name == short:
+        if named_by_key(parent.name, key):
             return parent
-    raise GenBenchError(f"output {output} does not lie in an artifact folder named {short}")
+    raise GenBenchError(f"output {output} does not lie in an artifact folder named by {short_key(key)}")
 
 
 class Job:
@@ -55,7 +55,7 @@ class Job:
         self.params: dict = self.recipe["params"]
         self.runtime: dict = dict(getattr(smk.params, "runtime", None) or {})
         self.key = recipe_key(self.recipe)
-        self.out_dir = _artifact_dir(smk.output[0], short_key(self.key))
+        self.out_dir = _artifact_dir(smk.output[0], self.key)
         self.results_dir = self.out_dir.parents[2]
         self.cache = stat_cache_for(self.results_dir)
         self.threads = int(getattr(smk, "threads", 1))
