@@ -117,7 +117,7 @@ def test_leftovers_are_cleared_but_adopted_folders_kept(tmp_path):
             f.write("{}\n")
     assert set(read_manifest(out)["files"]) == {"images.jsonl", "shards/shard-00000.tar", "shards/shard-00000.json"}
     assert not (out / "stale.txt").exists()
-    assert [p.reason for p in verify_artifact(out)] == ["directory name is not the key"]  # "art"
+    assert [p.reason for p in verify_artifact(out)] == ["directory name does not end with the key"]  # "art"
 
 
 def test_file_names_cannot_escape(tmp_path):

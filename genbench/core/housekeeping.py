@@ -18,7 +18,6 @@ import datetime as _dt
 import fcntl
 import json
 import os
-import re
 import shutil
 import socket
 from pathlib import Path

@@ -12,7 +12,6 @@ zip archive, ``a.tar@member`` a member of an uncompressed tar, anything else a f
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -21,6 +20,7 @@ import zipfile
 
 from PIL import Image
 
+from genbench.core.io import open_image
 from genbench.core.errors import GenBenchError
 
 REQUIRED_KEYS = ("id", "path", "label")
@@ -150,12 +150,7 @@ def labels_of(record) -> list[int]:
 
 def decode_image(data: bytes, name: str) -> Image.Image:
     """Decode encoded image bytes into an RGB PIL image; GenBenchError naming ``name`` if not."""
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except Exception as err:  # PIL raises many types for corrupt data
-        raise GenBenchError(f"cannot decode image {name}: {err}") from None
-    return image.convert("RGB")
+    return open_image(data, name).convert("RGB")
 
 
 # ----------------------------------------------------------------------------- archives

@@ -29,11 +29,11 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from genbench.core.io import open_image, store_zip_info
 from genbench.core.errors import GenBenchError
 from genbench.data.imageset import class_counts, write_index
 
 SPLITS = ("train", "val", "test")
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 MAX_BAD_EXAMPLES = 5
 
@@ -85,11 +85,7 @@ def encode_for_storage(payload, name: str) -> tuple[bytes, str]:
     Raises GenBenchError naming ``name`` if the bytes cannot be decoded.
     """
     if isinstance(payload, (bytes, bytearray)):
-        try:
-            image = Image.open(io.BytesIO(payload))
-            image.load()
-        except Exception as err:  # PIL raises many types for corrupt data
-            raise GenBenchError(f"cannot decode image {name}: {err}") from None
+        image = open_image(payload, name)
         if image.format in ("JPEG", "PNG"):
             return bytes(payload), "jpg" if image.format == "JPEG" else "png"
         payload = image
@@ -102,14 +98,6 @@ def encode_for_storage(payload, name: str) -> tuple[bytes, str]:
     buffer = io.BytesIO()
     payload.save(buffer, format="PNG")
     return buffer.getvalue(), "png"
-
-
-def _zip_member_info(member: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(member, date_time=ZIP_DATE)
-    info.compress_type = zipfile.ZIP_STORED
-    info.create_system = 3
-    info.external_attr = 0o644 << 16
-    return info
 
 
 def _fetch_storable(item: SourceImage):
@@ -148,7 +136,7 @@ def write_prepared(info, splits: dict, out_dir, *, max_bad_fraction=0.01, log=pr
                         continue
                     data, ext = stored
                     member = f"{split}/{number:0{width}d}.{ext}"
-                    archive.writestr(_zip_member_info(member), data)
+                    archive.writestr(store_zip_info(member), data)
                     records.append({"id": f"{split}/{number:0{width}d}",
                                     "path": f"images.zip@{member}",
                                     "label": item.label, "source": item.name})

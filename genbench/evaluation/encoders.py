@@ -17,7 +17,6 @@ Every encoder has:
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 import os
 from pathlib import Path
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genbench.core.config import looks_like_local_path
+from genbench.core.fingerprint import sha256_file
 from genbench.core.errors import ConfigError, GenBenchError
 
 _OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -32,7 +33,6 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _RESIZE_MODE_NAMES = {"shortest": "centercrop", "longest": "pad", "squash": "squash"}
 INCEPTION_WEIGHTS_FILE = "inception-2015-12-05.pt"
 _PIL_RESAMPLE_NAMES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
-_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".ckpt")
 
 
 class Encoder(ABC):
@@ -73,15 +73,7 @@ class Encoder(ABC):
 
 def file_digest(path: str | Path, length: int = 12) -> str:
     """First ``length`` hex digits of the sha256 of a file (identifies local weights)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:length]
-
-
-def _looks_like_path(value: str) -> bool:
-    return os.sep in value or value.startswith((".", "~")) or value.endswith(_WEIGHT_SUFFIXES)
+    return sha256_file(path)[:length]
 
 
 def _mean_name(mean) -> str:
@@ -163,7 +155,7 @@ def _check_pretrained(model_name: str, pretrained: str | None) -> str | None:
     if pretrained is None or pretrained == "":
         return None
     pretrained = str(pretrained)
-    if _looks_like_path(pretrained):
+    if looks_like_local_path(pretrained):
         path = Path(pretrained).expanduser()
         if not path.is_file():
             raise GenBenchError(f"open_clip weights file for {model_name!r} not found: {pretrained}")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from genbench.core.io import fill_template, l2_normalize  # noqa: F401 (l2_normalize: re-exported)
 from genbench.core.errors import GenBenchError
 from genbench.data.imageset import ImageSetReader, class_counts, labels_of
 
@@ -183,14 +184,6 @@ def load_features(directory) -> FeatureSet:
         raise GenBenchError(f"feature set {directory}: {exc}") from exc
 
 
-def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Divide by the L2 norm along ``axis``; GenBenchError on a zero vector."""
-    norms = np.linalg.norm(x, axis=axis, keepdims=True)
-    if np.any(norms == 0):
-        raise GenBenchError("cannot L2-normalise a zero vector")
-    return x / norms
-
-
 def build_text_classifier(encoder, class_names, templates, batch_size: int = 256) -> np.ndarray:
     """Zero-shot classifier (C x D float32): per class, the L2-normalised mean of the
     L2-normalised embeddings of every template filled with the class name."""
@@ -199,16 +192,10 @@ def build_text_classifier(encoder, class_names, templates, batch_size: int = 256
     class_names, templates = list(class_names), list(templates)
     if not class_names or not templates:
         raise GenBenchError(f"text classifier needs classes and templates, got {len(class_names)} and {len(templates)}")
-    texts = [_fill(template, name) for name in class_names for template in templates]
+    texts = [fill_template(template, name) for name in class_names for template in templates]
     emb = _encode_texts_batched(encoder, texts, batch_size)
     emb = l2_normalize(emb.reshape(len(class_names), len(templates), -1))
     return l2_normalize(emb.mean(axis=1)).astype(np.float32)
-
-
-def _fill(template: str, name: str) -> str:
-    if "{}" not in template:
-        raise GenBenchError(f"prompt template {template!r} has no '{{}}' for the class name")
-    return template.format(name)
 
 
 def _encode_texts_batched(encoder, texts: list[str], batch_size: int) -> np.ndarray:

@@ -21,12 +21,11 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from genbench.core.io import IMAGE_DECODE_ERRORS, store_zip_info
 from genbench.core.errors import GenBenchError
 
 SELECTION_MODES = ("clip", "random")
 INDEX_FORMATS = ("iris", "coco")
-ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
-ZIP_FILE_MODE = 0o100644 << 16  # regular file, rw-r--r--
 DATASET_INFO_NAME = "dataset_info.json"
 LABELMAP_NAME = "labelmap.txt"
 _EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
@@ -199,7 +198,7 @@ def _write_store_zip(zip_path: Path, records, members: list[str], image_bytes_fn
                 data = image_bytes_fn(records[i])
                 fmt, sizes[i] = _image_format_and_size(data, records[i])
                 members[i] = members[i] + _EXTENSIONS.get(fmt, "." + fmt.lower())
-                zf.writestr(_zip_info(members[i]), data)
+                zf.writestr(store_zip_info(members[i]), data)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -207,19 +206,11 @@ def _write_store_zip(zip_path: Path, records, members: list[str], image_bytes_fn
     return sizes
 
 
-def _zip_info(member: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(member, date_time=ZIP_DATE_TIME)
-    info.compress_type = zipfile.ZIP_STORED
-    info.create_system = 3
-    info.external_attr = ZIP_FILE_MODE
-    return info
-
-
 def _image_format_and_size(data: bytes, record: dict) -> tuple[str, tuple[int, int]]:
     try:
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             return image.format, image.size
-    except Exception as exc:  # PIL raises several types for undecodable data
+    except IMAGE_DECODE_ERRORS as exc:
         raise GenBenchError(f"pack_elevater: image of record {record.get('id')!r} is not a readable image: {exc}") from exc
 
 

@@ -13,7 +13,6 @@ and moved into place with ``os.replace``; its job then writes its part manifest 
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import os
@@ -26,6 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from genbench.core.artifacts import _job_tag
+from genbench.core.io import emit
 from genbench.core.errors import ConfigError, GenBenchError
 from genbench.plan.paths import num_shards, split_into_shards  # noqa: F401 (the shard layout)
 from genbench.generation.prompts import count_truncated_prompts
@@ -61,12 +61,6 @@ def _check_rows(rows: list[dict], out_tar_path) -> None:
         missing = [key for key in ROW_KEYS if key not in row]
         if missing:
             raise GenBenchError(f"sample_shard: plan row {row.get('index')!r} for {out_tar_path} lacks keys {missing}")
-
-
-def _emit(log, message: str) -> None:
-    if log is None:
-        return
-    (log.info if hasattr(log, "info") else log)(message)
 
 
 def to_uint8(image: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -154,7 +148,7 @@ def sample_shard(pipe, rows: list[dict], out_tar_path, *, steps: int, guidance: 
             progress.update(len(batch))
     write_tar_atomic(out_tar_path, members)
     stats = {"images": len(rows), "black_or_nan": bad, "truncated_prompts": truncated}
-    _emit(log, f"{out_tar_path}: {stats['images']} images, {bad} black or NaN, {truncated} prompts truncated")
+    emit(log, f"{out_tar_path}: {stats['images']} images, {bad} black or NaN, {truncated} prompts truncated")
     return stats
 
 

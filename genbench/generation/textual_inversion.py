@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genbench.core.io import emit
 from genbench.core.errors import GenBenchError
 
 DEFAULT_TEMPLATES = (
@@ -39,11 +40,6 @@ DEFAULT_TEMPLATES = (
 )
 LEARNED_EMBEDS_NAME = "learned_embeds.safetensors"
 REFERENCE_SOURCES = ("original", "retrieved")
-
-
-def _emit(log, message: str) -> None:
-    if log is not None:
-        (log.info if hasattr(log, "info") else log)(message)
 
 
 # ----------------------------------------------------------------------------- tokens
@@ -106,7 +102,7 @@ def reference_images(index_path, class_names, ref_shot: int, *, source: str = "o
         raise GenBenchError(f"{index_path}: no reference image for class(es) {empty}")
     shortfall = {c: len(recs) for c, recs in per_class.items() if len(recs) < ref_shot}
     for c, have in shortfall.items():
-        _emit(log, f"class {class_names[c]!r}: {have} of {ref_shot} reference images")
+        emit(log, f"class {class_names[c]!r}: {have} of {ref_shot} reference images")
     return {"index": str(index_path), "per_class": per_class, "shortfall": shortfall}
 
 
@@ -145,7 +141,7 @@ def initializer_token_id(tokenizer, word: str, log=None) -> int:
         raise GenBenchError(f"initializer word {word!r} gives no token")
     if len(ids) > 1:
         pieces = tokenizer.convert_ids_to_tokens(ids)
-        _emit(log, f"initializer word {word!r} is {len(ids)} tokens {pieces}; using the first, {pieces[0]!r}")
+        emit(log, f"initializer word {word!r} is {len(ids)} tokens {pieces}; using the first, {pieces[0]!r}")
     return ids[0]
 
 
@@ -298,7 +294,7 @@ def train_token(pipe, images, token: str, initializer_word: str | None, class_na
             if history is not None:
                 history.append(loss)
             if step == 0 or (step + 1) % 50 == 0 or step + 1 == steps:
-                _emit(log, f"{token}: step {step + 1}/{steps} loss {loss:.5f}")
+                emit(log, f"{token}: step {step + 1}/{steps} loss {loss:.5f}")
         learned = weight[token_id].detach().float().cpu().clone()
     finally:
         pipe.text_encoder.requires_grad_(False)

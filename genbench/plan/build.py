@@ -18,7 +18,7 @@ from typing import Any
 
 from genbench.core.config import deep_merge, is_tiny, looks_like_local_path
 from genbench.data.datasets import DatasetInfo, get_dataset
-from genbench.core.errors import ConfigError, GenBenchError
+from genbench.core.errors import ConfigError
 from genbench.core.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
 from genbench.generation.prompts import TEXTUAL_INVERSION_STRATEGIES
 from genbench.plan import paths

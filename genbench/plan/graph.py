@@ -21,23 +21,23 @@ from genbench.plan import paths
 STAGE_VERSIONS = {
     "build_models": 1,
     "configure": 1,
-    "prepare": 1,
+    "prepare": 2,  # 2: zip members marked as regular files (one zip-member helper)
     "fewshot": 1,
     "prompt_plan": 1,
-    "sample_images": 1,
+    "sample_images": 2,  # 2: shards carry part manifests
     "retrieve": 1,
     "build_pool": 1,
     "textual_inversion_prepare": 1,
-    "textual_inversion": 1,
+    "textual_inversion": 2,  # 2: class tokens carry part manifests
     "features": 1,
     "text_classifier": 1,
-    "pack_generated": 1,
-    "pack_retrieval": 1,
-    "pack_original": 1,
+    "pack_generated": 2,  # 2: root_folder is the pack's own folder
+    "pack_retrieval": 2,  # 2: root_folder is the pack's own folder
+    "pack_original": 2,  # 2: root_folder is the pack's own folder
     "zeroshot_metric": 1,
     "distribution_metrics": 1,
     "proxy_distance": 1,
-    "elevater": 2,  # 2: unstable lr x wd pairs excluded from the search
+    "elevater": 3,  # 2: unstable lr x wd pairs excluded from the search; 3: shots_actual
     "aggregate": 1,
 }
 

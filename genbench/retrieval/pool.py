@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genbench.core.io import IMAGE_DECODE_ERRORS, l2_normalize
 from genbench.core.errors import GenBenchError
 from genbench.data.imageset import TarMembers
 
@@ -73,12 +74,8 @@ def shard_name(number: int) -> str:
 
 
 def l2_normalize_rows(x: np.ndarray, where: str) -> np.ndarray:
-    """Rows divided by their L2 norm (float32); GenBenchError naming ``where`` on a zero or non-finite row."""
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
-        raise GenBenchError(f"{where}: an embedding row is zero or not finite; cannot L2-normalise")
-    return (x / norms).astype(np.float32)
+    """Rows divided by their L2 norm, as float32 (computed in float64)."""
+    return l2_normalize(np.asarray(x, dtype=np.float64), axis=1, where=where).astype(np.float32)
 
 
 def image_extension(data: bytes, key: str) -> str:
@@ -87,7 +84,7 @@ def image_extension(data: bytes, key: str) -> str:
 
     try:
         fmt = Image.open(io.BytesIO(data)).format
-    except Exception as err:  # PIL raises many types for corrupt data
+    except IMAGE_DECODE_ERRORS as err:
         raise GenBenchError(f"pool image {key!r}: cannot decode ({err})") from None
     if fmt not in _PIL_FORMAT_EXT:
         raise GenBenchError(f"pool image {key!r}: format {fmt} not supported (jpg, png, webp)")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genbench.core.io import emit, fill_template
 from genbench.core.errors import GenBenchError
 from genbench.retrieval.pool import DEFAULT_CHUNK_ROWS, Pool, l2_normalize_rows
 
@@ -113,7 +114,7 @@ def _faiss_search(queries: np.ndarray, k: int, index_path, log):
     try:
         import faiss  # optional dependency
     except ImportError:
-        _emit(log, f"faiss is not installed: exact chunked search instead of the index {index_path}")
+        emit(log, f"faiss is not installed: exact chunked search instead of the index {index_path}")
         return None
     index = faiss.read_index(str(index_path))
     scores, pos = index.search(np.ascontiguousarray(queries), k)
@@ -122,26 +123,14 @@ def _faiss_search(queries: np.ndarray, k: int, index_path, log):
     return scores.astype(np.float32), pos.astype(np.int64)
 
 
-def _emit(log, message: str) -> None:
-    if log is None:
-        return
-    (log.info if hasattr(log, "info") else log)(message)
-
-
 # ----------------------------------------------------------------------------- per class
-
-
-def _fill(template: str, name: str) -> str:
-    if "{}" not in template:
-        raise GenBenchError(f"prompt template {template!r} has no '{{}}' for the class name")
-    return template.format(name)
 
 
 def class_prompts(class_names, templates) -> list[list[str]]:
     """Per class, every template filled with the class name (duplicates removed, order kept)."""
     if not class_names or not templates:
         raise GenBenchError(f"retrieval needs classes and templates, got {len(class_names)} and {len(templates)}")
-    return [list(dict.fromkeys(_fill(t, name) for t in templates)) for name in class_names]
+    return [list(dict.fromkeys(fill_template(t, name) for t in templates)) for name in class_names]
 
 
 def _class_candidates(prompt_emb: np.ndarray, ids, pool: Pool, kind: str, meta_cache: dict) -> list[dict]:
@@ -265,7 +254,7 @@ def retrieve_for_classes(class_names, templates, encoder, pool: Pool, *, k_per_p
                 "hits": [_hit_record(h, prompts[c]) for h in selected[c]]} for c, name in enumerate(class_names)]
     shortfall = {c: len(s) for c, s in enumerate(selected) if len(s) < k_per_class}
     for c, have in shortfall.items():
-        _emit(log, f"class {class_names[c]!r}: {have} of {k_per_class} images retrieved")
+        emit(log, f"class {class_names[c]!r}: {have} of {k_per_class} images retrieved")
     return {"kind": kind, "k_per_prompt": k_per_prompt, "k_per_class": k_per_class, "on_conflict": on_conflict,
             "classes": classes, "conflicts": conflicts, "shortfall": shortfall}
 

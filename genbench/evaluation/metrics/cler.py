@@ -13,6 +13,7 @@ neighbour votes for every class it carries.
 import numpy as np
 from scipy.special import softmax
 
+from genbench.core.io import l2_normalize as _l2_normalize
 from genbench.core.errors import GenBenchError
 from genbench.evaluation.metrics._checks import as_feature_matrix, as_int_labels, as_multihot, same_width
 from genbench.evaluation.metrics.classification import dataset_metric
@@ -24,12 +25,7 @@ def l2_normalize(x, name="x"):
     """Rows of x divided by their Euclidean norm: x_i / ||x_i||_2 (float64).
 
     A row of norm zero has no direction and raises an error naming `name`."""
-    x = as_feature_matrix(x, name)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    zero_rows = np.nonzero(norms[:, 0] == 0)[0]
-    if zero_rows.size:
-        raise GenBenchError(f"{name} has rows of norm zero (first: row {zero_rows[0]})")
-    return x / norms
+    return _l2_normalize(as_feature_matrix(x, name), axis=1, where=name)
 
 
 def _class_membership(ext_labels, num_rows, num_classes):

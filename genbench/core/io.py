@@ -1,0 +1,63 @@
+"""Small shared helpers: progress messages, template filling, L2 normalisation, zip members
+and image decoding. Each exists once; the stages import them from here."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+
+from genbench.core.errors import GenBenchError
+
+# Fixed zip member metadata, so the same images always give the same zip bytes.
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+ZIP_MODE = 0o100644  # a regular file, rw-r--r--
+# What PIL raises for bytes it cannot decode (UnidentifiedImageError is an OSError).
+IMAGE_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
+
+
+def emit(log, message: str) -> None:
+    """Send ``message`` to ``log``: a logger (``.info``), a callable, or nothing (None)."""
+    if log is not None:
+        (log.info if hasattr(log, "info") else log)(message)
+
+
+def fill_template(template: str, name: str) -> str:
+    """``template.format(name)``; GenBenchError when the template has no ``{}``."""
+    if "{}" not in template:
+        raise GenBenchError(f"prompt template {template!r} has no '{{}}' for the class name")
+    return template.format(name)
+
+
+def l2_normalize(x: np.ndarray, axis: int = -1, where: str = "x") -> np.ndarray:
+    """``x / ||x||_2`` along ``axis`` (dtype kept for floats); GenBenchError naming ``where``
+    on a zero or non-finite vector (it has no direction)."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    norms = np.linalg.norm(x, axis=axis, keepdims=True)
+    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+        raise GenBenchError(f"{where} has rows of norm zero (or not finite): cannot L2-normalise them")
+    return x / norms
+
+
+def store_zip_info(member: str) -> zipfile.ZipInfo:
+    """A store-mode (uncompressed) zip member with fixed date and permissions."""
+    info = zipfile.ZipInfo(member, date_time=ZIP_DATE_TIME)
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = 3  # unix, so the mode below is read
+    info.external_attr = ZIP_MODE << 16
+    return info
+
+
+def open_image(data: bytes, name: str):
+    """The decoded PIL image of ``data`` (fully loaded); GenBenchError naming ``name``."""
+    from PIL import Image
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (*IMAGE_DECODE_ERRORS, Image.DecompressionBombError) as err:
+        raise GenBenchError(f"cannot decode image {name}: {err}") from None
+    return image
