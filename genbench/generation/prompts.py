@@ -328,3 +328,27 @@ def count_truncated_prompts(plan: list[dict], tokenizer, max_length: int = 77) -
             lengths[prompt] = len(tokenizer(prompt, truncation=False)["input_ids"])
         truncated += lengths[prompt] > max_length
     return truncated
+
+
+def base_strategy(strategy: str, strategy_params: dict) -> str:
+    """The strategy whose prompts are made: itself, or for ti_original / ti_retrieval their
+    ``base`` (default simple_template), whose prompts then carry the learned tokens."""
+    if strategy in TEXTUAL_INVERSION_STRATEGIES:
+        return strategy_params.get("base", "simple_template")
+    return strategy
+
+
+def plan_prompts(strategy: str, strategy_params: dict, classes: list[str], templates: list[str], *,
+                 images_per_class: int, seed: int, tokens: dict | None = None,
+                 descriptions_file: str | None = None, text_model=None) -> list[dict]:
+    """The prompt plan of one configured strategy: ``make_prompt_plan`` of its base strategy,
+    with ``tokens`` ({class_id: token}) for the textual-inversion strategies and the checked
+    path of its descriptions file in place of that file's fingerprint."""
+    params = {k: v for k, v in strategy_params.items() if k != "base"}
+    if "file" in params:
+        params["file"] = descriptions_file
+    params["images_per_class"] = images_per_class
+    if strategy in TEXTUAL_INVERSION_STRATEGIES:
+        params["textual_inversion"] = tokens or {}
+    return make_prompt_plan(base_strategy(strategy, strategy_params), list(classes), list(templates), params,
+                            seed, text_model=text_model)

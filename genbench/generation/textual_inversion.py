@@ -18,6 +18,7 @@ Reference images (``reference_images``) come from an original K-shot index (a se
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from pathlib import Path
@@ -366,3 +367,21 @@ def load_learned_embeds(pipe, paths) -> list[str]:
     if files:
         pipe.load_textual_inversion([str(f) for f in files])
     return tokens
+
+
+def write_reference_index(index_path, refs: dict, out_index, final_dir) -> int:
+    """Write the chosen references (``reference_images``'s ``per_class``) as an image index at
+    ``out_index``, ids prefixed by their class, paths pointing into ``index_path``'s artifact and
+    made relative to ``final_dir`` (the artifact's folder once published). Returns the count."""
+    from genbench.data.imageset import write_index
+
+    source_dir = os.path.dirname(os.path.abspath(index_path))
+    records = []
+    for class_id in sorted(refs["per_class"], key=int):
+        for r in refs["per_class"][class_id]:
+            location, _, member = r["path"].partition("@")
+            path = os.path.relpath(os.path.join(source_dir, location), os.path.abspath(final_dir))
+            records.append({**r, "id": f"{int(class_id):04d}-{r['id']}", "path": path + (f"@{member}" if member else ""),
+                            "label": int(class_id)})
+    write_index(out_index, records)
+    return len(records)
