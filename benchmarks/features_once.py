@@ -39,8 +39,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-NO_ENCODER_SCRIPTS = ("zeroshot_metric", "distribution_metrics", "proxy_distance", "elevater",
-                      "pack_generated", "pack_original")
+NO_ENCODER_SCRIPTS = (
+    "zeroshot_metric",
+    "distribution_metrics",
+    "proxy_distance",
+    "elevater",
+    "pack_generated",
+    "pack_original",
+)
 ENCODER_NAMES = ("genbench.evaluation.encoders", "load_encoder", "open_clip")
 # stage -> the index (in its ``images`` input) it encodes, formatted with its recipe params
 ENCODING_STAGES = {"features": "{split}.jsonl", "build_pool": "train.jsonl"}
@@ -52,8 +58,7 @@ def absolute_paths_config(snakefile: Path, workdir: Path) -> Path:
     the workflow resolves them against the working directory, a temp dir here."""
     path = workdir / "absolute_paths.yaml"
     descriptions = snakefile.parent / "demo" / "descriptions.json"
-    path.write_text(f"strategy_params:\n  descriptions: {{file: {json.dumps(str(descriptions))}}}\n",
-                    encoding="utf-8")
+    path.write_text(f"strategy_params:\n  descriptions: {{file: {json.dumps(str(descriptions))}}}\n", encoding="utf-8")
     return path
 
 
@@ -61,8 +66,17 @@ def run_demo(snakefile: Path, workdir: Path, configfile: str | None, cores: int)
     """Run the whole workflow in ``workdir``; wall seconds. Exits on failure (log tail shown)."""
     configs = [absolute_paths_config(snakefile, workdir)]
     configs += [Path(configfile).resolve()] if configfile else []
-    cmd = [str(SNAKEMAKE), "--snakefile", str(snakefile), "--directory", str(workdir),
-           "--cores", str(cores), "--configfile", *map(str, configs)]
+    cmd = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        "--cores",
+        str(cores),
+        "--configfile",
+        *map(str, configs),
+    ]
     log = workdir / "snakemake.log"
     start = time.perf_counter()
     with open(log, "w", encoding="utf-8") as out:
@@ -85,8 +99,7 @@ def manifests_by_key(results: Path) -> dict[str, Path]:
 
 def encoder_identity(recipe: dict) -> str:
     """The encoder a recipe names: its params plus the key of a built-in-plan model."""
-    return json.dumps([recipe["params"].get("encoder"), recipe["inputs"].get("encoder")],
-                      sort_keys=True)
+    return json.dumps([recipe["params"].get("encoder"), recipe["inputs"].get("encoder")], sort_keys=True)
 
 
 def read_index(index: Path) -> list[dict]:
@@ -122,9 +135,17 @@ def encoding_artifacts(results: Path) -> list[dict]:
                 raise SystemExit(f"{manifest}: its images artifact is not under {results}")
             index = images_dir / index_name.format(**recipe["params"])
             passes = summary.get("images_encoded", summary.get("count") if stage != "features" else None)
-            rows.append({"dir": manifest.parent, "stage": stage, "encoder": encoder_identity(recipe),
-                         "index": os.path.realpath(index), "summary": summary,
-                         "passes": int(passes or 0), "images": pixel_hashes(index)})
+            rows.append(
+                {
+                    "dir": manifest.parent,
+                    "stage": stage,
+                    "encoder": encoder_identity(recipe),
+                    "index": os.path.realpath(index),
+                    "summary": summary,
+                    "passes": int(passes or 0),
+                    "images": pixel_hashes(index),
+                }
+            )
     return rows
 
 
@@ -138,11 +159,11 @@ def check_counts(rows: list[dict]) -> tuple[int, int, list[str]]:
         if row["passes"]:  # an artifact that encoded nothing (build_pool from features) adds no pairs
             pairs.update((row["encoder"], row["index"], i) for i in range(n))
         if row["stage"] == "features" and (s.get("images_encoded") != n or s.get("count") != n):
-            problems.append(f"{row['dir']}: count {s.get('count')}, images_encoded "
-                            f"{s.get('images_encoded')}, index has {n} rows")
+            problems.append(
+                f"{row['dir']}: count {s.get('count')}, images_encoded {s.get('images_encoded')}, index has {n} rows"
+            )
     twice = Counter((row["encoder"], row["index"]) for row in rows)
-    problems += [f"image set {index} encoded {n} times by one encoder"
-                 for (_, index), n in twice.items() if n > 1]
+    problems += [f"image set {index} encoded {n} times by one encoder" for (_, index), n in twice.items() if n > 1]
     return len(pairs), passes, problems
 
 
@@ -178,8 +199,7 @@ def check_scripts(scripts_dir: Path) -> list[str]:
         if not script.exists():
             problems.append(f"{script} is missing")
             continue
-        bad = sorted(n for n in imported_names(script)
-                     if any(n == e or n.startswith(e + ".") for e in ENCODER_NAMES))
+        bad = sorted(n for n in imported_names(script) if any(n == e or n.startswith(e + ".") for e in ENCODER_NAMES))
         if bad:
             problems.append(f"{script.name} imports {bad}")
     return problems
@@ -187,8 +207,11 @@ def check_scripts(scripts_dir: Path) -> list[str]:
 
 def encoder_scripts(scripts_dir: Path) -> list[str]:
     """Every workflow script that imports an encoder (information)."""
-    return sorted(p.stem for p in scripts_dir.glob("*.py")
-                  if any(n == e or n.startswith(e + ".") for n in imported_names(p) for e in ENCODER_NAMES))
+    return sorted(
+        p.stem
+        for p in scripts_dir.glob("*.py")
+        if any(n == e or n.startswith(e + ".") for n in imported_names(p) for e in ENCODER_NAMES)
+    )
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -215,15 +238,19 @@ def report(rows: list[dict], problems: list[str], scripts_dir: Path) -> int:
     ratio = passes / pairs if pairs else float("nan")
     print(f"passes per (encoder, image) : {ratio:.2f} (target 1.00)")
     f_pairs, f_passes, _ = check_counts([r for r in rows if r["stage"] == "features"])
-    print(f"features stage alone        : {f_passes} passes / {f_pairs} (encoder, image) = "
-          f"{f_passes / f_pairs if f_pairs else float('nan'):.2f}")
+    print(
+        f"features stage alone        : {f_passes} passes / {f_pairs} (encoder, image) = "
+        f"{f_passes / f_pairs if f_pairs else float('nan'):.2f}"
+    )
     for problem in problems:
         print(f"  problem: {problem}")
     for note in repeated_images(rows):
         print(f"  note (same pixels in two image sets, each set encoded once): {note}")
     ok = bool(rows) and passes == pairs and not problems
-    print(f"{'PASS' if ok else 'FAIL'}: one encoder forward pass per (encoder, image); "
-          f"no encoder in {', '.join(NO_ENCODER_SCRIPTS)}")
+    print(
+        f"{'PASS' if ok else 'FAIL'}: one encoder forward pass per (encoder, image); "
+        f"no encoder in {', '.join(NO_ENCODER_SCRIPTS)}"
+    )
     return 0 if ok else 1
 
 

@@ -87,8 +87,10 @@ def bench_big_file(tmp: Path, big_mb: int) -> None:
     _, cold = timed(lambda: fingerprint_path(path, cache))
     _, warm = timed(lambda: fingerprint_path(path, StatCache(tmp / "big-cache.sqlite")))
     gb = big_mb / 1024
-    print(f"(b) one {big_mb} MB file: first {cold:.2f} s ({gb / cold:.2f} GB/s), cached {warm * 1e3:.2f} ms "
-          f"-> a 150 GB zip: {150 / (gb / cold) / 60:.1f} min once, then {warm * 1e3:.2f} ms per check")
+    print(
+        f"(b) one {big_mb} MB file: first {cold:.2f} s ({gb / cold:.2f} GB/s), cached {warm * 1e3:.2f} ms "
+        f"-> a 150 GB zip: {150 / (gb / cold) / 60:.1f} min once, then {warm * 1e3:.2f} ms per check"
+    )
 
 
 def bench_results(results: Path, tmp: Path) -> None:
@@ -100,9 +102,11 @@ def bench_results(results: Path, tmp: Path) -> None:
     (_, problems), full = timed(lambda: verify_tree(results))
     gb = total / 1e9
     print(f"(c) {len(folders)} artifacts, {gb * 1e3:.1f} MB under {results}:")
-    print(f"  job-side checks, cold cache: {first:.2f} s ({first / gb:.1f} s/GB); warm cache: {again:.3f} s "
-          f"({again / len(folders) * 1e3:.2f} ms per artifact); genbench verify (re-read): {full:.2f} s; "
-          f"{len(problems)} problem(s)")
+    print(
+        f"  job-side checks, cold cache: {first:.2f} s ({first / gb:.1f} s/GB); warm cache: {again:.3f} s "
+        f"({again / len(folders) * 1e3:.2f} ms per artifact); genbench verify (re-read): {full:.2f} s; "
+        f"{len(problems)} problem(s)"
+    )
 
 
 def main() -> int:

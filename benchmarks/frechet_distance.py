@@ -31,8 +31,7 @@ def random_features(rng, shift):
 def sqrtm_frechet_distance(mu1, sigma1, mu2, sigma2):
     """Textbook reference: tr of the real part of scipy sqrtm(S1 S2) (scipy < 1.18 signature)."""
     covmean = np.real(sqrtm(sigma1 @ sigma2))
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2)
-                 - 2.0 * np.trace(covmean))
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
 
 def timed(fn, *args):
@@ -45,8 +44,7 @@ def timed(fn, *args):
 
 def main():
     rng = np.random.default_rng(SEED)
-    stats = (*feature_statistics(random_features(rng, 0.0)),
-             *feature_statistics(random_features(rng, 0.1)))
+    stats = (*feature_statistics(random_features(rng, 0.0)), *feature_statistics(random_features(rng, 0.1)))
     ours, ours_wall, ours_cpu = timed(frechet_distance, *stats)
     reference, ref_wall, ref_cpu = timed(sqrtm_frechet_distance, *stats)
     relative = abs(ours - reference) / abs(reference)
@@ -54,9 +52,11 @@ def main():
     print(f"frechet_distance (ours): {ours:.10f}  wall {ours_wall:.2f} s, cpu {ours_cpu:.2f} s")
     print(f"scipy sqrtm reference  : {reference:.10f}  wall {ref_wall:.2f} s, cpu {ref_cpu:.2f} s")
     print(f"relative difference    : {relative:.3e} (must be < {MAX_RELATIVE_DIFFERENCE:g})")
-    print(f"speed ratio            : cpu {ref_cpu / ours_cpu:.1f}x,"
-          f" wall {ref_wall / ours_wall:.1f}x"
-          f" (target >= {TARGET_SPEEDUP:g}x)")
+    print(
+        f"speed ratio            : cpu {ref_cpu / ours_cpu:.1f}x,"
+        f" wall {ref_wall / ours_wall:.1f}x"
+        f" (target >= {TARGET_SPEEDUP:g}x)"
+    )
     return 0 if relative < MAX_RELATIVE_DIFFERENCE else 1
 
 

@@ -30,8 +30,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genbench.evaluation.encoders import load_encoder  # noqa: E402
 from genbench.evaluation.features import build_text_classifier  # noqa: E402
-from genbench.evaluation.linear_probe import (LEARNING_RATES, WD_STEPS, WEIGHT_DECAYS, epoch_batches, initial_weight,  # noqa: E402
-                                   run_linear_probe, validation_split, weight_decay_search)
+from genbench.evaluation.linear_probe import (
+    LEARNING_RATES,
+    WD_STEPS,
+    WEIGHT_DECAYS,
+    epoch_batches,
+    initial_weight,  # noqa: E402
+    run_linear_probe,
+    validation_split,
+    weight_decay_search,
+)
 from genbench.evaluation.metrics.classification import dataset_metric  # noqa: E402
 from genbench.models.tiny import build_tiny_open_clip  # noqa: E402
 
@@ -44,9 +52,12 @@ EVAL_BATCH = 256
 def digits_as_images(size: int = 32):
     """scikit-learn digits (8 x 8, values 0-16) as RGB PIL images of ``size`` px, and labels."""
     from sklearn.datasets import load_digits
+
     digits = load_digits()
-    images = [Image.fromarray((d * 255.0 / 16.0).astype(np.uint8)).resize((size, size), Image.BICUBIC).convert("RGB")
-              for d in digits.images]
+    images = [
+        Image.fromarray((d * 255.0 / 16.0).astype(np.uint8)).resize((size, size), Image.BICUBIC).convert("RGB")
+        for d in digits.images
+    ]
     return images, digits.target.astype(np.int64)
 
 
@@ -105,23 +116,51 @@ def _metric_or_zero(labels, logits):
     return dataset_metric(METRIC, labels, torch.softmax(logits, 1).numpy())
 
 
-def probe_reencoding(encoder, images, labels, test_images, test_labels, *, init, lrs, wd_steps, seed,
-                     epochs_search, epochs_final):
+def probe_reencoding(
+    encoder, images, labels, test_images, test_labels, *, init, lrs, wd_steps, seed, epochs_search, epochs_final
+):
     """The whole protocol, ELEVATER-style: sequential runs, images re-encoded on every epoch."""
     train_idx, val_idx = validation_split(labels, seed)
     train_images, val_images = [images[i] for i in train_idx], [images[i] for i in val_idx]
     best = (-np.inf, None, None)
     for lr in lrs:
-        def score(index):
-            return max(train_run_reencoding(encoder, train_images, labels[train_idx], val_images, labels[val_idx],
-                                            lr=lr, wd=WEIGHT_DECAYS[index], init=init, epochs=epochs_search,
-                                            seed=seed))
+
+        def score(index, lr=lr):
+            return max(
+                train_run_reencoding(
+                    encoder,
+                    train_images,
+                    labels[train_idx],
+                    val_images,
+                    labels[val_idx],
+                    lr=lr,
+                    wd=WEIGHT_DECAYS[index],
+                    init=init,
+                    epochs=epochs_search,
+                    seed=seed,
+                )
+            )
+
         scores = {}
-        best_index, _ = weight_decay_search(lambda i: scores.setdefault(i, score(i)), steps=wd_steps)
+
+        def cached_score(i, scores=scores, score=score):
+            return scores.setdefault(i, score(i))
+
+        best_index, _ = weight_decay_search(cached_score, steps=wd_steps)
         if scores[best_index] > best[0]:
             best = (scores[best_index], lr, WEIGHT_DECAYS[best_index])
-    per_epoch = train_run_reencoding(encoder, images, labels, test_images, test_labels, lr=best[1], wd=best[2],
-                                     init=init, epochs=epochs_final, seed=seed)
+    per_epoch = train_run_reencoding(
+        encoder,
+        images,
+        labels,
+        test_images,
+        test_labels,
+        lr=best[1],
+        wd=best[2],
+        init=init,
+        epochs=epochs_final,
+        seed=seed,
+    )
     return {"test_metric": per_epoch[-1], "best_lr": best[1], "best_wd": best[2], "per_epoch_test": per_epoch}
 
 
@@ -144,22 +183,53 @@ def main(argv=None) -> dict:
 
     start = time.perf_counter()
     feats = encode_all(encoder, images)
-    cached = run_linear_probe(feats[:split], labels[:split], feats[split:], labels[split:], metric=METRIC,
-                              text_classifier=text, lrs=lrs, wd_steps=wd_steps, **common)
+    cached = run_linear_probe(
+        feats[:split],
+        labels[:split],
+        feats[split:],
+        labels[split:],
+        metric=METRIC,
+        text_classifier=text,
+        lrs=lrs,
+        wd_steps=wd_steps,
+        **common,
+    )
     cached_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    reencoded = probe_reencoding(encoder, images[:split], labels[:split], images[split:], labels[split:],
-                                 init=init, lrs=lrs, wd_steps=wd_steps, **common)
+    reencoded = probe_reencoding(
+        encoder,
+        images[:split],
+        labels[:split],
+        images[split:],
+        labels[split:],
+        init=init,
+        lrs=lrs,
+        wd_steps=wd_steps,
+        **common,
+    )
     reencoded_s = time.perf_counter() - start
 
-    result = {"quick": args.quick, "threads": args.threads, "n_train": split, "n_test": len(images) - split,
-              "cached": {"accuracy": cached["test_metric"], "best_lr": cached["best_lr"],
-                         "best_wd": cached["best_wd"], "seconds": cached_s},
-              "reencoding": {"accuracy": reencoded["test_metric"], "best_lr": reencoded["best_lr"],
-                             "best_wd": reencoded["best_wd"], "seconds": reencoded_s},
-              "speed_ratio": reencoded_s / cached_s,
-              "accuracy_difference": abs(cached["test_metric"] - reencoded["test_metric"])}
+    result = {
+        "quick": args.quick,
+        "threads": args.threads,
+        "n_train": split,
+        "n_test": len(images) - split,
+        "cached": {
+            "accuracy": cached["test_metric"],
+            "best_lr": cached["best_lr"],
+            "best_wd": cached["best_wd"],
+            "seconds": cached_s,
+        },
+        "reencoding": {
+            "accuracy": reencoded["test_metric"],
+            "best_lr": reencoded["best_lr"],
+            "best_wd": reencoded["best_wd"],
+            "seconds": reencoded_s,
+        },
+        "speed_ratio": reencoded_s / cached_s,
+        "accuracy_difference": abs(cached["test_metric"] - reencoded["test_metric"]),
+    }
     _print(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
@@ -180,9 +250,13 @@ def _parse_args(argv):
 def _print(result):
     for way in ("cached", "reencoding"):
         r = result[way]
-        print(f"{way:>11}: accuracy {r['accuracy']:.2f}%  lr={r['best_lr']:g} wd={r['best_wd']:g}  {r['seconds']:.1f} s")
-    print(f"speed ratio (re-encoding / cached): {result['speed_ratio']:.1f}x; "
-          f"accuracy difference {result['accuracy_difference']:.2f} pt")
+        print(
+            f"{way:>11}: accuracy {r['accuracy']:.2f}%  lr={r['best_lr']:g} wd={r['best_wd']:g}  {r['seconds']:.1f} s"
+        )
+    print(
+        f"speed ratio (re-encoding / cached): {result['speed_ratio']:.1f}x; "
+        f"accuracy difference {result['accuracy_difference']:.2f} pt"
+    )
 
 
 if __name__ == "__main__":

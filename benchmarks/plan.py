@@ -37,7 +37,9 @@ SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 ONE_RULE = 'rule all:\n    output: "done.txt"\n    shell: "touch {output}"\n'
 WEIGHT_PATTERN = re.compile(
     r"(\.safetensors|\.ckpt|\.pt|\.pth|\.bin|\.onnx|huggingface|torch/hub|open_clip|"
-    r"\.cache/clip)", re.IGNORECASE)
+    r"\.cache/clip)",
+    re.IGNORECASE,
+)
 HEAVY_MODULES = ("torch", "open_clip", "diffusers", "transformers", "huggingface_hub", "faiss")
 OUR_CODE = (str(ROOT / "genbench"), str(ROOT / "rules"), str(SNAKEFILE))
 
@@ -45,8 +47,7 @@ OUR_CODE = (str(ROOT / "genbench"), str(ROOT / "rules"), str(SNAKEFILE))
 # -- timing ------------------------------------------------------------------------------
 def dry_run_command(snakefile: Path, workdir: Path, extra: list[str]) -> list[str]:
     """The snakemake dry-run command line for ``snakefile`` in ``workdir``."""
-    return [str(SNAKEMAKE), "-n", "--snakefile", str(snakefile), "--directory", str(workdir),
-            *extra]
+    return [str(SNAKEMAKE), "-n", "--snakefile", str(snakefile), "--directory", str(workdir), *extra]
 
 
 def timed_dry_run(snakefile: Path, extra: list[str]) -> tuple[float, str]:
@@ -102,14 +103,18 @@ def time_build_plan(repeats: int) -> dict:
         start = time.perf_counter()
         plan = build_plan(config)
         build.append(time.perf_counter() - start)
-    return {"validate_s": (validate[0], statistics.median(validate[1:])),
-            "build_plan_s": (build[0], statistics.median(build[1:])),
-            "nodes": len(plan.nodes), "shards": sum(plan.shards.values())}
+    return {
+        "validate_s": (validate[0], statistics.median(validate[1:])),
+        "build_plan_s": (build[0], statistics.median(build[1:])),
+        "nodes": len(plan.nodes),
+        "shards": sum(plan.shards.values()),
+    }
 
 
 # -- guarded, profiled child ---------------------------------------------------------------
 def install_guard(events: dict) -> None:
     """Audit hook: record sockets, subprocesses and opened weight/cache files."""
+
     def hook(event, args):
         if event.startswith("socket.") and event not in ("socket.__new__", "socket.bind"):
             events["network"].append(f"{event} {args!r}"[:200])
@@ -119,6 +124,7 @@ def install_guard(events: dict) -> None:
             path = os.fsdecode(args[0])
             if WEIGHT_PATTERN.search(path) and "site-packages" not in path:
                 events["weights"].append(path)
+
     sys.addaudithook(hook)
 
 
@@ -173,8 +179,12 @@ def input_function_time(stats) -> tuple[float, int]:
     params and resources functions), with everything they call (PLAN.get, Node.key ...)."""
     seconds, calls = 0.0, 0
     for func, (_, nc, _, cum, callers) in stats.stats.items():
-        if is_ours(func[0]) and "genbench" not in func[0] and func[2] != "<module>" \
-                and not any(is_ours(c[0]) for c in callers):
+        if (
+            is_ours(func[0])
+            and "genbench" not in func[0]
+            and func[2] != "<module>"
+            and not any(is_ours(c[0]) for c in callers)
+        ):
             seconds, calls = seconds + cum, calls + nc
     return seconds, calls
 
@@ -223,19 +233,21 @@ def report_profile(events: dict, prof: str, top: int) -> bool:
         print(f"  {kind:<10}: {len(seen)} event(s)" + (f", e.g. {seen[:3]}" if seen else ""))
     print(f"  heavy libraries imported: {events['heavy_imports'] or 'none'}")
     ours = t["parse"] + t["input_functions"]
-    rows = [("genbench: Snakefile parse, all rules/*.smk", t["parse"]),
-            ("  of which build_plan", t["build_plan"]),
-            ("  of which validate_config", t["validate_config"]),
-            (f"genbench: input functions ({t['input_function_calls']} calls)", t["input_functions"]),
-            ("genbench total (parse + input functions)", ours),
-            ("snakemake and the rest (imports ...)", total - ours),
-            ("snakemake rows below overlap:", None),
-            ("  _build_dag (incl. input functions)", t["build_dag"]),
-            ("  file2jobs (input file -> producing rule)", t["file2jobs"]),
-            ("  script-exists check per job (get_source)", t["script_check"]),
-            ("  resources per job (expand_resources)", t["resources"]),
-            ("  inspect.signature of input functions", t["signature"]),
-            ("  dry-run job printout (printjob)", t["printjob"])]
+    rows = [
+        ("genbench: Snakefile parse, all rules/*.smk", t["parse"]),
+        ("  of which build_plan", t["build_plan"]),
+        ("  of which validate_config", t["validate_config"]),
+        (f"genbench: input functions ({t['input_function_calls']} calls)", t["input_functions"]),
+        ("genbench total (parse + input functions)", ours),
+        ("snakemake and the rest (imports ...)", total - ours),
+        ("snakemake rows below overlap:", None),
+        ("  _build_dag (incl. input functions)", t["build_dag"]),
+        ("  file2jobs (input file -> producing rule)", t["file2jobs"]),
+        ("  script-exists check per job (get_source)", t["script_check"]),
+        ("  resources per job (expand_resources)", t["resources"]),
+        ("  inspect.signature of input functions", t["signature"]),
+        ("  dry-run job printout (printjob)", t["printjob"]),
+    ]
     for label, seconds in rows:
         if seconds is None:
             print(f"  {label}")
@@ -254,15 +266,16 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=1, help="timed runs of each dry run (best kept)")
     parser.add_argument("--top", type=int, default=20, help="profile rows to print")
     parser.add_argument("--no-profile", action="store_true", help="skip the guarded, profiled run")
-    parser.add_argument("--child", nargs=3, metavar=("OUT_JSON", "PROFILE", "WORKDIR"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, metavar=("OUT_JSON", "PROFILE", "WORKDIR"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def print_timings(jobs: int, full: float, quiet: float, one: float, plan: dict) -> None:
     """The side-by-side table of the timed runs."""
-    print(f"snakemake {snakemake_version()}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"snakemake {snakemake_version()}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"planned jobs (Job stats total)      : {jobs}")
     print(f"plan artifacts / sample shards      : {plan['nodes']} / {plan['shards']}")
     print(f"(a)  full dry run                   : {full:7.2f} s")
@@ -272,8 +285,10 @@ def print_timings(jobs: int, full: float, quiet: float, one: float, plan: dict) 
         cold, warm = plan[key]
         print(f"(c)  {name + ' in-process':<31}: {cold:7.3f} s cold, {warm:.3f} s warm (median)")
     print(f"ratio full / one-rule               : {full / one:7.1f}x")
-    print(f"per-job overhead (a-b)/jobs         : {1000 * (full - one) / jobs:7.2f} ms"
-          f"  (--quiet rules: {1000 * (quiet - one) / jobs:.2f} ms)")
+    print(
+        f"per-job overhead (a-b)/jobs         : {1000 * (full - one) / jobs:7.2f} ms"
+        f"  (--quiet rules: {1000 * (quiet - one) / jobs:.2f} ms)"
+    )
 
 
 def snakemake_version() -> str:

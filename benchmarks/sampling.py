@@ -22,9 +22,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # tqdm reads it at import time
 
 import torch  # noqa: E402
 
-from genbench.models.generators import load_text_to_image_pipeline  # noqa: E402
 from genbench.generation.prompts import make_prompt_plan  # noqa: E402
 from genbench.generation.sampling import sample_shard  # noqa: E402
+from genbench.models.generators import load_text_to_image_pipeline  # noqa: E402
 
 CLASSES = ["cat", "dog", "car", "airplane"]
 
@@ -47,8 +47,18 @@ def parse_args(argv=None):
 def seconds_for(pipe, rows, out_path: Path, batch_size: int, args) -> float:
     """Wall seconds of one sample_shard run over ``rows`` at ``batch_size``."""
     start = time.perf_counter()
-    sample_shard(pipe, rows, out_path, steps=args.steps, guidance=7.5, height=args.size, width=args.size,
-                 output_size=224, batch_size=batch_size, device=args.device)
+    sample_shard(
+        pipe,
+        rows,
+        out_path,
+        steps=args.steps,
+        guidance=7.5,
+        height=args.size,
+        width=args.size,
+        output_size=224,
+        batch_size=batch_size,
+        device=args.device,
+    )
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -78,15 +88,27 @@ def main(argv=None) -> None:
         args.steps = args.steps or (50 if args.model else 4)
         args.size = args.size or (512 if args.model else 64)
         pipe = load_text_to_image_pipeline(model, device=args.device, dtype=args.dtype)
-        rows = make_prompt_plan("simple_template", CLASSES, None,
-                                {"images_per_class": max(1, args.images // len(CLASSES))}, seed=0)
-        sample_shard(pipe, rows[:2], tmp / "warmup.tar", steps=args.steps, guidance=7.5, height=args.size,
-                     width=args.size, batch_size=2, device=args.device)
+        rows = make_prompt_plan(
+            "simple_template", CLASSES, None, {"images_per_class": max(1, args.images // len(CLASSES))}, seed=0
+        )
+        sample_shard(
+            pipe,
+            rows[:2],
+            tmp / "warmup.tar",
+            steps=args.steps,
+            guidance=7.5,
+            height=args.size,
+            width=args.size,
+            batch_size=2,
+            device=args.device,
+        )
         sizes = [int(b) for b in args.batch_sizes.split(",")]
         rates = best_rates(pipe, rows, tmp, sizes, args)
-    print(f"model={args.model or 'tiny-random-sd'} device={args.device} steps={args.steps} size={args.size} "
-          f"images={len(rows)} threads={args.threads} torch={torch.__version__} "
-          f"loadavg(1min)={os.getloadavg()[0]:.1f} cpus={os.cpu_count()}")
+    print(
+        f"model={args.model or 'tiny-random-sd'} device={args.device} steps={args.steps} size={args.size} "
+        f"images={len(rows)} threads={args.threads} torch={torch.__version__} "
+        f"loadavg(1min)={os.getloadavg()[0]:.1f} cpus={os.cpu_count()}"
+    )
     print(f"{'batch':>5}  {'images/s':>9}  {'vs batch ' + str(sizes[0]):>11}")
     for b in sizes:
         print(f"{b:>5}  {rates[b]:>9.2f}  {rates[b] / rates[sizes[0]]:>10.2f}x")

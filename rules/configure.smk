@@ -1,17 +1,18 @@
 # configure: one metadata JSON per dataset (classes, slugs, templates, metric, splits).
 
+
 rule configure:
     input:
         unpack(upstream_of("configure")),
     output:
         manifest_of("configure"),
+    log:
+        log_of("configure"),
+    conda:
+        "../envs/genbench.yaml"
+    threads: 1
     params:
         recipe=recipe_of("configure"),
         runtime=runtime_of("configure"),
-    log:
-        log_of("configure"),
-    threads: 1
-    conda:
-        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/configure.py"

@@ -7,14 +7,14 @@ rule build_pool:
         unpack(upstream_of("build_pool")),
     output:
         manifest_of("build_pool"),
+    log:
+        log_of("build_pool"),
+    conda:
+        "../envs/genbench.yaml"
+    threads: THREADS
     params:
         recipe=recipe_of("build_pool"),
         runtime=runtime_of("build_pool"),
-    log:
-        log_of("build_pool"),
-    threads: THREADS
-    conda:
-        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/build_pool.py"
 
@@ -24,14 +24,14 @@ rule retrieve:
         unpack(upstream_of("retrieve")),
     output:
         manifest_of("retrieve"),
+    log:
+        log_of("retrieve"),
+    conda:
+        "../envs/genbench.yaml"
+    threads: THREADS
     params:
         recipe=recipe_of("retrieve"),
         runtime=runtime_of("retrieve"),
-    log:
-        log_of("retrieve"),
-    threads: THREADS
-    conda:
-        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/retrieve.py"
 
@@ -41,14 +41,14 @@ rule textual_inversion_prepare:
         unpack(upstream_of("textual_inversion_prepare")),
     output:
         manifest_of("textual_inversion_prepare"),
+    log:
+        log_of("textual_inversion_prepare"),
+    conda:
+        "../envs/genbench.yaml"
+    threads: 1
     params:
         recipe=recipe_of("textual_inversion_prepare"),
         runtime=runtime_of("textual_inversion_prepare"),
-    log:
-        log_of("textual_inversion_prepare"),
-    threads: 1
-    conda:
-        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/textual_inversion_prepare.py"
 
@@ -59,17 +59,17 @@ rule textual_inversion_class:
     output:
         token=paths.token_pattern(RESULTS),
         part_manifest=paths.part_manifest_pattern(paths.token_pattern(RESULTS)),
+    log:
+        paths.part_log_pattern(RESULTS, "textual_inversion_class"),
+    conda:
+        "../envs/genbench.yaml"
+    threads: THREADS
+    resources:
+        gpu=lambda wc: gpus_for(get_node("textual_inversion", wc)),
     params:
         recipe=recipe_of("textual_inversion"),
         runtime=runtime_of("textual_inversion"),
         class_id=lambda wc: int(wc.part),
-    log:
-        paths.part_log_pattern(RESULTS, "textual_inversion_class"),
-    threads: THREADS
-    resources:
-        gpu=lambda wc: gpus_for(get_node("textual_inversion", wc)),
-    conda:
-        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/textual_inversion_class.py"
 
@@ -80,13 +80,13 @@ rule textual_inversion:
         tokens=get_parts("textual_inversion"),
     output:
         manifest_of("textual_inversion"),
+    log:
+        log_of("textual_inversion"),
+    conda:
+        "../envs/genbench.yaml"
+    threads: 1
     params:
         recipe=recipe_of("textual_inversion"),
         runtime=runtime_of("textual_inversion"),
-    log:
-        log_of("textual_inversion"),
-    threads: 1
-    conda:
-        "../envs/genbench.yaml"
     script:
         "../workflow_scripts/textual_inversion.py"

@@ -27,10 +27,7 @@ PROFILE_SLURM_CI = REPO / "profiles" / "slurm-ci"
 def slurm_unavailable_reason() -> str | None:
     """None if a Slurm cluster answers, else why not (for pytest.skip)."""
     if not os.environ.get("SLURM_CONF"):
-        return (
-            "SLURM_CONF is not set: start the test cluster with "
-            'eval "$(scripts/slurm/start_cluster.sh --print-env)"'
-        )
+        return 'SLURM_CONF is not set: start the test cluster with eval "$(scripts/slurm/start_cluster.sh --print-env)"'
     if shutil.which("sinfo") is None:
         return "Slurm client commands (sinfo) are not installed"
     try:

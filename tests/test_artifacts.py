@@ -10,16 +10,16 @@ from genbench.core.artifacts import (
     MANIFEST,
     ArtifactWriter,
     adopt_parts,
-    write_part_manifest,
     make_recipe,
     read_manifest,
     recipe_key,
     short_key,
     verify_artifact,
     verify_tree,
+    write_part_manifest,
 )
-from genbench.workflow.cli import main as cli_main
 from genbench.core.errors import GenBenchError
+from genbench.workflow.cli import main as cli_main
 
 RECIPE = make_recipe("features", 1, {"split": "test", "encoder": {"tiny": True}}, {"images": "ab" * 32})
 

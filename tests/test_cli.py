@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 from genbench.core.artifacts import ArtifactWriter, make_recipe
-from genbench.workflow.cli import main
 from genbench.data.imageset import write_index
 from genbench.models.tiny import build_tiny_open_clip
 from genbench.retrieval.pool import open_pool
+from genbench.workflow.cli import main
 
 
 def test_datasets_lists_the_registry(capsys):
@@ -48,8 +48,25 @@ def test_pool_build_from_an_index(tmp_path):
         Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(path)
         records.append({"id": f"img{i}", "path": f"images/{i}.png", "label": i % 2})
     write_index(tmp_path / "index.jsonl", records)
-    assert main(["pool", "build", "--index", str(tmp_path / "index.jsonl"), "--captions", "a photo of class {}",
-                 "--encoder", json.dumps(spec), "--out", str(tmp_path / "pool"), "--shard-size", "4"]) == 0
+    assert (
+        main(
+            [
+                "pool",
+                "build",
+                "--index",
+                str(tmp_path / "index.jsonl"),
+                "--captions",
+                "a photo of class {}",
+                "--encoder",
+                json.dumps(spec),
+                "--out",
+                str(tmp_path / "pool"),
+                "--shard-size",
+                "4",
+            ]
+        )
+        == 0
+    )
     pool = open_pool(tmp_path / "pool")
     assert sum(pool.num_rows(s) for s in pool.shards) == 6 and len(pool.shards) == 2
     captions = [row["caption"] for s in pool.shards for row in pool.metadata(s)]

@@ -91,8 +91,9 @@ def test_misspelt_strategy_param_is_named_with_the_valid_ones(config):
 def test_strategy_params_of_unknown_strategy_and_ti_base_keys(config):
     config["strategy_params"]["ti_original"] = {"base": "lang_enc", "num_templates": 2}
     validate_config(config)  # a ti strategy takes its base strategy's params
-    config["per_dataset"] = {"digits": {"strategy_params": {"ti_original": {"num_templates": 3, "file": "x"},
-                                                            "no_such": {}}}}
+    config["per_dataset"] = {
+        "digits": {"strategy_params": {"ti_original": {"num_templates": 3, "file": "x"}, "no_such": {}}}
+    }
     message = _error(config)  # the override inherits base lang_enc, which has no 'file'
     assert "config key 'per_dataset.digits.strategy_params.ti_original.file': unknown param 'file'" in message
     assert "config key 'per_dataset.digits.strategy_params.no_such': unknown prompt strategy 'no_such'" in message
@@ -118,11 +119,21 @@ def test_relative_weights_file_with_one_slash_must_exist(config, tmp_path, monke
     validate_config(config)
 
 
-@pytest.mark.parametrize("value, local", [
-    ("weights/vit.pt", True), ("vit.safetensors", True), ("/abs/model", True), ("./model", True),
-    ("~/model", True), ("a/b/c", True), ("stabilityai/stable-diffusion-2-1-base", False),
-    ("openai", False), ("ViT-B-32", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "value, local",
+    [
+        ("weights/vit.pt", True),
+        ("vit.safetensors", True),
+        ("/abs/model", True),
+        ("./model", True),
+        ("~/model", True),
+        ("a/b/c", True),
+        ("stabilityai/stable-diffusion-2-1-base", False),
+        ("openai", False),
+        ("ViT-B-32", False),
+        ("", False),
+    ],
+)
 def test_looks_like_local_path(value, local, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert looks_like_local_path(value) is local

@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from workflow_helpers import REPO, write_digits_folder
 
 import genbench.core.artifacts as artifacts
 from genbench.core.artifacts import (
@@ -27,12 +28,11 @@ from genbench.core.artifacts import (
 )
 from genbench.core.config import DEFAULT_CONFIG, load_config, validate_config
 from genbench.core.errors import GenBenchError
-from genbench.evaluation.evaluate import shots_actual
-from genbench.data.fewshot import check_shortfall
 from genbench.core.fingerprint import StatCache, fingerprint_path, hub_revision
 from genbench.core.housekeeping import acquire_run_lock, collect_garbage, release_run_lock
+from genbench.data.fewshot import check_shortfall
+from genbench.evaluation.evaluate import shots_actual
 from genbench.plan.build import STAGE_VERSIONS, build_plan
-from workflow_helpers import REPO, write_digits_folder
 
 
 def dead_pid() -> int:
@@ -42,6 +42,7 @@ def dead_pid() -> int:
 
 
 # ------------------------------------------------------------------ fingerprints
+
 
 def test_tree_fingerprint_follows_content_and_rehashes_only_changed_files(tmp_path):
     root = tmp_path / "data"
@@ -84,6 +85,7 @@ def test_hub_id_resolves_to_the_cached_snapshot_revision(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ keys from the plan
 
+
 def _config(tmp_path, **changes) -> dict:
     config = load_config(DEFAULT_CONFIG)
     config["results_dir"] = str(tmp_path / "results")
@@ -96,8 +98,16 @@ def _config(tmp_path, **changes) -> dict:
 
 def _keys(config) -> dict:
     plan = build_plan(config)
-    return {(n.stage, n.scope, n.params.get("split"), json.dumps(n.params.get("labels"), sort_keys=True),
-             n.params.get("strategy")): n.key for n in plan.nodes.values()}
+    return {
+        (
+            n.stage,
+            n.scope,
+            n.params.get("split"),
+            json.dumps(n.params.get("labels"), sort_keys=True),
+            n.params.get("strategy"),
+        ): n.key
+        for n in plan.nodes.values()
+    }
 
 
 def _changed_stages(before: dict, after: dict) -> set[str]:
@@ -115,8 +125,14 @@ def test_reordered_config_gives_identical_keys(tmp_path):
 
 def _folder_dataset_config(tmp_path, root):
     classes = write_digits_folder(root, per_class=12, num_classes=3)
-    user = {"mine": {"classes": classes, "templates": ["a photo of the number {}."], "metric": "accuracy",
-                     "source": {"type": "folder", "path": str(root)}}}
+    user = {
+        "mine": {
+            "classes": classes,
+            "templates": ["a photo of the number {}."],
+            "metric": "accuracy",
+            "source": {"type": "folder", "path": str(root)},
+        }
+    }
     return _config(tmp_path, datasets=["digits", "mine"], user_datasets=user)
 
 
@@ -165,9 +181,15 @@ def test_local_model_folder_is_keyed_by_content(tmp_path):
     model = tmp_path / "my_t5"
     model.mkdir()
     (model / "config.json").write_text('{"d_model": 8}')
-    config = _config(tmp_path, strategies=["model_enc"], models={
-        "generator": {"model": "tiny"}, "encoder": {"type": "open_clip", "model": "tiny"},
-        "text2text": {"model": str(model)}})
+    config = _config(
+        tmp_path,
+        strategies=["model_enc"],
+        models={
+            "generator": {"model": "tiny"},
+            "encoder": {"type": "open_clip", "model": "tiny"},
+            "text2text": {"model": str(model)},
+        },
+    )
     before = _keys(config)
     (model / "config.json").write_text('{"d_model": 16}')
     assert "prompt_plan" in _changed_stages(before, _keys(config))
@@ -178,8 +200,14 @@ def test_stage_version_bump_changes_that_stage_and_downstream_only(tmp_path, mon
     before = _keys(config)
     monkeypatch.setitem(STAGE_VERSIONS, "pack_generated", STAGE_VERSIONS["pack_generated"] + 1)
     changed = _changed_stages(before, _keys(config))
-    assert changed == {"pack_generated", "elevater", "zeroshot_metric", "distribution_metrics",
-                       "proxy_distance", "aggregate"}
+    assert changed == {
+        "pack_generated",
+        "elevater",
+        "zeroshot_metric",
+        "distribution_metrics",
+        "proxy_distance",
+        "aggregate",
+    }
 
 
 def test_batch_sizes_and_workers_are_runtime_not_keyed(tmp_path):
@@ -269,6 +297,7 @@ def test_verify_tree_reports_an_unreadable_manifest_and_goes_on(tmp_path):
 
 # ------------------------------------------------------------------ part manifests
 
+
 def _shard_artifact(tmp_path):
     out = tmp_path / "sample_images" / "digits" / short_key(KEY)
     shard = out / "shards" / "shard-00000.tar"
@@ -313,6 +342,7 @@ def test_gather_refuses_a_shard_without_or_with_a_foreign_part_manifest(tmp_path
 
 # ------------------------------------------------------------------ leftovers, lock, gc
 
+
 def test_dead_jobs_staging_is_removed_and_live_or_foreign_kept(tmp_path):
     scope = tmp_path / "prepare" / "digits"
     host = socket.gethostname()
@@ -323,24 +353,39 @@ def test_dead_jobs_staging_is_removed_and_live_or_foreign_kept(tmp_path):
         folder.mkdir(parents=True)
         (folder / "images.zip").write_bytes(b"z" * 1000)
     assert {(p.name, d) for p, d in staging_leftovers(tmp_path)} == {
-        (dead.name, True), (live.name, False), (foreign.name, False)}
+        (dead.name, True),
+        (live.name, False),
+        (foreign.name, False),
+    }
     assert remove_stale_staging(tmp_path) == [(dead, 1000)]
     assert not dead.exists() and live.exists() and foreign.exists()
 
 
 def test_second_run_on_the_same_results_is_refused_naming_the_first(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
         from genbench.core.housekeeping import acquire_run_lock
         acquire_run_lock({str(tmp_path)!r})
         print("held", flush=True)
         time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(GenBenchError, match=rf"in use by another GenBench run .*pid {holder.pid}, "
-                                                rf"working directory {tmp_path}"):
+        with pytest.raises(
+            GenBenchError,
+            match=rf"in use by another GenBench run .*pid {holder.pid}, "
+            rf"working directory {tmp_path}",
+        ):
             acquire_run_lock(tmp_path)
     finally:
         holder.kill()
@@ -366,6 +411,7 @@ def test_gc_removes_only_what_the_plan_no_longer_references(tmp_path):
 
 # ------------------------------------------------------------------ shot shortfall
 
+
 def test_shortfall_warns_or_stops_naming_the_classes():
     messages = []
     check_shortfall({1: 3}, 5, ["zero", "one"], "warn", "fewshot digits k=5", log=messages.append)
@@ -385,8 +431,11 @@ def test_cli_names_a_broken_or_missing_configfile_in_one_line(tmp_path, capsys):
 
     broken = tmp_path / "broken.yaml"
     broken.write_text("fewshot:\n  shots: [5\nprobe: {}\n")
-    for args in (["run", "--configfile", str(broken), "--", "-n"], ["gc", "--configfile", str(broken)],
-                 ["run", "--configfile", str(tmp_path / "missing.yaml")]):
+    for args in (
+        ["run", "--configfile", str(broken), "--", "-n"],
+        ["gc", "--configfile", str(broken)],
+        ["run", "--configfile", str(tmp_path / "missing.yaml")],
+    ):
         assert main(args) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("genbench: error: config file "), err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from genbench.core.errors import ConfigError, GenBenchError
 from genbench.data.datasets import (
     BENCHMARK_DATASETS,
     DatasetInfo,
@@ -14,7 +15,6 @@ from genbench.data.datasets import (
     get_dataset,
     list_datasets,
 )
-from genbench.core.errors import ConfigError, GenBenchError
 
 # key: (classes, metric, (train, val, test), templates) -- REFERENCE.md section 2
 EXPECTED = {
@@ -99,8 +99,7 @@ def test_ordering_traps_are_encoded_and_documented():
 
 
 def test_fer_uses_first_synonym_in_emotion_id_order():
-    assert get_dataset("fer-2013").classes == (
-        "angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral")
+    assert get_dataset("fer-2013").classes == ("angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutral")
 
 
 def test_mnist_and_cifar_templates_are_clips():
@@ -132,9 +131,11 @@ def test_flowers_match_torchvision_order_with_clips_three_renames():
     theirs = _torchvision_flowers_classes()
     assert len(ours) == len(theirs) == 102
     differing = {i: (theirs[i], ours[i]) for i in range(102) if theirs[i] != ours[i]}
-    assert differing == {15: ("globe-flower", "globe flower"),
-                         59: ("pink-yellow dahlia?", "pink and yellow dahlia"),
-                         92: ("ball moss", "air plant")}
+    assert differing == {
+        15: ("globe-flower", "globe flower"),
+        59: ("pink-yellow dahlia?", "pink and yellow dahlia"),
+        92: ("ball moss", "air plant"),
+    }
 
 
 def _open_clip_imagenet_metadata():
@@ -223,8 +224,12 @@ def test_user_dataset_defaults():
 def test_user_dataset_from_labels_file(tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("otter\nbadger\n\n", encoding="utf-8")
-    decl = {"labels_file": str(labels), "templates": ["itap of a {}."], "metric": "mean-per-class",
-            "source": {"type": "elevater", "path": str(tmp_path)}}
+    decl = {
+        "labels_file": str(labels),
+        "templates": ["itap of a {}."],
+        "metric": "mean-per-class",
+        "source": {"type": "elevater", "path": str(tmp_path)},
+    }
     info = get_dataset("mustelids", {"mustelids": decl})
     assert info.classes == ("otter", "badger")
     assert info.metric == "mean-per-class"

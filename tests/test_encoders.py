@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from genbench.core.errors import ConfigError, GenBenchError
 from genbench.evaluation.encoders import (
     ENCODER_TYPES,
     HFVisionEncoder,
@@ -13,7 +14,6 @@ from genbench.evaluation.encoders import (
     clean_resize_tensor,
     load_encoder,
 )
-from genbench.core.errors import ConfigError, GenBenchError
 from genbench.models.tiny import build_tiny_open_clip
 
 torch.set_num_threads(1)
@@ -35,12 +35,18 @@ def tiny_dino_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny_dino")
     torch.manual_seed(0)
-    config = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                          intermediate_size=37, image_size=32, patch_size=8)
+    config = Dinov2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=8
+    )
     Dinov2Model(config).save_pretrained(out)
-    BitImageProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32},
-                      do_center_crop=True, resample=3, image_mean=[0.485, 0.456, 0.406],
-                      image_std=[0.229, 0.224, 0.225]).save_pretrained(out)
+    BitImageProcessor(
+        size={"shortest_edge": 36},
+        crop_size={"height": 32, "width": 32},
+        do_center_crop=True,
+        resample=3,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    ).save_pretrained(out)
     return out
 
 

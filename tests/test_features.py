@@ -8,8 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from genbench.evaluation.encoders import load_encoder
 from genbench.core.errors import GenBenchError
+from genbench.data.imageset import ImageSetReader, write_index
+from genbench.evaluation.encoders import load_encoder
 from genbench.evaluation.features import (
     FeatureSet,
     build_text_classifier,
@@ -18,7 +19,6 @@ from genbench.evaluation.features import (
     load_features,
     save_features,
 )
-from genbench.data.imageset import ImageSetReader, write_index
 from genbench.models.tiny import build_tiny_open_clip
 
 torch.set_num_threads(1)
@@ -87,7 +87,11 @@ def test_save_load_roundtrip_and_select(encoder, index_path, tmp_path):
     fs = extract_image_features(encoder, index_path, num_classes=3, batch_size=8, progress=False)
     save_features(tmp_path / "feats", fs)
     assert sorted(p.name for p in (tmp_path / "feats").iterdir()) == [
-        "features.npy", "ids.json", "labels.npy", "meta.json"]
+        "features.npy",
+        "ids.json",
+        "labels.npy",
+        "meta.json",
+    ]
     loaded = load_features(tmp_path / "feats")
     np.testing.assert_array_equal(loaded.feats, fs.feats)
     np.testing.assert_array_equal(loaded.labels, fs.labels)
@@ -110,10 +114,13 @@ def test_missing_feature_file_is_named(tmp_path):
 def test_multilabel_records_give_multi_hot(encoder, tmp_path):
     (tmp_path / "a.png").write_bytes(_png_bytes(1))
     (tmp_path / "b.png").write_bytes(_png_bytes(2))
-    write_index(tmp_path / "voc.jsonl", [
-        {"id": "a", "path": "a.png", "label": [0, 3]},
-        {"id": "b", "path": "b.png", "label": [2]},
-    ])
+    write_index(
+        tmp_path / "voc.jsonl",
+        [
+            {"id": "a", "path": "a.png", "label": [0, 3]},
+            {"id": "b", "path": "b.png", "label": [2]},
+        ],
+    )
     fs = extract_image_features(encoder, tmp_path / "voc.jsonl", num_classes=4, progress=False)
     assert fs.labels.tolist() == [[1, 0, 0, 1], [0, 0, 1, 0]]
     assert fs.multilabel and fs.meta["multilabel"]

@@ -79,8 +79,9 @@ def test_write_subset_paths_point_back_and_shortfall(tmp_path):
     with zipfile.ZipFile(prepared / "images.zip", "w") as archive:
         for i in range(len(labels)):
             archive.writestr(f"train/{i:03d}.png", png_bytes((i, labels[i], 0)))
-    records = [{"id": f"train/{i:03d}", "path": f"images.zip@train/{i:03d}.png", "label": lab}
-               for i, lab in enumerate(labels)]
+    records = [
+        {"id": f"train/{i:03d}", "path": f"images.zip@train/{i:03d}.png", "label": lab} for i, lab in enumerate(labels)
+    ]
     write_index(prepared / "train.jsonl", records)
 
     out = tmp_path / "results" / "fewshot" / "x"

@@ -88,8 +88,10 @@ def test_paths_resolve_relative_to_index_from_another_directory(image_store, tmp
 
 def test_reader_is_picklable_and_reopens_archives(image_store):
     index = image_store / "set.jsonl"
-    write_index(index, [{"id": "g", "path": "a.zip@sub/green.png", "label": 0},
-                        {"id": "b", "path": "b.tar@x/blue.png", "label": 0}])
+    write_index(
+        index,
+        [{"id": "g", "path": "a.zip@sub/green.png", "label": 0}, {"id": "b", "path": "b.tar@x/blue.png", "label": 0}],
+    )
     reader = ImageSetReader(index)
     reader.load(0), reader.load(1)  # opens both archive handles
     clone = pickle.loads(pickle.dumps(reader))
@@ -110,9 +112,7 @@ def test_missing_key_and_duplicate_id_errors(tmp_path):
     index.write_text('{"id": "a", "path": "a.png"}\n')
     with pytest.raises(GenBenchError, match=r"idx\.jsonl, line 1: missing key\(s\) label"):
         read_index(index)
-    index.write_text(
-        '{"id": "a", "path": "a.png", "label": 0}\n\n{"id": "a", "path": "b.png", "label": 1}\n'
-    )
+    index.write_text('{"id": "a", "path": "a.png", "label": 0}\n\n{"id": "a", "path": "b.png", "label": 1}\n')
     with pytest.raises(GenBenchError, match=r"line 3: duplicate id 'a' \(first on line 1\)"):
         read_index(index)
     index.write_text('{"id": "a", "path": "a.png", "label": "cat"}\n')
@@ -122,10 +122,12 @@ def test_missing_key_and_duplicate_id_errors(tmp_path):
 
 def test_missing_member_and_undecodable_image_errors(image_store):
     index = image_store / "set.jsonl"
-    records = [{"id": "m", "path": "a.zip@sub/none.png", "label": 0},
-               {"id": "t", "path": "b.tar@x/none.png", "label": 0},
-               {"id": "f", "path": "loose/none.png", "label": 0},
-               {"id": "junk", "path": "junk.png", "label": 0}]
+    records = [
+        {"id": "m", "path": "a.zip@sub/none.png", "label": 0},
+        {"id": "t", "path": "b.tar@x/none.png", "label": 0},
+        {"id": "f", "path": "loose/none.png", "label": 0},
+        {"id": "junk", "path": "junk.png", "label": 0},
+    ]
     (image_store / "junk.png").write_bytes(b"not an image at all")
     write_index(index, records)
     reader = ImageSetReader(index)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_helpers import job_stats
 
 from genbench.core.config import load_run_config
 from genbench.core.errors import GenBenchError
+from genbench.plan.build import STAGE_VERSIONS
 from genbench.workflow.legacy import (
     OPTION_STAGES,
     OVERLAY_NAME,
@@ -23,33 +25,54 @@ from genbench.workflow.legacy import (
     translate_options,
     write_overlay,
 )
-from genbench.plan.build import STAGE_VERSIONS
-from workflow_helpers import job_stats
 
 REPO = Path(__file__).resolve().parents[1]
-ORIGINAL_OPTIONS = ["configure", "textual_inversion_prepare", "sample_images", "pack_generated",
-                    "pack_retrieval", "elevator", "zeroshot_metric", "proxy_distance"]
+ORIGINAL_OPTIONS = [
+    "configure",
+    "textual_inversion_prepare",
+    "sample_images",
+    "pack_generated",
+    "pack_retrieval",
+    "elevator",
+    "zeroshot_metric",
+    "proxy_distance",
+]
 
 
-def _args(tmp_path, option, *, dataset="digits", language_enc="simple_template", configfile=(),
-          dry_run=True):
+def _args(tmp_path, option, *, dataset="digits", language_enc="simple_template", configfile=(), dry_run=True):
     parser = argparse.ArgumentParser()
     add_pipeline_parser(parser.add_subparsers(dest="command"))
-    argv = ["pipeline", "--option", option, "--dataset_name", dataset, "--language_enc", language_enc,
-            "--output_dir", str(tmp_path / "work_dirs")]
+    argv = [
+        "pipeline",
+        "--option",
+        option,
+        "--dataset_name",
+        dataset,
+        "--language_enc",
+        language_enc,
+        "--output_dir",
+        str(tmp_path / "work_dirs"),
+    ]
     if configfile:
         argv += ["--configfile", *map(str, configfile)]
     return parser.parse_args(argv + (["--dry-run"] if dry_run else []))
 
 
 def _targets(cmd):
-    return cmd[cmd.index("--") + 1:]
+    return cmd[cmd.index("--") + 1 :]
 
 
 def test_every_original_option_maps_to_a_stage():
     assert translate_options(",".join(ORIGINAL_OPTIONS)) == [
-        "configure", "textual_inversion_prepare", "sample_images", "pack_generated", "pack_retrieval",
-        "elevater", "zeroshot_metric", "proxy_distance"]
+        "configure",
+        "textual_inversion_prepare",
+        "sample_images",
+        "pack_generated",
+        "pack_retrieval",
+        "elevater",
+        "zeroshot_metric",
+        "proxy_distance",
+    ]
     assert translate_options("elevator") == translate_options("elevater") == ["elevater"]
     assert set(OPTION_STAGES.values()) <= set(STAGE_VERSIONS)  # every target is a planned stage name
 
@@ -58,10 +81,13 @@ def test_option_list_is_stripped_and_deduplicated():
     assert translate_options(" configure , elevator,elevater,configure ") == ["configure", "elevater"]
 
 
-@pytest.mark.parametrize("option, expected", [
-    ("configure,train_model", "--option: unknown option 'train_model'; valid: configure, elevater, elevator"),
-    (" , ", "--option: give at least one value"),
-])
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        ("configure,train_model", "--option: unknown option 'train_model'; valid: configure, elevater, elevator"),
+        (" , ", "--option: give at least one value"),
+    ],
+)
 def test_bad_option_is_named_with_the_valid_ones(option, expected):
     with pytest.raises(GenBenchError, match=re.escape(expected)):
         translate_options(option)
@@ -69,8 +95,7 @@ def test_bad_option_is_named_with_the_valid_ones(option, expected):
 
 def test_overlay_config_validates_and_sets_the_three_keys(tmp_path):
     overlay = overlay_config("digits, cifar-10", "lang_enc", "./work_dirs/")
-    assert overlay == {"datasets": ["digits", "cifar-10"], "strategies": ["lang_enc"],
-                       "results_dir": "work_dirs"}
+    assert overlay == {"datasets": ["digits", "cifar-10"], "strategies": ["lang_enc"], "results_dir": "work_dirs"}
     path = write_overlay(overlay, tmp_path / "out")
     assert path == tmp_path / "out" / OVERLAY_NAME
     assert yaml.safe_load(path.read_text()) == overlay
@@ -80,11 +105,14 @@ def test_overlay_config_validates_and_sets_the_three_keys(tmp_path):
     assert config["generation"]["steps"] == 4  # the rest comes from the default config
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({"language_enc": "clip_templates"}, "--language_enc: unknown prompt strategy 'clip_templates'"),
-    ({"dataset": "no-such-set"}, "--dataset_name: unknown dataset 'no-such-set'"),
-    ({"dataset": ","}, "--dataset_name: give at least one value"),
-])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"language_enc": "clip_templates"}, "--language_enc: unknown prompt strategy 'clip_templates'"),
+        ({"dataset": "no-such-set"}, "--dataset_name: unknown dataset 'no-such-set'"),
+        ({"dataset": ","}, "--dataset_name: give at least one value"),
+    ],
+)
 def test_bad_dataset_or_strategy_is_named(tmp_path, kwargs, expected):
     with pytest.raises(GenBenchError, match=re.escape(expected)):
         pipeline_command(_args(tmp_path, "configure", **kwargs))
@@ -95,7 +123,7 @@ def test_targets_are_the_planned_manifests_of_the_requested_stages(tmp_path):
     overlay = tmp_path / "work_dirs" / OVERLAY_NAME
     assert overlay.exists()
     assert cmd[cmd.index("--configfile") + 1] == str(overlay)
-    assert "--dry-run" in cmd[:cmd.index("--")]
+    assert "--dry-run" in cmd[: cmd.index("--")]
     targets = _targets(cmd)
     stages = Counter(Path(t).parts[-4] for t in targets)
     assert set(stages) == {"configure", "elevater"} and stages["configure"] == 1
@@ -107,8 +135,8 @@ def test_command_line_keys_win_over_the_users_configfile(tmp_path):
     mine.write_text("strategies: [lang_enc]\nresults_dir: elsewhere\nfewshot: {shots: [3], seeds: [0]}\n")
     cmd = pipeline_command(_args(tmp_path, "pack_generated", configfile=[mine]))
     start = cmd.index("--configfile") + 1
-    assert cmd[start:start + 2] == [str(mine), str(tmp_path / "work_dirs" / OVERLAY_NAME)]
-    config = load_run_config(cmd[start:start + 2])
+    assert cmd[start : start + 2] == [str(mine), str(tmp_path / "work_dirs" / OVERLAY_NAME)]
+    config = load_run_config(cmd[start : start + 2])
     assert config["strategies"] == ["simple_template"] and config["fewshot"]["shots"] == [3]
     assert len(_targets(cmd)) == 1  # one strategy x one shot count
 
@@ -130,16 +158,36 @@ def test_parser_registers_the_pipeline_command():
     args = parser.parse_args(["pipeline", "--option", "configure"])
     assert args.func is cmd_pipeline
     assert (args.dataset_name, args.language_enc, args.output_dir, args.dry_run) == (
-        "digits", "simple_template", "./work_dirs", False)
+        "digits",
+        "simple_template",
+        "./work_dirs",
+        False,
+    )
 
 
 def test_dry_run_plans_the_requested_rules(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "genbench.workflow.legacy", "--option", "configure,sample_images,elevater",
-         "--dataset_name", "digits", "--language_enc", "simple_template", "--output_dir", "work_dirs",
-         "--dry-run"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "genbench.workflow.legacy",
+            "--option",
+            "configure,sample_images,elevater",
+            "--dataset_name",
+            "digits",
+            "--language_enc",
+            "simple_template",
+            "--output_dir",
+            "work_dirs",
+            "--dry-run",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-4000:]
     jobs = job_stats(text)

@@ -8,8 +8,16 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from genbench.core.errors import GenBenchError
-from genbench.evaluation.linear_probe import (WEIGHT_DECAYS, check_shots, epoch_batches, initial_weight, run_linear_probe,
-                                   train_heads, validation_split, weight_decay_search)
+from genbench.evaluation.linear_probe import (
+    WEIGHT_DECAYS,
+    check_shots,
+    epoch_batches,
+    initial_weight,
+    run_linear_probe,
+    train_heads,
+    validation_split,
+    weight_decay_search,
+)
 
 torch.set_num_threads(1)
 
@@ -17,6 +25,7 @@ COARSE = [0, 16, 32, 48, 64, 80, 96]
 
 
 # --------------------------------------------------------------------------- weight-decay search
+
 
 def test_search_on_unimodal_curve_visits_elevater_points():
     # peak at 37, score = -|i - 37| (ELEVATER compares with '>', earlier visit wins ties)
@@ -57,6 +66,7 @@ def test_weight_decay_grid_matches_elevater():
 
 # --------------------------------------------------------------------------- data
 
+
 def _blobs(n_per_class, num_classes=4, dim=16, spread=0.6, seed=0):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(num_classes, dim)) * 2.0
@@ -71,8 +81,9 @@ def test_validation_split_is_class_balanced_and_seeded():
     assert np.bincount(labels[val], minlength=3).tolist() == [2, math.ceil(1.2), 1]
     assert sorted(np.r_[train, val].tolist()) == list(range(17))
     order = np.random.default_rng(3).permutation(17)
-    assert sorted(val.tolist()) == sorted([i for i in order if labels[i] == 0][:2]
-                                          + [i for i in order if labels[i] == 1][:2] + [16])
+    assert sorted(val.tolist()) == sorted(
+        [i for i in order if labels[i] == 0][:2] + [i for i in order if labels[i] == 1][:2] + [16]
+    )
     again, val_again = validation_split(labels, seed=3)
     assert np.array_equal(val, val_again) and np.array_equal(train, again)
 
@@ -85,9 +96,11 @@ def test_check_shots_names_short_classes():
 
 # --------------------------------------------------------------------------- batched == sequential
 
+
 def _sequential_reference(x, y, x_eval, y_eval, lr, wd, init, epochs, seed, multilabel, metric):
     """One head trained the plain way: torch modules, autograd, torch.optim.SGD."""
     from genbench.evaluation.metrics.classification import dataset_metric
+
     x, x_eval = torch.from_numpy(x), torch.from_numpy(x_eval)
     bn = torch.nn.BatchNorm1d(x.shape[1], affine=False)
     linear = torch.nn.Linear(x.shape[1], init.shape[0])
@@ -125,8 +138,9 @@ def test_batched_heads_equal_sequential_training(multilabel):
         y, y_eval, metric = labels, labels_eval, "accuracy"
     init = initial_weight(None, 4, x.shape[1], seed=0)
     lrs, wds = [1e-1, 1e-2, 1e-1], [1e-4, 1e-1, 3.0]
-    weights, biases, scores = train_heads(x, y, x_eval, y_eval, lrs=lrs, wds=wds, init_weight=init,
-                                          metric=metric, epochs=4, seed=7, multilabel=multilabel)
+    weights, biases, scores = train_heads(
+        x, y, x_eval, y_eval, lrs=lrs, wds=wds, init_weight=init, metric=metric, epochs=4, seed=7, multilabel=multilabel
+    )
     for m, (lr, wd) in enumerate(zip(lrs, wds)):
         ref_w, ref_b, ref_scores = _sequential_reference(x, y, x_eval, y_eval, lr, wd, init, 4, 7, multilabel, metric)
         np.testing.assert_allclose(weights[m], ref_w, rtol=1e-4, atol=1e-5)
@@ -137,8 +151,9 @@ def test_batched_heads_equal_sequential_training(multilabel):
 def test_diverged_head_scores_zero_without_touching_others():
     x, y = _blobs(30)
     init = initial_weight(None, 4, x.shape[1], seed=0)
-    weights, _, scores = train_heads(x, y, x, y, lrs=[0.1, 0.1], wds=[1e6, 1e-4], init_weight=init,
-                                     metric="accuracy", epochs=10)
+    weights, _, scores = train_heads(
+        x, y, x, y, lrs=[0.1, 0.1], wds=[1e6, 1e-4], init_weight=init, metric="accuracy", epochs=10
+    )
     alone = train_heads(x, y, x, y, lrs=[0.1], wds=[1e-4], init_weight=init, metric="accuracy", epochs=10)[2]
     assert not np.isfinite(weights[0]).all()  # |1 - lr * wd| = 1e5 per step overflows float32
     assert scores[0][-1] == 0.0
@@ -146,6 +161,7 @@ def test_diverged_head_scores_zero_without_touching_others():
 
 
 # --------------------------------------------------------------------------- the protocol
+
 
 def test_probe_matches_sklearn_logistic_regression():
     x, y = _blobs(200, num_classes=5, dim=24, spread=2.5)
@@ -199,8 +215,9 @@ def test_same_seed_same_result_and_modes():
 def test_language_init_is_used():
     x, y = _blobs(20)
     text = np.random.default_rng(5).normal(size=(4, 16)).astype(np.float32)
-    weights, biases, _ = train_heads(x, y, x, y, lrs=[0.0], wds=[0.0], init_weight=initial_weight(text, 4, 16, 0),
-                                     metric="accuracy", epochs=1)
+    weights, biases, _ = train_heads(
+        x, y, x, y, lrs=[0.0], wds=[0.0], init_weight=initial_weight(text, 4, 16, 0), metric="accuracy", epochs=1
+    )
     np.testing.assert_array_equal(weights[0], text)
     assert not biases.any()
     with pytest.raises(GenBenchError, match=r"text_classifier has shape \(4, 16\), expected \(5, 16\)"):
@@ -219,8 +236,9 @@ def test_bad_arguments_raise():
 
 def test_coarse_only_search_and_array_of_lrs():
     x, y = _blobs(15)
-    result = run_linear_probe(x, y, x, y, metric="accuracy", lrs=np.array([1e-2, 1e-1]), wd_steps=(),
-                              epochs_search=2, epochs_final=2)
+    result = run_linear_probe(
+        x, y, x, y, metric="accuracy", lrs=np.array([1e-2, 1e-1]), wd_steps=(), epochs_search=2, epochs_final=2
+    )
     assert [(r["lr"], r["wd_index"]) for r in result["search"]] == [(lr, i) for lr in (1e-2, 1e-1) for i in COARSE]
     _assert_search_is_consistent_coarse(result)
 
@@ -237,8 +255,7 @@ def _assert_search_is_consistent_coarse(result):
 
 def test_unstable_learning_rate_weight_decay_pairs_are_never_chosen():
     x, y = _blobs(15)
-    result = run_linear_probe(x, y, x, y, metric="accuracy", lrs=[1e-1], wd_steps=(),
-                              epochs_search=2, epochs_final=2)
+    result = run_linear_probe(x, y, x, y, metric="accuracy", lrs=[1e-1], wd_steps=(), epochs_search=2, epochs_final=2)
     unstable = [r for r in result["search"] if r["unstable"]]
     assert [r["wd_index"] for r in unstable] == [i for i in COARSE if 1e-1 * WEIGHT_DECAYS[i] > 3.8]
     assert all(r["score"] is None for r in unstable)

@@ -4,7 +4,13 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_sco
 
 from genbench.core.errors import GenBenchError
 from genbench.evaluation.metrics.classification import (
-    accuracy, average_precision_11point, dataset_metric, map_11point, mean_per_class, roc_auc)
+    accuracy,
+    average_precision_11point,
+    dataset_metric,
+    map_11point,
+    mean_per_class,
+    roc_auc,
+)
 
 
 @pytest.fixture

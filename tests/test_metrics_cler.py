@@ -3,8 +3,15 @@ import pytest
 
 from genbench.core.errors import GenBenchError
 from genbench.evaluation.metrics.cler import (
-    centroid_scores, class_centroids, cler_report, cler_scores, knn_scores, l2_normalize,
-    prototype_scores, zero_shot_scores)
+    centroid_scores,
+    class_centroids,
+    cler_report,
+    cler_scores,
+    knn_scores,
+    l2_normalize,
+    prototype_scores,
+    zero_shot_scores,
+)
 
 # Hand-built 2-class case in 2-D. Text: t0 = (1, 0), t1 = (0, 1).
 # External class 0: one image along (0.6, 0.8); class 1: two images along (0, 1).
@@ -25,18 +32,15 @@ def test_cler_scores_hand_computed():
     s5 = np.sqrt(5.0)
     # x . p_c for each test image, computed by hand from the prototypes above
     logits = np.array([[2 / s5, 0.8], [2 / s5, 0.0], [1 / s5, 1.0]])
-    np.testing.assert_allclose(cler_scores(TEST, TEXT, EXT, EXT_LABELS), softmax_rows(logits),
-                               rtol=1e-12)
-    np.testing.assert_allclose(class_centroids(EXT, EXT_LABELS, 2), [[0.6, 0.8], [0, 1]],
-                               atol=1e-15)
+    np.testing.assert_allclose(cler_scores(TEST, TEXT, EXT, EXT_LABELS), softmax_rows(logits), rtol=1e-12)
+    np.testing.assert_allclose(class_centroids(EXT, EXT_LABELS, 2), [[0.6, 0.8], [0, 1]], atol=1e-15)
 
 
 def test_cler_report_hand_computed():
     # zero-shot misclassifies image 0 (0.6 < 0.8); CLER and centroids get all three;
     # k-NN with k = 3 (all external images) votes 1/3 vs 2/3 -> always class 1.
     report = cler_report(TEST, Y_TEST, TEXT, EXT, EXT_LABELS, "accuracy")
-    assert report == pytest.approx({"zero_shot": 200 / 3, "cler": 100.0,
-                                    "cler_centroid": 100.0, "cler_knn10": 100 / 3})
+    assert report == pytest.approx({"zero_shot": 200 / 3, "cler": 100.0, "cler_centroid": 100.0, "cler_knn10": 100 / 3})
 
 
 def test_zero_shot_is_softmax_of_100_cosines():
@@ -53,15 +57,13 @@ def test_zero_centroids_reduce_cler_to_zero_shot_up_to_temperature():
     np.testing.assert_array_equal(proto.argmax(1), zero_shot.argmax(1))
     np.testing.assert_allclose(proto, softmax_rows(l2_normalize(test) @ text.T), rtol=1e-12)
     # softmax(100 z) = softmax(z)^100 renormalised: the only difference is the temperature
-    sharpened = proto ** 100
-    np.testing.assert_allclose(sharpened / sharpened.sum(1, keepdims=True), zero_shot,
-                               rtol=1e-9, atol=1e-300)
+    sharpened = proto**100
+    np.testing.assert_allclose(sharpened / sharpened.sum(1, keepdims=True), zero_shot, rtol=1e-9, atol=1e-300)
 
 
 def test_missing_class_error_names_the_class():
     with pytest.raises(GenBenchError, match="'tabby cat'"):
-        cler_scores(TEST, np.r_[TEXT, [[1.0, 1.0]]], EXT, EXT_LABELS,
-                    class_names=["dog", "bird", "tabby cat"])
+        cler_scores(TEST, np.r_[TEXT, [[1.0, 1.0]]], EXT, EXT_LABELS, class_names=["dog", "bird", "tabby cat"])
     with pytest.raises(GenBenchError, match="class\\(es\\): 2"):
         class_centroids(EXT, EXT_LABELS, 3)
 
@@ -78,8 +80,9 @@ def test_multilabel_centroid_averages_every_image_with_the_label():
 
 def test_centroid_scores_are_softmax_of_centroid_cosines():
     mu = class_centroids(EXT, EXT_LABELS, 2)
-    np.testing.assert_allclose(centroid_scores(TEST, EXT, EXT_LABELS, 2),
-                               softmax_rows(l2_normalize(TEST) @ mu.T), rtol=1e-12)
+    np.testing.assert_allclose(
+        centroid_scores(TEST, EXT, EXT_LABELS, 2), softmax_rows(l2_normalize(TEST) @ mu.T), rtol=1e-12
+    )
 
 
 def test_knn_votes_against_brute_force():

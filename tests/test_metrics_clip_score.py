@@ -3,7 +3,11 @@ import pytest
 
 from genbench.core.errors import GenBenchError
 from genbench.evaluation.metrics.clip_score import (
-    clip_score_100, clip_score_100_per_class, clip_score_hessel, clip_score_hessel_per_class)
+    clip_score_100,
+    clip_score_100_per_class,
+    clip_score_hessel,
+    clip_score_hessel_per_class,
+)
 
 
 def test_definitions_on_hand_computed_cosines():
@@ -19,12 +23,16 @@ def test_per_class_uses_the_label_row():
     class_text = rng.normal(size=(4, 8))
     labels = np.array([3, 0, 0, 2, 1])
     images = rng.normal(size=(5, 8))
-    cos = [images[i] @ class_text[c] / np.linalg.norm(images[i]) / np.linalg.norm(class_text[c])
-           for i, c in enumerate(labels)]
+    cos = [
+        images[i] @ class_text[c] / np.linalg.norm(images[i]) / np.linalg.norm(class_text[c])
+        for i, c in enumerate(labels)
+    ]
     assert clip_score_100_per_class(images, labels, class_text) == pytest.approx(
-        np.mean([max(100 * c, 0) for c in cos]))
+        np.mean([max(100 * c, 0) for c in cos])
+    )
     assert clip_score_hessel_per_class(images, labels, class_text) == pytest.approx(
-        np.mean([2.5 * max(c, 0) for c in cos]))
+        np.mean([2.5 * max(c, 0) for c in cos])
+    )
 
 
 def test_errors():

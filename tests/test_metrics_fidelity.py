@@ -26,8 +26,7 @@ def test_prdc_matches_brute_force_across_chunks(monkeypatch):
     monkeypatch.setattr(fidelity, "_CHUNK_ROWS", 7)  # exercise the chunked loops
     rng = np.random.default_rng(0)
     real, fake = rng.normal(size=(60, 5)), rng.normal(0.4, 1.2, size=(45, 5))
-    assert precision_recall_density_coverage(real, fake, k=3) == pytest.approx(
-        brute_force_prdc(real, fake, 3))
+    assert precision_recall_density_coverage(real, fake, k=3) == pytest.approx(brute_force_prdc(real, fake, 3))
 
 
 def test_prdc_identical_sets():
@@ -39,8 +38,7 @@ def test_prdc_identical_sets():
 
 def test_prdc_disjoint_sets():
     rng = np.random.default_rng(2)
-    result = precision_recall_density_coverage(rng.normal(size=(50, 4)),
-                                               rng.normal(size=(50, 4)) + 100.0)
+    result = precision_recall_density_coverage(rng.normal(size=(50, 4)), rng.normal(size=(50, 4)) + 100.0)
     assert result == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
 
 
@@ -64,7 +62,7 @@ def loop_cmmd(a, b, sigma):
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
 
     def k(u, v):
-        return np.exp(-np.sum((u - v) ** 2) / (2 * sigma ** 2))
+        return np.exp(-np.sum((u - v) ** 2) / (2 * sigma**2))
 
     n, m = len(a), len(b)
     aa = sum(k(a[i], a[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))

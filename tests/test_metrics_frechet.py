@@ -6,8 +6,12 @@ from scipy.linalg import sqrtm
 
 from genbench.core.errors import GenBenchError
 from genbench.evaluation.metrics.frechet import (
-    _eigh_factor, feature_statistics, frechet_distance, frechet_distance_from_features,
-    trace_sqrt_product)
+    _eigh_factor,
+    feature_statistics,
+    frechet_distance,
+    frechet_distance_from_features,
+    trace_sqrt_product,
+)
 
 
 def sqrtm_reference(a, b):
@@ -26,8 +30,7 @@ def correlated(rng, n, d, shift=0.0):
 def test_matches_sqrtm_reference_on_random_features():
     rng = np.random.default_rng(0)
     a, b = correlated(rng, 600, 48), correlated(rng, 450, 48, shift=0.3)
-    assert frechet_distance_from_features(a, b) == pytest.approx(sqrtm_reference(a, b),
-                                                                 rel=1e-6)
+    assert frechet_distance_from_features(a, b) == pytest.approx(sqrtm_reference(a, b), rel=1e-6)
 
 
 def test_singular_case_warns_and_matches_reference():

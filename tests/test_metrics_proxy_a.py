@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from genbench.core.errors import GenBenchError
-from genbench.evaluation.metrics.proxy_a import (
-    pad_from_error, proxy_a_distance, proxy_a_distance_dann_reference)
+from genbench.evaluation.metrics.proxy_a import pad_from_error, proxy_a_distance, proxy_a_distance_dann_reference
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +42,7 @@ def test_seeded_and_reproducible(domains):
 
 def test_dann_reference_is_order_dependent_and_optimistic(domains):
     source, same, separated = domains
-    assert proxy_a_distance_dann_reference(source, separated)["pad"] == pytest.approx(2.0,
-                                                                                     abs=0.02)
+    assert proxy_a_distance_dann_reference(source, separated)["pad"] == pytest.approx(2.0, abs=0.02)
     # the reference splits without shuffling: sorting a set by a feature makes the halves
     # differ, so the same data gets a different (larger) PAD
     ordered = source[np.argsort(source[:, 0])]

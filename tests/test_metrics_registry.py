@@ -3,8 +3,12 @@ import pytest
 
 from genbench.core.errors import GenBenchError
 from genbench.evaluation.metrics import (
-    DISTRIBUTION_METRICS, check_same_encoder, compute_distribution_metrics,
-    frechet_distance_from_features, kernel_inception_distance)
+    DISTRIBUTION_METRICS,
+    check_same_encoder,
+    compute_distribution_metrics,
+    frechet_distance_from_features,
+    kernel_inception_distance,
+)
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,9 @@ def tiny_sd_dir(tmp_path_factory):
 
 def _generate(pipe, seed=0, steps=2):
     generator = torch.Generator("cpu").manual_seed(seed)
-    out = pipe("a photo of a cat", num_inference_steps=steps, height=32, width=32,
-               generator=generator, output_type="np")
+    out = pipe(
+        "a photo of a cat", num_inference_steps=steps, height=32, width=32, generator=generator, output_type="np"
+    )
     return out.images
 
 

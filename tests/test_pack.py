@@ -29,13 +29,16 @@ def image_set():
     for i in range(7):
         rid = f"train/{i:03d}" if i != 6 else "train/odd name@x"
         width, height = 8 + i, 20 - i
-        blobs[rid] = _image_bytes(width, height, tuple(int(v) for v in rng.integers(0, 255, 3)), "PNG" if i % 2 else "JPEG")
+        blobs[rid] = _image_bytes(
+            width, height, tuple(int(v) for v in rng.integers(0, 255, 3)), "PNG" if i % 2 else "JPEG"
+        )
         records.append({"id": rid, "path": f"images.zip@{rid}", "label": i % 3})
     return records, blobs
 
 
 def _load_with_vision_datasets(out_dir, info, usage="train"):
     from vision_datasets import DatasetHub, Usages
+
     hub = DatasetHub(json.dumps([info]), None, str(out_dir.parent))
     dataset = hub.create_vision_dataset(info["name"], usage=Usages[usage.upper()])
     items = [dataset[i] for i in range(len(dataset))]
@@ -47,8 +50,17 @@ def _load_with_vision_datasets(out_dir, info, usage="train"):
 def test_round_trip_through_vision_datasets(tmp_path, image_set, index_format):
     records, blobs = image_set
     out = tmp_path / "packed"
-    info = pack_elevater(records, lambda r: blobs[r["id"]], out, dataset_name="toy", class_names=CLASSES,
-                         index_format=index_format, multilabel=False, k=3, shortfall={2: 2})
+    info = pack_elevater(
+        records,
+        lambda r: blobs[r["id"]],
+        out,
+        dataset_name="toy",
+        class_names=CLASSES,
+        index_format=index_format,
+        multilabel=False,
+        k=3,
+        shortfall={2: 2},
+    )
     dataset, items = _load_with_vision_datasets(out, info)
     assert len(items) == len(records) == info["train"]["num_images"]
     assert [c.name for c in dataset.categories] == CLASSES
@@ -63,8 +75,15 @@ def test_round_trip_through_vision_datasets(tmp_path, image_set, index_format):
 
 def test_coco_index_has_real_sizes_and_one_based_ids(tmp_path, image_set):
     records, blobs = image_set
-    pack_elevater(records, lambda r: blobs[r["id"]], tmp_path, dataset_name="toy", class_names=CLASSES,
-                  index_format="coco", multilabel=False)
+    pack_elevater(
+        records,
+        lambda r: blobs[r["id"]],
+        tmp_path,
+        dataset_name="toy",
+        class_names=CLASSES,
+        index_format="coco",
+        multilabel=False,
+    )
     coco = json.loads((tmp_path / "train.json").read_text())
     for record, image in zip(records, coco["images"]):
         assert (image["width"], image["height"]) == Image.open(io.BytesIO(blobs[record["id"]])).size
@@ -79,10 +98,25 @@ def test_multilabel_iris_and_second_split(tmp_path, image_set):
     records, blobs = image_set
     multi = [{**r, "label": sorted({r["label"], (r["label"] + 1) % 3})} for r in records]
     out = tmp_path / "voc"
-    pack_elevater(multi, lambda r: blobs[r["id"]], out, dataset_name="ml", class_names=CLASSES,
-                  index_format="iris", multilabel=True)
-    info = pack_elevater(multi[:2], lambda r: blobs[r["id"]], out, dataset_name="ml", class_names=CLASSES,
-                         index_format="iris", multilabel=True, split_name="test")
+    pack_elevater(
+        multi,
+        lambda r: blobs[r["id"]],
+        out,
+        dataset_name="ml",
+        class_names=CLASSES,
+        index_format="iris",
+        multilabel=True,
+    )
+    info = pack_elevater(
+        multi[:2],
+        lambda r: blobs[r["id"]],
+        out,
+        dataset_name="ml",
+        class_names=CLASSES,
+        index_format="iris",
+        multilabel=True,
+        split_name="test",
+    )
     assert info["type"] == "classification_multilabel"
     assert info["train"]["num_images"] == 7 and info["test"]["num_images"] == 2
     _, items = _load_with_vision_datasets(out, info, "train")
@@ -98,8 +132,16 @@ def test_same_images_give_identical_bytes(tmp_path, image_set):
     outputs = []
     for name, order in (("a", records), ("b", records)):
         out = tmp_path / "run" / name
-        pack_elevater(order, lambda r: blobs[r["id"]], out, dataset_name="toy", class_names=CLASSES,
-                      index_format="coco", multilabel=False, root_folder="same")
+        pack_elevater(
+            order,
+            lambda r: blobs[r["id"]],
+            out,
+            dataset_name="toy",
+            class_names=CLASSES,
+            index_format="coco",
+            multilabel=False,
+            root_folder="same",
+        )
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert outputs[0] == outputs[1]
     assert sorted(outputs[0]) == ["dataset_info.json", "labelmap.txt", "train.json", "train.zip"]
@@ -107,8 +149,15 @@ def test_same_images_give_identical_bytes(tmp_path, image_set):
 
 def test_zip_is_store_mode_sorted_with_fixed_metadata(tmp_path, image_set):
     records, blobs = image_set
-    pack_elevater(records[::-1], lambda r: blobs[r["id"]], tmp_path, dataset_name="toy", class_names=CLASSES,
-                  index_format="iris", multilabel=False)
+    pack_elevater(
+        records[::-1],
+        lambda r: blobs[r["id"]],
+        tmp_path,
+        dataset_name="toy",
+        class_names=CLASSES,
+        index_format="iris",
+        multilabel=False,
+    )
     with zipfile.ZipFile(tmp_path / "train.zip") as zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
@@ -127,8 +176,9 @@ def test_streaming_reads_each_image_once_in_member_order(tmp_path, image_set):
         calls.append(record["id"])
         return blobs[record["id"]]
 
-    pack_elevater(records[::-1], fetch, tmp_path, dataset_name="toy", class_names=CLASSES,
-                  index_format="iris", multilabel=False)
+    pack_elevater(
+        records[::-1], fetch, tmp_path, dataset_name="toy", class_names=CLASSES, index_format="iris", multilabel=False
+    )
     assert calls == sorted(r["id"] for r in records)
 
 
@@ -136,15 +186,36 @@ def test_bad_label_and_bad_image_raise_naming_record(tmp_path, image_set):
     records, blobs = image_set
     bad = records[:1] + [{**records[1], "label": 7}]
     with pytest.raises(GenBenchError, match="train/001"):
-        pack_elevater(bad, lambda r: blobs[r["id"]], tmp_path, dataset_name="toy", class_names=CLASSES,
-                      index_format="iris", multilabel=False)
+        pack_elevater(
+            bad,
+            lambda r: blobs[r["id"]],
+            tmp_path,
+            dataset_name="toy",
+            class_names=CLASSES,
+            index_format="iris",
+            multilabel=False,
+        )
     with pytest.raises(GenBenchError, match="train/000.*not a readable image"):
-        pack_elevater(records[:1], lambda r: b"not an image", tmp_path, dataset_name="toy", class_names=CLASSES,
-                      index_format="iris", multilabel=False)
+        pack_elevater(
+            records[:1],
+            lambda r: b"not an image",
+            tmp_path,
+            dataset_name="toy",
+            class_names=CLASSES,
+            index_format="iris",
+            multilabel=False,
+        )
     assert not list(tmp_path.glob("*.partial"))  # no half-written zip left behind
     with pytest.raises(GenBenchError, match="iris, coco"):
-        pack_elevater(records, lambda r: blobs[r["id"]], tmp_path, dataset_name="toy", class_names=CLASSES,
-                      index_format="tsv", multilabel=False)
+        pack_elevater(
+            records,
+            lambda r: blobs[r["id"]],
+            tmp_path,
+            dataset_name="toy",
+            class_names=CLASSES,
+            index_format="tsv",
+            multilabel=False,
+        )
 
 
 def test_clip_selection_takes_top_k_per_class():

@@ -131,11 +131,12 @@ def test_float16_clip_retrieval_pool_without_key_column(tmp_path):
     (root / "metadata").mkdir()
     emb = np.random.RandomState(0).randn(3, 4).astype(np.float16)
     np.save(root / "text_emb/text_emb_0.npy", emb)
-    pq.write_table(pa.table({"image_path": ["a", "b", "c"], "caption": ["x", "y", "z"]}),
-                   root / "metadata/metadata_0.parquet")
+    pq.write_table(
+        pa.table({"image_path": ["a", "b", "c"], "caption": ["x", "y", "z"]}), root / "metadata/metadata_0.parquet"
+    )
     pool = open_pool(root)
     assert pool.shards == ["0"] and [r["key"] for r in pool.metadata("0")] == ["a", "b", "c"]
-    (shard, start, chunk), = pool.iter_chunks("text")
+    ((shard, start, chunk),) = pool.iter_chunks("text")
     assert chunk.dtype == np.float32 and np.array_equal(chunk, emb.astype(np.float32))
 
 
@@ -176,7 +177,9 @@ def test_build_pool_from_index(tmp_path):
     assert info["count"] == 3 and info["shards"] == ["00000", "00001"]
     pool = open_pool(tmp_path / "pool")
     rows = pool.metadata("00000") + pool.metadata("00001")
-    assert [r["key"] for r in rows] == ["train_000", "train_001", "train_002"] == [pool_key_for(r["id"]) for r in records]
+    assert (
+        [r["key"] for r in rows] == ["train_000", "train_001", "train_002"] == [pool_key_for(r["id"]) for r in records]
+    )
     assert [r["caption"] for r in rows] == [names[3], names[1], names[3]]
     assert [r["url"] for r in rows] == ["0.png", "1.png", "2.png"]
     assert pool.read_image("00001", "train_002") == image_bytes(2)
@@ -202,9 +205,9 @@ def test_pool_from_features_reuses_image_features_and_encodes_only_captions(tmp_
     """build_pool_from_features == build_pool_from_index, with zero extra image encodings."""
     import torch
 
+    from genbench.data.imageset import write_index
     from genbench.evaluation.encoders import load_encoder
     from genbench.evaluation.features import extract_image_features
-    from genbench.data.imageset import write_index
     from genbench.models.tiny import build_tiny_open_clip
     from genbench.retrieval.pool import build_pool_from_features, build_pool_from_index, open_pool
 

@@ -12,18 +12,24 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from genbench.data.datasets import DatasetInfo, get_dataset
 from genbench.core.errors import GenBenchError
+from genbench.data.datasets import DatasetInfo, get_dataset
 from genbench.data.imageset import ImageSetReader, read_index
 from genbench.data.prepare import prepare_dataset, torchvision_label_map
 
 
 def Info(name, classes, slugs=None, multilabel=False):
     """A DatasetInfo built by hand (prepare.py reads name, classes, slugs, multilabel)."""
-    return DatasetInfo(name=name, classes=tuple(classes),
-                       slugs=tuple(slugs or [c.lower() for c in classes]),
-                       templates=("a photo of a {}.",), metric="accuracy",
-                       multilabel=multilabel, splits={}, source={"type": "folder"})
+    return DatasetInfo(
+        name=name,
+        classes=tuple(classes),
+        slugs=tuple(slugs or [c.lower() for c in classes]),
+        templates=("a photo of a {}.",),
+        metric="accuracy",
+        multilabel=multilabel,
+        splits={},
+        source={"type": "folder"},
+    )
 
 
 COLORS = ("red", "green", "blue")
@@ -67,8 +73,7 @@ def test_digits_counts_stratified_and_pixels(tmp_path):
     train, test = summary["splits"]["train"], summary["splits"]["test"]
     assert train["count"] + test["count"] == 1797
     assert test["per_class"] == [round(per_class[c] * 0.3) for c in range(10)]
-    assert [a + b for a, b in zip(train["per_class"], test["per_class"])] == [
-        per_class[c] for c in range(10)]
+    assert [a + b for a, b in zip(train["per_class"], test["per_class"])] == [per_class[c] for c in range(10)]
     assert summary["bad"]["count"] == 0 and not os.path.exists(tmp_path / "val.jsonl")
 
     reader = ImageSetReader(tmp_path / "test.jsonl")
@@ -84,8 +89,7 @@ def test_digits_counts_stratified_and_pixels(tmp_path):
 def test_digits_deterministic_bytes(tmp_path):
     info = get_dataset("digits")
     for run in ("a", "b", "c"):
-        prepare_dataset(info, {"type": "digits"}, tmp_path / run, seed=1 if run != "c" else 2,
-                        log=quiet)
+        prepare_dataset(info, {"type": "digits"}, tmp_path / run, seed=1 if run != "c" else 2, log=quiet)
     for name in ("images.zip", "train.jsonl", "test.jsonl"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert (tmp_path / "a" / "test.jsonl").read_bytes() != (tmp_path / "c" / "test.jsonl").read_bytes()
@@ -116,11 +120,14 @@ def test_elevater_iris_labelmap_order_and_missing_member(tmp_path):
     train_lines = [f"train.zip@img/{c}{i}.png {labelmap.index(c)}" for c in COLORS for i in range(3)]
     train_lines.append("train.zip@img/missing.png 0")
     (root / "train.txt").write_text("\n".join(train_lines) + "\n")
-    (root / "test.txt").write_text(
-        "".join(f"test.zip@{c}.jpg {labelmap.index(c)}\n" for c in COLORS))
-    source = {"type": "elevater", "root": str(root), "labelmap": "labelmap.txt",
-              "train": {"index_path": "train.txt", "files_for_local_usage": ["train.zip"]},
-              "test": {"index_path": "test.txt", "files_for_local_usage": ["test.zip"]}}
+    (root / "test.txt").write_text("".join(f"test.zip@{c}.jpg {labelmap.index(c)}\n" for c in COLORS))
+    source = {
+        "type": "elevater",
+        "root": str(root),
+        "labelmap": "labelmap.txt",
+        "train": {"index_path": "train.txt", "files_for_local_usage": ["train.zip"]},
+        "test": {"index_path": "test.txt", "files_for_local_usage": ["test.zip"]},
+    }
     out = tmp_path / "out"
     summary = prepare_dataset(COLOR_INFO, source, out, max_bad_fraction=0.2, log=quiet)
 
@@ -146,20 +153,34 @@ def test_elevater_coco_via_dataset_info_json(tmp_path):
     root.mkdir()
     order = ["green", "blue", "red"]  # labelmap and category ids in another order
     (root / "labels.txt").write_text("\n".join(order) + "\n")
-    write_zip(root / "images.zip", {f"{split}/{c}.png": encoded(c, size=(6, 5))
-                                    for split in ("train", "val", "test") for c in COLORS})
+    write_zip(
+        root / "images.zip",
+        {f"{split}/{c}.png": encoded(c, size=(6, 5)) for split in ("train", "val", "test") for c in COLORS},
+    )
     for split in ("train", "val", "test"):
-        images = [{"id": n + 1, "file_name": f"{split}/{c}.png", "zip_file": "images.zip",
-                   "width": 6, "height": 5} for n, c in enumerate(COLORS)]
-        annotations = [{"id": n + 1, "image_id": n + 1, "category_id": order.index(c) + 1}
-                       for n, c in enumerate(COLORS)]
+        images = [
+            {"id": n + 1, "file_name": f"{split}/{c}.png", "zip_file": "images.zip", "width": 6, "height": 5}
+            for n, c in enumerate(COLORS)
+        ]
+        annotations = [
+            {"id": n + 1, "image_id": n + 1, "category_id": order.index(c) + 1} for n, c in enumerate(COLORS)
+        ]
         categories = [{"id": i + 1, "name": name} for i, name in enumerate(order)]
-        (root / f"{split}.json").write_text(json.dumps(
-            {"images": images, "annotations": annotations, "categories": categories}))
-    dataset_info = [{"name": "colors", "type": "classification_multiclass", "format": "coco",
-                     "labelmap": "labels.txt",
-                     **{s: {"index_path": f"{s}.json", "files_for_local_usage": ["images.zip"]}
-                        for s in ("train", "val", "test")}}]
+        (root / f"{split}.json").write_text(
+            json.dumps({"images": images, "annotations": annotations, "categories": categories})
+        )
+    dataset_info = [
+        {
+            "name": "colors",
+            "type": "classification_multiclass",
+            "format": "coco",
+            "labelmap": "labels.txt",
+            **{
+                s: {"index_path": f"{s}.json", "files_for_local_usage": ["images.zip"]}
+                for s in ("train", "val", "test")
+            },
+        }
+    ]
     (root / "dataset_info.json").write_text(json.dumps(dataset_info))
     out = tmp_path / "out"
     summary = prepare_dataset(COLOR_INFO, {"type": "elevater", "root": str(root)}, out, log=quiet)
@@ -175,8 +196,7 @@ def test_elevater_multilabel_iris(tmp_path):
     (root / "labelmap.txt").write_text("red\nblue\ngreen\n")
     write_zip(root / "i.zip", {"a.png": encoded("red"), "b.png": encoded("blue")})
     (root / "test.txt").write_text("i.zip@a.png 0,1\ni.zip@b.png 2\n")
-    source = {"type": "elevater", "root": str(root), "labelmap": "labelmap.txt",
-              "test": {"index_path": "test.txt"}}
+    source = {"type": "elevater", "root": str(root), "labelmap": "labelmap.txt", "test": {"index_path": "test.txt"}}
     prepare_dataset(info, source, tmp_path / "out", log=quiet)
     assert [r["label"] for r in read_index(tmp_path / "out" / "test.jsonl")] == [[0, 2], [1]]
 
@@ -186,8 +206,7 @@ def test_elevater_labelmap_mismatch_lists_names(tmp_path):
     root.mkdir()
     (root / "labelmap.txt").write_text("red\npurple\nteal\n")
     (root / "test.txt").write_text("x.zip@a.png 0\n")
-    source = {"type": "elevater", "root": str(root), "labelmap": "labelmap.txt",
-              "test": {"index_path": "test.txt"}}
+    source = {"type": "elevater", "root": str(root), "labelmap": "labelmap.txt", "test": {"index_path": "test.txt"}}
     with pytest.raises(GenBenchError, match=r"match no registry class: \['purple', 'teal'\]"):
         prepare_dataset(COLOR_INFO, source, tmp_path / "out", log=quiet)
     aliased = dict(source, class_aliases={"purple": "blue", "teal": "green"})
@@ -207,15 +226,16 @@ def make_folder(root, layout):
 
 
 def test_folder_with_split_subfolders_and_slug_names(tmp_path):
-    layout = {f"{split}/{folder}/{n}.png": color
-              for split in ("train", "test")
-              for folder, color in [("red", "red"), ("green-ish", "green"), ("Blue", "blue")]
-              for n in range(2)}
+    layout = {
+        f"{split}/{folder}/{n}.png": color
+        for split in ("train", "test")
+        for folder, color in [("red", "red"), ("green-ish", "green"), ("Blue", "blue")]
+        for n in range(2)
+    }
     make_folder(tmp_path / "imgs", layout)
     (tmp_path / "imgs" / "train" / "red" / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
-    summary = prepare_dataset(COLOR_INFO, {"type": "folder", "path": str(tmp_path / "imgs")},
-                              out, log=quiet)
+    summary = prepare_dataset(COLOR_INFO, {"type": "folder", "path": str(tmp_path / "imgs")}, out, log=quiet)
     assert summary["splits"]["train"]["per_class"] == [2, 2, 2]
     for split in ("train", "test"):
         assert all(pixel == RGB[COLORS[label]] for pixel, label in loaded_colors(out, split))
@@ -223,8 +243,14 @@ def test_folder_with_split_subfolders_and_slug_names(tmp_path):
 
 def test_folder_without_splits_is_split_stratified(tmp_path):
     make_folder(tmp_path / "imgs", {f"{c}/{n}.png": c for c in COLORS for n in range(10)})
-    summary = prepare_dataset(COLOR_INFO, {"type": "folder", "path": str(tmp_path / "imgs")},
-                              tmp_path / "out", seed=3, test_fraction=0.2, log=quiet)
+    summary = prepare_dataset(
+        COLOR_INFO,
+        {"type": "folder", "path": str(tmp_path / "imgs")},
+        tmp_path / "out",
+        seed=3,
+        test_fraction=0.2,
+        log=quiet,
+    )
     assert summary["splits"]["test"]["per_class"] == [2, 2, 2]
     assert summary["splits"]["train"]["per_class"] == [8, 8, 8]
 
@@ -232,14 +258,12 @@ def test_folder_without_splits_is_split_stratified(tmp_path):
 def test_folder_unknown_or_empty_class_errors(tmp_path):
     make_folder(tmp_path / "imgs", {f"{c}/0.png": c if c in RGB else "red" for c in ("red", "green", "blue", "mauve")})
     with pytest.raises(GenBenchError, match=r"class folder .*mauve is not a class"):
-        prepare_dataset(COLOR_INFO, {"type": "folder", "path": str(tmp_path / "imgs")},
-                        tmp_path / "out", log=quiet)
+        prepare_dataset(COLOR_INFO, {"type": "folder", "path": str(tmp_path / "imgs")}, tmp_path / "out", log=quiet)
     os.remove(tmp_path / "imgs" / "mauve" / "0.png")
     os.rmdir(tmp_path / "imgs" / "mauve")
     os.remove(tmp_path / "imgs" / "blue" / "0.png")
     with pytest.raises(GenBenchError, match=r"class folder .*blue holds no images"):
-        prepare_dataset(COLOR_INFO, {"type": "folder", "path": str(tmp_path / "imgs")},
-                        tmp_path / "out", log=quiet)
+        prepare_dataset(COLOR_INFO, {"type": "folder", "path": str(tmp_path / "imgs")}, tmp_path / "out", log=quiet)
 
 
 # ----------------------------------------------------------------------------- torchvision
@@ -248,9 +272,9 @@ def test_folder_unknown_or_empty_class_errors(tmp_path):
 def write_idx(raw, prefix, images, labels):
     n, rows, cols = images.shape
     (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
-        struct.pack(">IIII", 2051, n, rows, cols) + images.astype(np.uint8).tobytes())
-    (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
-        struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes())
+        struct.pack(">IIII", 2051, n, rows, cols) + images.astype(np.uint8).tobytes()
+    )
+    (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes())
 
 
 def test_mnist_from_idx_files(tmp_path):
@@ -278,10 +302,17 @@ def test_mnist_from_idx_files(tmp_path):
 
 def test_torchvision_missing_root_says_how_to_fix(tmp_path):
     info = get_dataset("mnist")
-    with pytest.raises(GenBenchError, match=r"mnist: torchvision MNIST found no data under .*"
-                                            r"download: true.*place the files under"):
-        prepare_dataset(info, {"type": "torchvision", "class": "MNIST",
-                               "root": str(tmp_path / "nowhere")}, tmp_path / "out", log=quiet)
+    with pytest.raises(
+        GenBenchError,
+        match=r"mnist: torchvision MNIST found no data under .*"
+        r"download: true.*place the files under",
+    ):
+        prepare_dataset(
+            info,
+            {"type": "torchvision", "class": "MNIST", "root": str(tmp_path / "nowhere")},
+            tmp_path / "out",
+            log=quiet,
+        )
 
 
 class FakeTorchvision:
@@ -290,10 +321,8 @@ class FakeTorchvision:
 
 
 def test_torchvision_label_map_by_name_by_id_and_order_conflict():
-    assert torchvision_label_map(COLOR_INFO, FakeTorchvision(["Blue", "red", "green_ish"]),
-                                 "Fake") == [2, 0, 1]
-    assert torchvision_label_map(COLOR_INFO, FakeTorchvision(["0 - r", "1 - g", "2 - b"]),
-                                 "Fake") == [0, 1, 2]
+    assert torchvision_label_map(COLOR_INFO, FakeTorchvision(["Blue", "red", "green_ish"]), "Fake") == [2, 0, 1]
+    assert torchvision_label_map(COLOR_INFO, FakeTorchvision(["0 - r", "1 - g", "2 - b"]), "Fake") == [0, 1, 2]
     with pytest.raises(GenBenchError, match="class order differs"):
         torchvision_label_map(COLOR_INFO, FakeTorchvision(["x", "red", "y"]), "Fake")
 
@@ -314,6 +343,8 @@ def test_voc_detection_is_multilabel_from_xml(tmp_path):
     records = read_index(tmp_path / "out" / "test.jsonl")
     classes = list(info.classes)
     assert [r["label"] for r in records] == [
-        sorted([classes.index("dog"), classes.index("person")]), [classes.index("aeroplane")]]
+        sorted([classes.index("dog"), classes.index("person")]),
+        [classes.index("aeroplane")],
+    ]
     reader = ImageSetReader(tmp_path / "out" / "test.jsonl")
     assert reader.open_bytes(records[0]) == encoded("red", "JPEG")

@@ -2,16 +2,22 @@
 
 import hashlib
 import json
-import warnings
 from collections import Counter
 
 import pytest
 import torch
 
 from genbench.core.errors import ConfigError, GenBenchError
+from genbench.generation.prompts import (
+    DETAIL_SUFFIX,
+    GENERIC_NEGATIVES,
+    STRATEGIES,
+    count_truncated_prompts,
+    image_seed,
+    make_prompt_plan,
+    sentence_prompt,
+)
 from genbench.models.text2text import build_tiny_text2text, generate_sentences, load_text2text
-from genbench.generation.prompts import (DETAIL_SUFFIX, GENERIC_NEGATIVES, STRATEGIES, count_truncated_prompts,
-                              image_seed, make_prompt_plan, sentence_prompt)
 
 torch.set_num_threads(1)
 
@@ -28,9 +34,15 @@ def text_model(tmp_path_factory):
 @pytest.fixture
 def descriptions_json(tmp_path):
     path = tmp_path / "desc.json"
-    path.write_text(json.dumps({"cat": ["a cat on a sofa", "a sleeping cat"],
-                                "golden retriever": ["a golden retriever in a park"],
-                                "sports car": ["a red sports car"]}))
+    path.write_text(
+        json.dumps(
+            {
+                "cat": ["a cat on a sofa", "a sleeping cat"],
+                "golden retriever": ["a golden retriever in a park"],
+                "sports car": ["a red sports car"],
+            }
+        )
+    )
     return path
 
 
@@ -42,8 +54,14 @@ def test_simple_template_rows_counts_and_seeds():
     plan = make_prompt_plan("simple_template", CLASSES, None, {"images_per_class": 5}, seed=7)
     assert per_class_counts(plan) == {0: 5, 1: 5, 2: 5}
     assert [row["index"] for row in plan] == list(range(15))
-    assert plan[6] == {"index": 6, "class_id": 1, "class_name": "golden retriever", "prompt": "golden retriever",
-                       "negative_prompt": None, "seed": image_seed(7, 1, 1)}
+    assert plan[6] == {
+        "index": 6,
+        "class_id": 1,
+        "class_name": "golden retriever",
+        "prompt": "golden retriever",
+        "negative_prompt": None,
+        "seed": image_seed(7, 1, 1),
+    }
     expected = int(hashlib.sha256(b"image:7:1:1").hexdigest(), 16) % 2**31
     assert plan[6]["seed"] == expected
     assert len({row["seed"] for row in plan}) == 15
@@ -82,23 +100,31 @@ def test_lang_enc_rejects_templates_without_placeholder():
 
 
 def test_modifiers_suffix_negative_prompts_and_textual_inversion():
-    params = {"images_per_class": 2, "detail_suffix": True,
-              "negative_prompts": {"other_classes": 1, "generic": ["blurry"]},
-              "textual_inversion": {"0": "<t0>", "1": "<t1>", "2": "<t2>"}}
+    params = {
+        "images_per_class": 2,
+        "detail_suffix": True,
+        "negative_prompts": {"other_classes": 1, "generic": ["blurry"]},
+        "textual_inversion": {"0": "<t0>", "1": "<t1>", "2": "<t2>"},
+    }
     plan = make_prompt_plan("simple_template", CLASSES, None, params, seed=0)
     assert plan[0]["prompt"] == "a photo of a <t0> cat" + DETAIL_SUFFIX
     for row in plan:
         others, generic = row["negative_prompt"].rsplit(", ", 1)
         assert generic == "blurry" and others in CLASSES and others != row["class_name"]
     assert plan == make_prompt_plan("simple_template", CLASSES, None, params, seed=0)
-    lang = make_prompt_plan("lang_enc", CLASSES, TEMPLATES, {"textual_inversion": {1: "<t1>", 0: "<a>", 2: "<b>"},
-                                                              "num_templates": 1, "images_per_template": 1}, 0)
+    lang = make_prompt_plan(
+        "lang_enc",
+        CLASSES,
+        TEMPLATES,
+        {"textual_inversion": {1: "<t1>", 0: "<a>", 2: "<b>"}, "num_templates": 1, "images_per_template": 1},
+        0,
+    )
     assert lang[1]["prompt"].endswith("of a <t1> golden retriever.")
-    default_neg = make_prompt_plan("simple_template", CLASSES, None,
-                                   {"images_per_class": 1, "negative_prompts": {}}, 0)
+    default_neg = make_prompt_plan("simple_template", CLASSES, None, {"images_per_class": 1, "negative_prompts": {}}, 0)
     assert default_neg[0]["negative_prompt"] is None
-    generic_only = make_prompt_plan("simple_template", CLASSES, None,
-                                    {"images_per_class": 1, "negative_prompts": {"other_classes": 0}}, 0)
+    generic_only = make_prompt_plan(
+        "simple_template", CLASSES, None, {"images_per_class": 1, "negative_prompts": {"other_classes": 0}}, 0
+    )
     assert generic_only[0]["negative_prompt"] == ", ".join(GENERIC_NEGATIVES)
 
 
@@ -161,8 +187,13 @@ def test_model_enc_sentences_are_deduplicated_deterministic_and_name_the_class(t
 
 def test_model_enc_loads_model_from_path(tmp_path):
     path = build_tiny_text2text(tmp_path / "t2t", seed=1)
-    plan = make_prompt_plan("model_enc", ["dog"], None,
-                            {"model": str(path), "num_sentences": 2, "images_per_class": 2, "max_new_tokens": 4}, 0)
+    plan = make_prompt_plan(
+        "model_enc",
+        ["dog"],
+        None,
+        {"model": str(path), "num_sentences": 2, "images_per_class": 2, "max_new_tokens": 4},
+        0,
+    )
     assert len(plan) == 2 and all("dog" in r["prompt"] for r in plan)
 
 

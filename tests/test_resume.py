@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from workflow_helpers import REPO, SNAKEMAKE, planned_jobs, quick_config, run_snakemake
 
 pytestmark = pytest.mark.workflow
@@ -79,15 +78,16 @@ def _kill_while_sampling(workdir: Path, config: Path, timeout: float = 150) -> t
     cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), "--cores", "1"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     pgid = proc.pid
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"snakemake exited ({proc.returncode}) before it could be killed "
-                                     f"mid-sampling:\n{log_path.read_text()[-4000:]}")
+                raise AssertionError(
+                    f"snakemake exited ({proc.returncode}) before it could be killed "
+                    f"mid-sampling:\n{log_path.read_text()[-4000:]}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"no shard finished within {timeout} s:\n{log_path.read_text()[-4000:]}")
             finished = set(_finished_shards(results))
@@ -125,8 +125,12 @@ def _planned_shards(workdir: Path, config: Path) -> set[str]:
 def test_rerun_after_sigkill_keeps_finished_shards_and_completes(tmp_path):
     # one strategy, generated images only (no retrieval/original evaluations): the whole test,
     # kill and rerun, stays near two minutes on two cores
-    config = quick_config(tmp_path, strategies=["simple_template"], sources=["generated"],
-                          generation={"images_per_class": IMAGES_PER_CLASS, "shard_size": SHARD_SIZE})
+    config = quick_config(
+        tmp_path,
+        strategies=["simple_template"],
+        sources=["generated"],
+        generation={"images_per_class": IMAGES_PER_CLASS, "shard_size": SHARD_SIZE},
+    )
     results = tmp_path / "results"
     started = time.monotonic()
 
@@ -199,10 +203,16 @@ def test_rerun_after_sigkill_keeps_finished_shards_and_completes(tmp_path):
     combos = set(zip(table.dataset, table.source, table.strategy))
     assert ("digits", "generated", "simple_template") in combos
 
-    verify = subprocess.run([sys.executable, "-m", "genbench.workflow.cli", "verify", str(results)],
-                            capture_output=True, text=True, cwd=REPO)
+    verify = subprocess.run(
+        [sys.executable, "-m", "genbench.workflow.cli", "verify", str(results)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert planned_jobs(tmp_path, config, "--rerun-triggers", "mtime", "params", "input") == {}
-    print(f"resume test: {len(kept)} shard(s) kept, {len(expected)} resampled, "
-          f"killed after {killed_at - started:.0f} s, checks {rerun_at - killed_at:.0f} s, "
-          f"rerun {rerun_done - rerun_at:.0f} s, total {time.monotonic() - started:.0f} s")
+    print(
+        f"resume test: {len(kept)} shard(s) kept, {len(expected)} resampled, "
+        f"killed after {killed_at - started:.0f} s, checks {rerun_at - killed_at:.0f} s, "
+        f"rerun {rerun_done - rerun_at:.0f} s, total {time.monotonic() - started:.0f} s"
+    )

@@ -71,8 +71,14 @@ def test_topk_chunked_equals_brute_force(tmp_path):
     sizes = {"00000": 50, "00001": 37, "00002": 64}
     mats = {s: rng.randn(n, 16).astype(np.float32) for s, n in sizes.items()}
     for s, m in mats.items():
-        write_pool_shard(tmp_path, s, [f"{s}k{i}" for i in range(len(m))], ["c"] * len(m), [png(0)] * len(m),
-                         text_emb=m.astype(np.float16) if s == "00001" else m)
+        write_pool_shard(
+            tmp_path,
+            s,
+            [f"{s}k{i}" for i in range(len(m))],
+            ["c"] * len(m),
+            [png(0)] * len(m),
+            text_emb=m.astype(np.float16) if s == "00001" else m,
+        )
     full = np.concatenate([mats["00000"], mats["00001"].astype(np.float16).astype(np.float32), mats["00002"]])
     where = [(s, r) for s in sizes for r in range(sizes[s])]
     queries = rng.randn(5, 16).astype(np.float32)
@@ -109,11 +115,18 @@ E = np.eye(4, dtype=np.float32)
 
 @pytest.fixture()
 def cat_pool(tmp_path):
-    write_pool(tmp_path, {
-        "00000": [("both", unit(1, 1, 0, 0), None), ("only1", E[0], None), ("mid", unit(0.8, 0.6, 0, 0), None),
-                  ("dup", unit(1, 0.1, 0, 0), None)],
-        "00001": [("dup", unit(1, 0.5, 0, 0), None), ("x", unit(1, 1, 2, 2), None), ("dog", E[2], None)],
-    })
+    write_pool(
+        tmp_path,
+        {
+            "00000": [
+                ("both", unit(1, 1, 0, 0), None),
+                ("only1", E[0], None),
+                ("mid", unit(0.8, 0.6, 0, 0), None),
+                ("dup", unit(1, 0.1, 0, 0), None),
+            ],
+            "00001": [("dup", unit(1, 0.5, 0, 0), None), ("x", unit(1, 1, 2, 2), None), ("dog", E[2], None)],
+        },
+    )
     return open_pool(tmp_path)
 
 
@@ -126,9 +139,15 @@ def test_rank_by_mean_over_all_prompts_and_dedup(cat_pool):
     # "a cat" top-4: only1, dup@0, dup@1, mid; "the cat" top-4: both, mid, dup@1, x.
     # mean over both prompts: both .707, mid .7, dup@1 .671 (dup@0 .547 dropped), only1 .5, x .316
     assert [(h["key"], h["shard"], h["row"]) for h in hits] == [
-        ("both", "00000", 0), ("mid", "00000", 2), ("dup", "00001", 0), ("only1", "00000", 1), ("x", "00001", 1)]
-    np.testing.assert_allclose([h["score"] for h in hits],
-                               [2 ** -0.5, 0.7, 1.5 / 1.25 ** 0.5 / 2, 0.5, 1 / 10 ** 0.5], rtol=1e-6)
+        ("both", "00000", 0),
+        ("mid", "00000", 2),
+        ("dup", "00001", 0),
+        ("only1", "00000", 1),
+        ("x", "00001", 1),
+    ]
+    np.testing.assert_allclose(
+        [h["score"] for h in hits], [2**-0.5, 0.7, 1.5 / 1.25**0.5 / 2, 0.5, 1 / 10**0.5], rtol=1e-6
+    )
     assert [h["hit_prompts"] for h in hits] == [1, 2, 2, 1, 1]
     assert [h["prompt"] for h in hits] == ["a cat", "a cat", "a cat", "a cat", "a cat"]
     assert hits[0]["caption"] == "caption of both"
@@ -179,8 +198,9 @@ def test_conflict_kept_in_higher_class_and_recorded(two_class_pool):
     assert conflicts["Y"]["classes"] == [0, 1] and conflicts["Y"]["kept"] == [0]
     assert result["shortfall"] == {0: 2, 1: 2}
     json.dumps(result)  # serialisable as a record of the run
-    small_blocks = retrieve_for_classes(["cat", "dog"], ["a {}"], TWO, two_class_pool, k_per_prompt=3,
-                                        k_per_class=3, chunk_rows=1, query_batch=1)
+    small_blocks = retrieve_for_classes(
+        ["cat", "dog"], ["a {}"], TWO, two_class_pool, k_per_prompt=3, k_per_class=3, chunk_rows=1, query_batch=1
+    )
     assert small_blocks == result
     # when the losing class is already full, nothing is taken from it: no conflict
     full = retrieve_for_classes(["cat", "dog"], ["a {}"], TWO, two_class_pool, k_per_prompt=3, k_per_class=2)
@@ -188,8 +208,9 @@ def test_conflict_kept_in_higher_class_and_recorded(two_class_pool):
 
 
 def test_conflict_policy_both(two_class_pool):
-    result = retrieve_for_classes(["cat", "dog"], ["a {}"], TWO, two_class_pool, k_per_prompt=3, k_per_class=3,
-                                  on_conflict="both")
+    result = retrieve_for_classes(
+        ["cat", "dog"], ["a {}"], TWO, two_class_pool, k_per_prompt=3, k_per_class=3, on_conflict="both"
+    )
     assert [h["key"] for h in result["classes"][0]["hits"]] == ["A", "Y", "X"]
     assert [h["key"] for h in result["classes"][1]["hits"]] == ["D", "X", "Y"]
     assert {c["key"]: c["kept"] for c in result["conflicts"]} == {"X": [1, 0], "Y": [0, 1]}
@@ -215,8 +236,13 @@ def test_encoder_mismatch_and_bad_arguments(two_class_pool):
 
 
 def test_write_retrieved_set(tmp_path):
-    images = write_pool(tmp_path / "pool", {"00000": [("A", E[0], None), ("X", unit(0.6, 0.8, 0, 0), None)],
-                                            "00001": [("D", E[1], None), ("Y", unit(0.8, 0.6, 0, 0), None)]})
+    images = write_pool(
+        tmp_path / "pool",
+        {
+            "00000": [("A", E[0], None), ("X", unit(0.6, 0.8, 0, 0), None)],
+            "00001": [("D", E[1], None), ("Y", unit(0.8, 0.6, 0, 0), None)],
+        },
+    )
     pool = open_pool(tmp_path / "pool")
     result = retrieve_for_classes(["cat", "dog"], ["a {}"], TWO, pool, k_per_prompt=3, k_per_class=3)
     summary = write_retrieved_set(result, pool, tmp_path / "set", class_names=["cat", "dog"], shard_size=3)
@@ -224,7 +250,11 @@ def test_write_retrieved_set(tmp_path):
     assert [c["key"] for c in summary["conflicts"]] == ["X", "Y"]
     records = read_index(tmp_path / "set/images.jsonl")
     assert [(r["id"], r["label"], r["pool_key"]) for r in records] == [
-        ("0000-000000", 0, "A"), ("0000-000001", 0, "Y"), ("0001-000000", 1, "D"), ("0001-000001", 1, "X")]
+        ("0000-000000", 0, "A"),
+        ("0000-000001", 0, "Y"),
+        ("0001-000000", 1, "D"),
+        ("0001-000001", 1, "X"),
+    ]
     assert records[0]["path"] == "shards/shard-00000.tar@0000-000000.png"
     assert records[3]["path"] == "shards/shard-00001.tar@0001-000001.png"
     assert records[1]["caption"] == "caption of Y" and records[1]["prompt"] == "a cat"

@@ -13,14 +13,20 @@ import pytest
 import torch
 from PIL import Image
 
+from genbench.core.artifacts import remove_stale_staging
 from genbench.core.errors import ConfigError
 from genbench.data.imageset import load_image, read_index
+from genbench.generation.prompts import make_prompt_plan
+from genbench.generation.sampling import (
+    image_id,
+    num_shards,
+    sample_shard,
+    split_into_shards,
+    to_uint8,
+    write_image_index,
+)
 from genbench.models.generators import load_text_to_image_pipeline
 from genbench.models.tiny import build_tiny_stable_diffusion
-from genbench.generation.prompts import make_prompt_plan
-from genbench.core.artifacts import remove_stale_staging
-from genbench.generation.sampling import (image_id, num_shards, sample_shard, split_into_shards, to_uint8,
-                               write_image_index)
 
 torch.set_num_threads(1)
 
@@ -42,8 +48,11 @@ def plan():
 def tar_pixels(path):
     """{member name: uint8 array} of the PNGs in a shard."""
     with tarfile.open(path) as tar:
-        return {m.name: np.asarray(Image.open(io.BytesIO(tar.extractfile(m).read())))
-                for m in tar.getmembers() if m.name.endswith(".png")}
+        return {
+            m.name: np.asarray(Image.open(io.BytesIO(tar.extractfile(m).read())))
+            for m in tar.getmembers()
+            if m.name.endswith(".png")
+        }
 
 
 def test_split_into_shards_is_contiguous():
@@ -65,8 +74,15 @@ def test_same_config_and_seed_give_byte_identical_shards(pipe, plan, tmp_path):
         assert names == sorted(names) and len(names) == 12
         assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == {(0, 0, 0, 0o644)}
         meta = json.load(tar.extractfile("0001-000004.json"))
-    assert meta == {"id": "0001-000004", "class_id": 1, "class_name": "dog", "prompt": "dog",
-                    "negative_prompt": plan[4]["negative_prompt"], "seed": plan[4]["seed"], "black": False}
+    assert meta == {
+        "id": "0001-000004",
+        "class_id": 1,
+        "class_name": "dog",
+        "prompt": "dog",
+        "negative_prompt": plan[4]["negative_prompt"],
+        "seed": plan[4]["seed"],
+        "black": False,
+    }
     assert all(p.shape == (48, 48, 3) for p in tar_pixels(tmp_path / "a.tar").values())
     assert not list(tmp_path.glob("*.tmp-*"))
 
@@ -114,8 +130,13 @@ def test_image_index_points_into_shards(pipe, plan, tmp_path):
     assert write_image_index(paths, index_path) == 6
     records = read_index(index_path)
     assert [r["id"] for r in records] == [image_id(row) for row in plan]
-    assert records[3] == {"id": "0001-000003", "path": "shards/0.tar@0001-000003.png", "label": 1,
-                          "prompt": "dog", "seed": plan[3]["seed"]}
+    assert records[3] == {
+        "id": "0001-000003",
+        "path": "shards/0.tar@0001-000003.png",
+        "label": 1,
+        "prompt": "dog",
+        "seed": plan[3]["seed"],
+    }
     image = load_image(index_path, records[5])
     assert image.size == (48, 48) and np.array_equal(np.asarray(image), tar_pixels(paths[1])["0001-000005.png"])
 
@@ -133,8 +154,17 @@ class _FakePipe:
 
 
 def test_black_and_nan_images_are_counted_and_flagged(plan, tmp_path):
-    stats = sample_shard(_FakePipe(), plan[:3], tmp_path / "bad.tar", steps=1, guidance=1.0, height=8, width=8,
-                         output_size=8, batch_size=3)
+    stats = sample_shard(
+        _FakePipe(),
+        plan[:3],
+        tmp_path / "bad.tar",
+        steps=1,
+        guidance=1.0,
+        height=8,
+        width=8,
+        output_size=8,
+        batch_size=3,
+    )
     assert stats["black_or_nan"] == 2
     with tarfile.open(tmp_path / "bad.tar") as tar:
         flags = [json.load(tar.extractfile(f"{image_id(r)}.json"))["black"] for r in plan[:3]]

@@ -7,11 +7,28 @@ import sys
 
 import pytest
 
-from genbench.data.datasets import class_slugs
 from genbench.core.errors import ConfigError
+from genbench.data.datasets import class_slugs
 
-HOSTILE = ["a/b", "a_b", "../etc", "..", ".hidden", "Cat", "cat", "café", "cafe", "猫", "犬",
-           "", "   ", "x" * 300, "semi;colon", 'quote"s', "new\nline"]
+HOSTILE = [
+    "a/b",
+    "a_b",
+    "../etc",
+    "..",
+    ".hidden",
+    "Cat",
+    "cat",
+    "café",
+    "cafe",
+    "猫",
+    "犬",
+    "",
+    "   ",
+    "x" * 300,
+    "semi;colon",
+    'quote"s',
+    "new\nline",
+]
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -27,7 +44,10 @@ def test_hostile_names_give_distinct_safe_bounded_slugs():
 
 def test_plain_names_stay_readable():
     assert class_slugs(["aquarium fish", "F-16A/B", "snoopy (cartoon beagle)"]) == [
-        "aquarium_fish", "f-16a_b", "snoopy_cartoon_beagle"]
+        "aquarium_fish",
+        "f-16a_b",
+        "snoopy_cartoon_beagle",
+    ]
 
 
 def test_collisions_get_hash_suffixes_and_empties_get_class_prefix():
@@ -49,12 +69,20 @@ def test_stable_across_calls_and_independent_of_list_order():
 
 
 def test_stable_across_processes():
-    code = ("import json, sys; from genbench.data.datasets import class_slugs; "
-            "print(json.dumps(class_slugs(json.loads(sys.stdin.read()))))")
+    code = (
+        "import json, sys; from genbench.data.datasets import class_slugs; "
+        "print(json.dumps(class_slugs(json.loads(sys.stdin.read()))))"
+    )
     outputs = [
-        subprocess.run([sys.executable, "-c", code], input=json.dumps(HOSTILE), capture_output=True,
-                       text=True, check=True, env={"PYTHONHASHSEED": seed, "PATH": ""},
-                       cwd=str(_repo_root())).stdout
+        subprocess.run(
+            [sys.executable, "-c", code],
+            input=json.dumps(HOSTILE),
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            cwd=str(_repo_root()),
+        ).stdout
         for seed in ("1", "2")
     ]
     assert json.loads(outputs[0]) == json.loads(outputs[1]) == class_slugs(HOSTILE)
@@ -75,4 +103,5 @@ def test_duplicate_names_are_rejected():
 
 def _repo_root():
     from pathlib import Path
+
     return Path(__file__).resolve().parent.parent

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from slurm_helpers import (
     requires_slurm,
     run_snakemake_on_slurm,
@@ -50,9 +49,7 @@ def test_toy_workflow_runs_through_slurm(tmp_path):
     assert all(j.isdigit() for j in job_ids.values()), job_ids
     assert len(set(job_ids.values())) == 3, job_ids
     # the aggregate was submitted after both of its inputs had finished
-    assert int(job_ids["aggregate"]) > max(
-        int(job_ids["cpu_job"]), int(job_ids["gpu_job"])
-    )
+    assert int(job_ids["aggregate"]) > max(int(job_ids["cpu_job"]), int(job_ids["gpu_job"]))
 
     # the GPU job was handed one of the node's (fake) GPUs; the others none
     assert recs["gpu_job"]["cuda"] in {"0", "1"}, recs["gpu_job"]
@@ -74,8 +71,7 @@ def test_toy_workflow_runs_through_slurm(tmp_path):
 def _parse_profile(name, monkeypatch, **env):
     from snakemake.profiles import ProfileConfigFileParser
 
-    for key in ("GENBENCH_SLURM_ACCOUNT", "GENBENCH_SLURM_PARTITION",
-                "GENBENCH_SLURM_GPU_MODEL"):
+    for key in ("GENBENCH_SLURM_ACCOUNT", "GENBENCH_SLURM_PARTITION", "GENBENCH_SLURM_GPU_MODEL"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -96,15 +92,15 @@ def test_ci_profile_uses_squeue_and_requests_gpus(monkeypatch):
 def test_cluster_profile_takes_account_and_partition_from_env(monkeypatch):
     cfg = _parse_profile("slurm", monkeypatch)
     assert cfg["executor"] == "slurm"
-    assert not any(r.startswith(("slurm_account", "slurm_partition"))
-                   for r in cfg["default-resources"])
+    assert not any(r.startswith(("slurm_account", "slurm_partition")) for r in cfg["default-resources"])
     for rule in GPU_RULES:
         assert f"{rule}:gpu=1" in cfg["set-resources"], rule
     assert not any("gpu_model" in r for r in cfg["set-resources"])
     assert not any("cpus_per_task" in r for r in cfg["default-resources"])
 
     cfg = _parse_profile(
-        "slurm", monkeypatch,
+        "slurm",
+        monkeypatch,
         GENBENCH_SLURM_ACCOUNT="proj1",
         GENBENCH_SLURM_PARTITION="gpu",
         GENBENCH_SLURM_GPU_MODEL="a100",

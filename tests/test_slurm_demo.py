@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from slurm_helpers import PROFILE_SLURM_CI, requires_slurm, run_snakemake_on_slurm, slurm_job_info
 from workflow_helpers import REPO, planned_jobs, quick_config
 
@@ -54,7 +53,10 @@ def test_demo_workflow_runs_through_slurm(tmp_path):
     # CPU frees (not at the executor's next status poll); about a quarter faster than jobs: 2
     started = time.monotonic()
     proc = run_snakemake_on_slurm(
-        tmp_path, REPO / "Snakefile", ["--configfile", config, "--jobs", "4"], timeout=540,
+        tmp_path,
+        REPO / "Snakefile",
+        ["--configfile", config, "--jobs", "4"],
+        timeout=540,
         profile=PROFILE_SLURM_CI,
     )
     elapsed = time.monotonic() - started
@@ -65,13 +67,20 @@ def test_demo_workflow_runs_through_slurm(tmp_path):
     results = tmp_path / "results"
     table = pd.read_csv(results / "summary.csv")
     combos = set(zip(table.dataset, table.source, table.strategy))
-    assert combos == {("digits", "original", "-"), ("digits", "generated", "simple_template"),
-                      ("digits", "combined", "simple_template")}, combos
+    assert combos == {
+        ("digits", "original", "-"),
+        ("digits", "generated", "simple_template"),
+        ("digits", "combined", "simple_template"),
+    }, combos
     generated = table[table.source == "generated"]
     for column in ("linear_probe", "zero_shot", "fd", "clip_score_100", "pad"):
         assert generated[column].notna().all(), column
-    verify = subprocess.run([sys.executable, "-m", "genbench.workflow.cli", "verify", str(results)],
-                            capture_output=True, text=True, cwd=REPO)
+    verify = subprocess.run(
+        [sys.executable, "-m", "genbench.workflow.cli", "verify", str(results)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
     # every planned job except the local target rule was its own Slurm job

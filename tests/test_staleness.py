@@ -16,18 +16,29 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+from workflow_helpers import REPO, planned_jobs, quick_config, run_snakemake, write_digits_folder
 
 from genbench.core.artifacts import read_manifest, verify_tree
-from workflow_helpers import REPO, job_stats, planned_jobs, quick_config, run_snakemake, write_digits_folder
 
 pytestmark = pytest.mark.workflow
 
 
 def _config(workdir, data, **overrides):
-    user = {"mine": {"classes": [f"digit {i}" for i in range(3)], "templates": ["a photo of the number {}."],
-                     "metric": "accuracy", "source": {"type": "folder", "path": str(data)}}}
-    settings = dict(datasets=["mine"], user_datasets=user, sources=["generated", "original"],
-                    strategies=["simple_template"], strategy_params={})
+    user = {
+        "mine": {
+            "classes": [f"digit {i}" for i in range(3)],
+            "templates": ["a photo of the number {}."],
+            "metric": "accuracy",
+            "source": {"type": "folder", "path": str(data)},
+        }
+    }
+    settings = dict(
+        datasets=["mine"],
+        user_datasets=user,
+        sources=["generated", "original"],
+        strategies=["simple_template"],
+        strategy_params={},
+    )
     settings.update(overrides)
     return quick_config(workdir, **settings)
 
@@ -120,8 +131,10 @@ def test_a_shard_edited_by_hand_is_never_adopted_nor_used(base, tmp_path):
     proc = run_snakemake(copy, _probe_change(copy, copy / "data"), check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert f"{sampled.name}] shards/shard-00000.tar: size differs from the manifest" in output \
-        or f"{sampled.name}] shards/shard-00000.tar: sha256 differs from the manifest" in output, output[-3000:]
+    assert (
+        f"{sampled.name}] shards/shard-00000.tar: size differs from the manifest" in output
+        or f"{sampled.name}] shards/shard-00000.tar: sha256 differs from the manifest" in output
+    ), output[-3000:]
     assert (sampled / "MANIFEST.json").read_bytes() == manifest_before
     _, problems = verify_tree(copy / "results")
     assert [p.file for p in problems] == ["shards/shard-00000.tar"]
@@ -129,8 +142,11 @@ def test_a_shard_edited_by_hand_is_never_adopted_nor_used(base, tmp_path):
 
 def test_a_flipped_byte_in_test_labels_stops_the_run_naming_file_and_key(base, tmp_path):
     copy, config = _copy_run(base, tmp_path)
-    test_features = [p for p in (copy / "results" / "features" / "mine").iterdir()
-                     if read_manifest(p)["recipe"]["params"]["split"] == "test"][0]
+    test_features = [
+        p
+        for p in (copy / "results" / "features" / "mine").iterdir()
+        if read_manifest(p)["recipe"]["params"]["split"] == "test"
+    ][0]
     labels = test_features / "labels.npy"
     data = bytearray(labels.read_bytes())
     data[-1] ^= 1
@@ -146,11 +162,17 @@ def test_a_dead_jobs_staging_folder_is_removed_and_reported(base, tmp_path):
     copy, _ = _copy_run(base, tmp_path)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    staging = copy / "results" / "prepare" / "mine" / f".staging-0123456789ab-{socket.gethostname()}-{dead.pid}-0123abcd"
+    staging = (
+        copy / "results" / "prepare" / "mine" / f".staging-0123456789ab-{socket.gethostname()}-{dead.pid}-0123abcd"
+    )
     staging.mkdir()
     (staging / "images.zip").write_bytes(b"z" * 14000)
-    listed = subprocess.run([sys.executable, "-m", "genbench.workflow.cli", "verify", str(copy / "results")],
-                            capture_output=True, text=True, cwd=REPO)
+    listed = subprocess.run(
+        [sys.executable, "-m", "genbench.workflow.cli", "verify", str(copy / "results")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert f"LEFTOVER {staging} (left by a job that died" in listed.stdout
     proc = run_snakemake(copy, _probe_change(copy, copy / "data"))
     assert f"removed results/prepare/mine/{staging.name}" in proc.stdout + proc.stderr
@@ -164,14 +186,23 @@ def test_a_second_run_on_the_same_results_is_refused_naming_the_first(base, tmp_
     settings = yaml.safe_load(config.read_text())
     settings["results_dir"] = str(results)
     config.write_text(yaml.safe_dump(settings))
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
         from genbench.core.housekeeping import acquire_run_lock
         acquire_run_lock({str(results)!r})
         print("held", flush=True)
         time.sleep(120)
-    """)], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         elsewhere = tmp_path / "elsewhere"
@@ -182,7 +213,7 @@ def test_a_second_run_on_the_same_results_is_refused_naming_the_first(base, tmp_
         holder.wait()
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert f"is in use by another GenBench run" in output and f"pid {holder.pid}" in output, output[-2000:]
+    assert "is in use by another GenBench run" in output and f"pid {holder.pid}" in output, output[-2000:]
     assert f"working directory {tmp_path}" in output
 
 
@@ -205,8 +236,9 @@ def test_identical_runs_give_byte_identical_packs_and_shots_actual(base, tmp_pat
 
 def test_on_shortfall_error_stops_naming_the_classes(base, tmp_path):
     workdir, _ = base
-    config = _config(tmp_path, workdir / "data", sources=["original"],
-                     fewshot={"shots": [20], "seeds": [0], "on_shortfall": "error"})
+    config = _config(
+        tmp_path, workdir / "data", sources=["original"], fewshot={"shots": [20], "seeds": [0], "on_shortfall": "error"}
+    )
     proc = run_snakemake(tmp_path, config, check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -8,8 +8,6 @@ from PIL import Image
 from genbench.core.errors import GenBenchError
 from genbench.data.fewshot import sample_k_shot
 from genbench.data.imageset import write_index
-from genbench.models.generators import load_text_to_image_pipeline
-from genbench.models.tiny import build_tiny_stable_diffusion
 from genbench.generation.textual_inversion import (
     add_placeholder_token,
     class_token,
@@ -20,6 +18,8 @@ from genbench.generation.textual_inversion import (
     save_learned_embeds,
     train_token,
 )
+from genbench.models.generators import load_text_to_image_pipeline
+from genbench.models.tiny import build_tiny_stable_diffusion
 
 torch.set_num_threads(1)
 TOKEN = "<digits-three>"
@@ -44,8 +44,14 @@ def trained(sd_dir, refs):
     unet_before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
     messages, losses = [], []
     row = train_token(pipe, refs, TOKEN, None, "three", log=messages.append, history=losses, **TRAIN)
-    return {"pipe": pipe, "before": before, "unet_before": unet_before, "row": row, "messages": messages,
-            "losses": losses}
+    return {
+        "pipe": pipe,
+        "before": before,
+        "unet_before": unet_before,
+        "row": row,
+        "messages": messages,
+        "losses": losses,
+    }
 
 
 def embedding_matrix(pipe):
@@ -88,8 +94,15 @@ def test_saved_embedding_reloads_identically(sd_dir, trained, tmp_path):
 
 
 def _sample(pipe, prompt):
-    out = pipe(prompt, num_inference_steps=2, guidance_scale=3.0, height=32, width=32,
-               generator=torch.Generator("cpu").manual_seed(7), output_type="np")
+    out = pipe(
+        prompt,
+        num_inference_steps=2,
+        guidance_scale=3.0,
+        height=32,
+        width=32,
+        generator=torch.Generator("cpu").manual_seed(7),
+        output_type="np",
+    )
     return out.images[0]
 
 

@@ -24,14 +24,29 @@ ENABLED = {"tracking": {"wandb": {"enabled": True}}}
 @pytest.fixture
 def tables(tmp_path):
     """A summary.csv and correlations.csv shaped like the aggregate step's."""
-    summary = pd.DataFrame({
-        "dataset": ["digits"] * 3, "source": ["generated", "generated", "original"],
-        "strategy": ["simple_template", "lang_enc", "-"], "shots": [5, 5, 5], "seed": [0, 0, 0],
-        "encoder": ["tiny"] * 3, "linear_probe": [40.0, 50.0, 60.0], "zero_shot": [10.0, 10.0, 10.0],
-        "gain": [30.0, 40.0, 50.0], "cler": [0.2, 0.4, float("nan")],
-    })
-    correlations = pd.DataFrame({"metric": ["cler", "fd"], "n": [3, 2], "pearson": [0.5, float("nan")],
-                                 "spearman": [0.4, float("nan")], "kendall": [0.3, float("nan")]})
+    summary = pd.DataFrame(
+        {
+            "dataset": ["digits"] * 3,
+            "source": ["generated", "generated", "original"],
+            "strategy": ["simple_template", "lang_enc", "-"],
+            "shots": [5, 5, 5],
+            "seed": [0, 0, 0],
+            "encoder": ["tiny"] * 3,
+            "linear_probe": [40.0, 50.0, 60.0],
+            "zero_shot": [10.0, 10.0, 10.0],
+            "gain": [30.0, 40.0, 50.0],
+            "cler": [0.2, 0.4, float("nan")],
+        }
+    )
+    correlations = pd.DataFrame(
+        {
+            "metric": ["cler", "fd"],
+            "n": [3, 2],
+            "pearson": [0.5, float("nan")],
+            "spearman": [0.4, float("nan")],
+            "kendall": [0.3, float("nan")],
+        }
+    )
     summary_csv, correlations_csv = tmp_path / "summary.csv", tmp_path / "correlations.csv"
     summary.to_csv(summary_csv, index=False)
     correlations.to_csv(correlations_csv, index=False)
@@ -44,8 +59,10 @@ def no_key(monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
 
 
-@pytest.mark.parametrize("config", [{}, {"tracking": {}}, {"tracking": {"wandb": {}}},
-                                    {"tracking": {"wandb": {"enabled": False, "mode": "online"}}}])
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"tracking": {}}, {"tracking": {"wandb": {}}}, {"tracking": {"wandb": {"enabled": False, "mode": "online"}}}],
+)
 def test_tracking_is_off_by_default(config):
     assert tracking_settings(config) is None
 
@@ -56,26 +73,32 @@ def test_enabled_settings_fill_defaults():
     assert tracking_settings(config) == {"project": "p", "mode": "online", "run_name": "r"}
 
 
-@pytest.mark.parametrize("wandb_section, expected", [
-    ({"enabled": True, "mode": "cloud"}, "tracking.wandb.mode"),
-    ({"enabled": "yes"}, "tracking.wandb.enabled"),
-    ({"enabled": True, "project": ""}, "tracking.wandb.project"),
-    ({"enabled": True, "api_key": "secret"}, "unknown key(s) ['api_key']"),
-])
+@pytest.mark.parametrize(
+    "wandb_section, expected",
+    [
+        ({"enabled": True, "mode": "cloud"}, "tracking.wandb.mode"),
+        ({"enabled": "yes"}, "tracking.wandb.enabled"),
+        ({"enabled": True, "project": ""}, "tracking.wandb.project"),
+        ({"enabled": True, "api_key": "secret"}, "unknown key(s) ['api_key']"),
+    ],
+)
 def test_bad_settings_name_the_key(wandb_section, expected):
     with pytest.raises(ConfigError, match=re.escape(expected)):
         tracking_settings({"tracking": {"wandb": wandb_section}})
 
 
-@pytest.mark.parametrize("mode, env, expected, note", [
-    (None, {}, "offline", "offline"),
-    (None, {"WANDB_API_KEY": "k"}, "online", None),
-    ("online", {}, "offline", "WANDB_API_KEY is not set"),
-    ("online", {"WANDB_API_KEY": "k"}, "online", None),
-    ("offline", {"WANDB_API_KEY": "k"}, "offline", "offline"),
-    (None, {"WANDB_API_KEY": "k", "WANDB_MODE": "offline"}, "offline", "offline"),
-    (None, {"WANDB_MODE": "online"}, "offline", "WANDB_API_KEY is not set"),
-])
+@pytest.mark.parametrize(
+    "mode, env, expected, note",
+    [
+        (None, {}, "offline", "offline"),
+        (None, {"WANDB_API_KEY": "k"}, "online", None),
+        ("online", {}, "offline", "WANDB_API_KEY is not set"),
+        ("online", {"WANDB_API_KEY": "k"}, "online", None),
+        ("offline", {"WANDB_API_KEY": "k"}, "offline", "offline"),
+        (None, {"WANDB_API_KEY": "k", "WANDB_MODE": "offline"}, "offline", "offline"),
+        (None, {"WANDB_MODE": "online"}, "offline", "WANDB_API_KEY is not set"),
+    ],
+)
 def test_resolve_mode_goes_offline_without_a_key(mode, env, expected, note):
     got, message = resolve_mode(mode, env)
     assert got == expected
@@ -155,12 +178,12 @@ def test_logs_both_tables_and_summary_metrics(monkeypatch, tmp_path, tables, no_
     monkeypatch.setitem(sys.modules, "wandb", fake)
     got = log_results_to_wandb(*tables, project="proj", run_name="demo", config={"datasets": ["digits"]})
     assert got == str(run_dir)
-    assert calls["init"] == {"project": "proj", "name": "demo", "mode": "offline",
-                             "config": {"datasets": ["digits"]}}
+    assert calls["init"] == {"project": "proj", "name": "demo", "mode": "offline", "config": {"datasets": ["digits"]}}
     assert calls["finished"]
     (logged,) = calls["logged"]
-    pd.testing.assert_frame_equal(logged["summary"].dataframe,
-                                  pd.read_csv(tables[0], keep_default_na=False, na_values=[""]))
+    pd.testing.assert_frame_equal(
+        logged["summary"].dataframe, pd.read_csv(tables[0], keep_default_na=False, na_values=[""])
+    )
     assert list(logged["correlations"].dataframe["metric"]) == ["cler", "fd"]
     assert fake.Run.summary["mean/linear_probe"] == pytest.approx(50.0)
     assert fake.Run.summary["corr/cler/spearman"] == 0.4
@@ -171,8 +194,9 @@ def test_real_wandb_offline_run(monkeypatch, tmp_path, tables, no_key):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    run_dir = log_results_to_wandb(*tables, project="genbench-test", run_name="offline-test",
-                                   config={"datasets": ["digits"]})
+    run_dir = log_results_to_wandb(
+        *tables, project="genbench-test", run_name="offline-test", config={"datasets": ["digits"]}
+    )
     assert wandb.run is None  # finished
     path = tmp_path / "wandb"
     assert run_dir.startswith(str(path)) and "offline-run-" in run_dir

@@ -7,9 +7,9 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from workflow_helpers import REPO, job_stats, planned_jobs, quick_config, run_snakemake, write_digits_folder
 
 from genbench.core.artifacts import find_artifacts, read_manifest, verify_tree
-from workflow_helpers import REPO, job_stats, planned_jobs, quick_config, run_snakemake, write_digits_folder
 
 pytestmark = pytest.mark.workflow
 
@@ -18,29 +18,57 @@ def test_dry_run_of_default_config_lists_every_stage(tmp_path):
     config = tmp_path / "empty.yaml"
     config.write_text("{}\n")
     jobs = planned_jobs(tmp_path, config)
-    for rule in ("build_models", "configure", "prepare", "fewshot", "prompt_plan", "sample_shard",
-                 "sample_images", "features", "text_classifier", "pack_generated", "pack_original",
-                 "build_pool", "retrieve", "pack_retrieval", "textual_inversion_prepare",
-                 "textual_inversion_class", "textual_inversion", "zeroshot_metric",
-                 "distribution_metrics", "proxy_distance", "elevater", "aggregate", "summary", "all"):
+    for rule in (
+        "build_models",
+        "configure",
+        "prepare",
+        "fewshot",
+        "prompt_plan",
+        "sample_shard",
+        "sample_images",
+        "features",
+        "text_classifier",
+        "pack_generated",
+        "pack_original",
+        "build_pool",
+        "retrieve",
+        "pack_retrieval",
+        "textual_inversion_prepare",
+        "textual_inversion_class",
+        "textual_inversion",
+        "zeroshot_metric",
+        "distribution_metrics",
+        "proxy_distance",
+        "elevater",
+        "aggregate",
+        "summary",
+        "all",
+    ):
         assert jobs[rule] >= 1, rule
     # simple_template, lang_enc, descriptions, model_enc, ti_original, ti_retrieval
     assert jobs["prompt_plan"] == 6
     assert jobs["textual_inversion_class"] == 2 * 10  # one job per class and reference source
 
 
-@pytest.mark.parametrize("config_text, expected", [
-    ("threads: abc", "config key 'threads': expected"),
-    ("no_such_key: 1", "unknown key(s) 'no_such_key'"),
-    ("generation: {steps: 0}", "config key 'generation.steps'"),
-    ("models: {generator: {model: /no/such/model}}",
-     "config key 'models.generator.model': path /no/such/model does not exist"),
-    ("models: {encoder: {type: open_clip, model: ViT-B-32, pretrained: /no/such/weights.pt}}",
-     "config key 'models.encoder.pretrained': path /no/such/weights.pt does not exist"),
-    ("results_dir: /proc/genbench-results", "config key 'results_dir'"),
-    ("datasets: [no-such-dataset]", "unknown dataset 'no-such-dataset'"),
-    ("strategies: [no_such_strategy]", "unknown prompt strategy 'no_such_strategy'"),
-])
+@pytest.mark.parametrize(
+    "config_text, expected",
+    [
+        ("threads: abc", "config key 'threads': expected"),
+        ("no_such_key: 1", "unknown key(s) 'no_such_key'"),
+        ("generation: {steps: 0}", "config key 'generation.steps'"),
+        (
+            "models: {generator: {model: /no/such/model}}",
+            "config key 'models.generator.model': path /no/such/model does not exist",
+        ),
+        (
+            "models: {encoder: {type: open_clip, model: ViT-B-32, pretrained: /no/such/weights.pt}}",
+            "config key 'models.encoder.pretrained': path /no/such/weights.pt does not exist",
+        ),
+        ("results_dir: /proc/genbench-results", "config key 'results_dir'"),
+        ("datasets: [no-such-dataset]", "unknown dataset 'no-such-dataset'"),
+        ("strategies: [no_such_strategy]", "unknown prompt strategy 'no_such_strategy'"),
+    ],
+)
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, config_text, expected):
     config = tmp_path / "bad.yaml"
     config.write_text(config_text + "\n")
@@ -63,8 +91,13 @@ def demo(tmp_path_factory):
         workdir,
         datasets=["digits", "my-digits"],
         per_dataset={"my-digits": {"strategy_params": {"descriptions": {"file": str(descriptions)}}}},
-        user_datasets={"my-digits": {"classes": classes, "templates": ["a photo of the {}."],
-                                     "source": {"type": "folder", "path": str(workdir / "folder_digits")}}},
+        user_datasets={
+            "my-digits": {
+                "classes": classes,
+                "templates": ["a photo of the {}."],
+                "source": {"type": "folder", "path": str(workdir / "folder_digits")},
+            }
+        },
     )
     run_snakemake(workdir, config)
     return workdir, config
@@ -97,8 +130,12 @@ def test_demo_artifacts_verify_and_a_flipped_byte_is_named(demo):
         flipped = bytearray(original)
         flipped[-1] ^= 0x01
         features.write_bytes(bytes(flipped))
-        proc = subprocess.run([sys.executable, "-m", "genbench.workflow.cli", "verify", str(workdir / "results")],
-                              capture_output=True, text=True, cwd=REPO)
+        proc = subprocess.run(
+            [sys.executable, "-m", "genbench.workflow.cli", "verify", str(workdir / "results")],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         assert proc.returncode == 1
         assert "features.npy" in proc.stdout and features.parent.name in proc.stdout
     finally:
@@ -130,18 +167,48 @@ def test_changing_one_datasets_cler_param_reruns_only_its_cler_jobs(demo):
 def test_rebuild_command_forces_one_stage_of_one_dataset(demo):
     workdir, config = demo
     proc = subprocess.run(
-        [sys.executable, "-m", "genbench.workflow.cli", "targets", "--stage", "zeroshot_metric",
-         "--dataset", "digits", "--configfile", str(config)],
-        capture_output=True, text=True, cwd=workdir, check=True)
+        [
+            sys.executable,
+            "-m",
+            "genbench.workflow.cli",
+            "targets",
+            "--stage",
+            "zeroshot_metric",
+            "--dataset",
+            "digits",
+            "--configfile",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        check=True,
+    )
     targets = proc.stdout.split()
     assert len(targets) == 4 and all("/zeroshot_metric/digits/" in t for t in targets)
     # forcing an artifact rewrites it under the same key, which downstream cannot see: the
     # rebuild command forces the tables after it too
     assert set(planned_jobs(workdir, config, "--forcerun", *targets)) == {"zeroshot_metric"}
     proc = subprocess.run(
-        [sys.executable, "-m", "genbench.workflow.cli", "rebuild", "--stage", "zeroshot_metric", "--dataset", "digits",
-         "--configfile", str(config), "--dry-run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        cwd=workdir, check=True)
+        [
+            sys.executable,
+            "-m",
+            "genbench.workflow.cli",
+            "rebuild",
+            "--stage",
+            "zeroshot_metric",
+            "--dataset",
+            "digits",
+            "--configfile",
+            str(config),
+            "--dry-run",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=workdir,
+        check=True,
+    )
     plans = [job_stats(part) for part in ("\n" + proc.stdout).split("\n+ ")[1:]]
     assert [set(plan) - {"all"} for plan in plans] == [{"zeroshot_metric"}, {"aggregate"}, {"summary"}], plans
     assert plans[0]["zeroshot_metric"] == 4
@@ -164,4 +231,7 @@ def test_extra_encoder_path_errors_name_the_key(tmp_path):
     config = quick_config(tmp_path, metrics={"extra_encoders": [{"type": "inception", "weights": "/no/inception.pt"}]})
     proc = run_snakemake(tmp_path, config, "--dry-run", check=False)
     assert proc.returncode != 0
-    assert "config key 'metrics.extra_encoders[0].weights': path /no/inception.pt does not exist" in proc.stderr + proc.stdout
+    assert (
+        "config key 'metrics.extra_encoders[0].weights': path /no/inception.pt does not exist"
+        in proc.stderr + proc.stdout
+    )

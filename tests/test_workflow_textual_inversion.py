@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 from safetensors.torch import load_file
+from workflow_helpers import quick_config, run_snakemake, write_digits_folder
 
 from genbench.core.artifacts import read_manifest, verify_tree
-from workflow_helpers import quick_config, run_snakemake, write_digits_folder
 
 pytestmark = pytest.mark.workflow
 
@@ -15,8 +15,13 @@ def test_retrieval_and_textual_inversion_strategies_end_to_end(tmp_path):
     config = quick_config(
         tmp_path,
         datasets=["two-digits"],
-        user_datasets={"two-digits": {"classes": classes, "templates": ["a photo of the {}."],
-                                      "source": {"type": "folder", "path": str(tmp_path / "folder")}}},
+        user_datasets={
+            "two-digits": {
+                "classes": classes,
+                "templates": ["a photo of the {}."],
+                "source": {"type": "folder", "path": str(tmp_path / "folder")},
+            }
+        },
         strategies=["ti_original", "ti_retrieval"],
         sources=["generated", "retrieval"],
         textual_inversion={"ref_shot": 2, "steps": 2, "batch_size": 1, "resolution": 32},

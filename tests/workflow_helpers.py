@@ -55,8 +55,9 @@ def write_digits_folder(root: Path, per_class: int = 12, num_classes: int = 10) 
     return classes
 
 
-def run_snakemake(workdir: Path, config: Path, *args: str, timeout: int = 900,
-                  check: bool = True) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, config: Path, *args: str, timeout: int = 900, check: bool = True
+) -> subprocess.CompletedProcess:
     """snakemake on the repository's Snakefile with ``config``, inside ``workdir``."""
     cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), "--cores", "2", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO)}

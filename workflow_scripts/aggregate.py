@@ -1,6 +1,7 @@
 """aggregate: every evaluation's rows in one tidy table, the wide results table, correlations."""
-from genbench.workflow.report import collect_rows, metric_correlations, results_table
+
 from genbench.workflow.job import start_job
+from genbench.workflow.report import collect_rows, metric_correlations, results_table
 
 job = start_job(snakemake)
 tables = [job.input_dir(name) / "metrics.csv" for name in job.inputs_named("m")]

@@ -1,5 +1,6 @@
 """build_models: a tiny randomly initialised model built in code and saved with its library's
 own save function, so the workflow loads it exactly as it loads a user's real weights."""
+
 import json
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """configure: the dataset's metadata (classes, slugs, templates, metric, splits) as one JSON."""
+
 import json
 
 from genbench.workflow.job import start_job

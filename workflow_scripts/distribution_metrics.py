@@ -1,4 +1,5 @@
 """distribution_metrics: FD, KID, precision/recall/density/coverage, Vendi, CMMD and CLIP score."""
+
 from loguru import logger
 
 from genbench.evaluation.evaluate import distribution_metrics, rows

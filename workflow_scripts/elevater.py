@@ -1,4 +1,5 @@
 """elevater: the ELEVATER linear probe on cached features of the external set."""
+
 from loguru import logger
 
 from genbench.evaluation.evaluate import elevater_probe, rows

@@ -1,4 +1,5 @@
 """features: encode every image of one image set once with one encoder (float32, + labels, ids)."""
+
 from genbench.evaluation.encoders import load_encoder
 from genbench.evaluation.features import extract_image_features, save_features
 from genbench.workflow.job import start_job
@@ -8,9 +9,18 @@ p = job.params
 info = job.dataset_info()
 index = job.input_dir("images") / f"{p['split']}.jsonl"
 encoder = load_encoder(job.encoder_spec(), device=p["device"])
-features = extract_image_features(encoder, index, num_classes=info.num_classes,
-                                  batch_size=job.runtime["batch_size"], num_workers=job.runtime["num_workers"])
+features = extract_image_features(
+    encoder,
+    index,
+    num_classes=info.num_classes,
+    batch_size=job.runtime["batch_size"],
+    num_workers=job.runtime["num_workers"],
+)
 with job.writer() as w:
     save_features(w.dir, features)
-    w.summary.update(count=len(features.ids), dim=int(features.feats.shape[1]), encoder=encoder.name,
-                     images_encoded=encoder.images_encoded)
+    w.summary.update(
+        count=len(features.ids),
+        dim=int(features.feats.shape[1]),
+        encoder=encoder.name,
+        images_encoded=encoder.images_encoded,
+    )

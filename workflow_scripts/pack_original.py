@@ -1,6 +1,7 @@
 """pack_original: the seeded K-shot subset of the real train split, in the ELEVATER format."""
-from genbench.evaluation.external import pack_records, pack_summary
+
 from genbench.data.imageset import read_index
+from genbench.evaluation.external import pack_records, pack_summary
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake)

@@ -1,4 +1,5 @@
 """prepare: the real train/val/test splits in the canonical image-set form."""
+
 from loguru import logger
 
 from genbench.data.prepare import prepare_dataset
@@ -13,7 +14,14 @@ if root:
         check_input_unchanged(root, p["data"], job.cache)
     source["root"] = source["path"] = root
 with job.writer() as w:
-    summary = prepare_dataset(job.dataset_info(), source, w.dir, seed=p["seed"],
-                              test_fraction=p["test_fraction"], max_bad_fraction=p["max_bad_fraction"],
-                              download=p["download"], log=logger.info)
+    summary = prepare_dataset(
+        job.dataset_info(),
+        source,
+        w.dir,
+        seed=p["seed"],
+        test_fraction=p["test_fraction"],
+        max_bad_fraction=p["max_bad_fraction"],
+        download=p["download"],
+        log=logger.info,
+    )
     w.summary.update(summary)

@@ -1,4 +1,5 @@
 """prompt_plan: one row per image to generate (class, prompt, negative prompt, seed)."""
+
 import json
 
 from loguru import logger
@@ -18,9 +19,17 @@ if base_strategy(p["strategy"], p["strategy_params"]) == "model_enc":
     from genbench.models.text2text import load_text2text
 
     text_model = load_text2text(job.text2text_source())
-rows = plan_prompts(p["strategy"], p["strategy_params"], info.classes, info.templates,
-                    images_per_class=p["images_per_class"], seed=p["seed"], tokens=tokens,
-                    descriptions_file=descriptions, text_model=text_model)
+rows = plan_prompts(
+    p["strategy"],
+    p["strategy_params"],
+    info.classes,
+    info.templates,
+    images_per_class=p["images_per_class"],
+    seed=p["seed"],
+    tokens=tokens,
+    descriptions_file=descriptions,
+    text_model=text_model,
+)
 with job.writer() as w:
     with open(w.path("plan.jsonl"), "w", encoding="utf-8") as f:
         for row in rows:

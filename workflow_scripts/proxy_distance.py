@@ -1,4 +1,5 @@
 """proxy_distance: the proxy-A distance between the external set and the real test images."""
+
 from loguru import logger
 
 from genbench.evaluation.evaluate import proxy_distance, rows

@@ -1,4 +1,5 @@
 """sample_images: gather the shards of a generated set into one artifact (index + manifest)."""
+
 from genbench.core.artifacts import adopt_parts
 from genbench.generation.sampling import read_shard_metadata, write_image_index
 from genbench.workflow.job import start_job

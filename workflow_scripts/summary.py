@@ -1,13 +1,14 @@
 """summary: stable-path views of the latest aggregate for people and `snakemake --report`:
 results/summary.csv, correlations, scatter plots, gain bars and sample image grids."""
+
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
+from genbench.workflow.job import setup_logging
 from genbench.workflow.report import image_grid, plot_correlations, plot_gain
 from genbench.workflow.tracking import maybe_log_results
-from genbench.workflow.job import setup_logging
 
 setup_logging(snakemake)
 aggregate = Path(snakemake.input.aggregate[0]).parent
@@ -21,4 +22,6 @@ plot_gain(table, out.gain_plot)
 Path(out.grids).mkdir(parents=True, exist_ok=True)
 for manifest, label in zip(snakemake.input.samples, snakemake.params.sample_labels):
     image_grid(Path(manifest).parent / "images.jsonl", Path(out.grids) / f"{label}.png", title=label)
-maybe_log_results(snakemake.params.run_config, out.summary, out.correlations, directory=str(Path(out.summary).parent / "report"))
+maybe_log_results(
+    snakemake.params.run_config, out.summary, out.correlations, directory=str(Path(out.summary).parent / "report")
+)

@@ -1,4 +1,5 @@
 """text_classifier: per class, the normalised mean of the normalised template embeddings."""
+
 import numpy as np
 
 from genbench.evaluation.encoders import load_encoder

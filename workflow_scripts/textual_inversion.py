@@ -1,4 +1,5 @@
 """textual_inversion: gather the per-class learned tokens into one artifact (tokens.json)."""
+
 import json
 
 from genbench.core.artifacts import adopt_parts

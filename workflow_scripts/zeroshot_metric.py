@@ -1,4 +1,5 @@
 """zeroshot_metric: zero-shot accuracy, the CLER score and its ablations for one external set."""
+
 from loguru import logger
 
 from genbench.evaluation.evaluate import rows, zeroshot_metric

@@ -129,8 +129,9 @@ class ArtifactWriter:
     are computed while they are moved into place and remembered in ``cache``.
     """
 
-    def __init__(self, out_dir: str | os.PathLike, recipe: dict, adopt: Iterable[str] = (),
-                 cache: StatCache | None = None):
+    def __init__(
+        self, out_dir: str | os.PathLike, recipe: dict, adopt: Iterable[str] = (), cache: StatCache | None = None
+    ):
         self.out_dir = Path(out_dir)
         self.recipe = recipe
         self.adopt = tuple(adopt)
@@ -190,8 +191,10 @@ class ArtifactWriter:
             for path in sorted((self.out_dir / folder).rglob("*")):
                 rel = path.relative_to(self.out_dir).as_posix()
                 if path.is_file() and not path.name.startswith(".") and rel not in self.adopted:
-                    raise GenBenchError(f"{self.out_dir}: {rel} was not written by this artifact's jobs "
-                                        "(no job manifest vouches for it); move it away and rerun")
+                    raise GenBenchError(
+                        f"{self.out_dir}: {rel} was not written by this artifact's jobs "
+                        "(no job manifest vouches for it); move it away and rerun"
+                    )
 
     def commit(self) -> None:
         """Move staged files into place, then write the manifest (last, atomically)."""
@@ -273,8 +276,9 @@ def _manifest_problems(root: Path) -> tuple[dict | None, list[Problem]]:
     return manifest, problems
 
 
-def _file_problem(root: Path, key: str, rel: str, expected, cache: StatCache | None,
-                  verified: list | None = None) -> Problem | None:
+def _file_problem(
+    root: Path, key: str, rel: str, expected, cache: StatCache | None, verified: list | None = None
+) -> Problem | None:
     """What is wrong with one listed file (None if sound). A file read and found sound is
     appended to ``verified`` as (path, stat, sha256), for the caller to remember at once."""
     path = root / rel
@@ -338,8 +342,9 @@ def verify_tree(root: str | os.PathLike) -> tuple[int, list[Problem]]:
     return len(artifacts), problems
 
 
-def check_artifact(artifact_dir: str | os.PathLike, expected_key: str | None = None,
-                   cache: StatCache | None = None) -> dict:
+def check_artifact(
+    artifact_dir: str | os.PathLike, expected_key: str | None = None, cache: StatCache | None = None
+) -> dict:
     """The manifest of an artifact a job is about to read, after checking it; a GenBenchError
     naming every bad file and the key otherwise (never a silent rebuild).
 
@@ -354,8 +359,14 @@ def check_artifact(artifact_dir: str | os.PathLike, expected_key: str | None = N
     except GenBenchError:
         manifest = {}  # already among the problems
     if expected_key and isinstance(manifest, dict) and manifest.get("key", expected_key) != expected_key:
-        problems.append(Problem(str(root), str(manifest.get("key")), MANIFEST,
-                                f"key differs from the {short_key(expected_key)} this job's recipe names"))
+        problems.append(
+            Problem(
+                str(root),
+                str(manifest.get("key")),
+                MANIFEST,
+                f"key differs from the {short_key(expected_key)} this job's recipe names",
+            )
+        )
     if problems:
         listing = "\n".join(f"  {p}" for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -439,6 +450,7 @@ def describe_artifact(artifact_dir: str | os.PathLike) -> dict:
 
 # ------------------------------------------------------------------ part manifests
 
+
 def part_manifest_path(data_path: str | os.PathLike) -> Path:
     """``shards/shard-00000.tar`` -> ``shards/shard-00000.json``: the part's own small manifest."""
     return Path(data_path).with_suffix(".json")
@@ -458,8 +470,9 @@ def write_part_manifest(data_path: str | os.PathLike, key: str, cache: StatCache
     return entry
 
 
-def adopt_parts(writer: ArtifactWriter, data_paths: Iterable[str | os.PathLike], key: str,
-                cache: StatCache | None = None) -> None:
+def adopt_parts(
+    writer: ArtifactWriter, data_paths: Iterable[str | os.PathLike], key: str, cache: StatCache | None = None
+) -> None:
     """Enter every part into ``writer``'s manifest with the digest its part manifest records,
     after checking the file still has it (through the stat cache). A part without a part
     manifest, written for another key, or changed since, is an error naming it."""
@@ -485,5 +498,7 @@ def adopt_parts(writer: ArtifactWriter, data_paths: Iterable[str | os.PathLike],
         writer.adopt_file(side_rel, file_sha256(side), side.stat().st_size)
     if bad:
         listing = "\n".join(f"  {line}" for line in bad[:20])
-        raise GenBenchError(f"{writer.out_dir} [{short_key(key)}]: parts that cannot be accepted:\n{listing}\n"
-                            "Delete those files (and their .json) to have them made again.")
+        raise GenBenchError(
+            f"{writer.out_dir} [{short_key(key)}]: parts that cannot be accepted:\n{listing}\n"
+            "Delete those files (and their .json) to have them made again."
+        )

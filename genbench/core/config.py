@@ -18,8 +18,21 @@ from genbench.core.errors import ConfigError
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 # A value ending like this names a file, never a hub id or an open_clip tag.
-FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz", ".npy", ".pkl", ".onnx",
-                 ".h5", ".json", ".yaml", ".yml")
+FILE_SUFFIXES = (
+    ".pt",
+    ".pth",
+    ".bin",
+    ".safetensors",
+    ".ckpt",
+    ".npz",
+    ".npy",
+    ".pkl",
+    ".onnx",
+    ".h5",
+    ".json",
+    ".yaml",
+    ".yml",
+)
 MODEL_PATH_KEYS = ("model", "pretrained", "weights", "path", "config")
 TI_DEFAULT_BASE = "simple_template"  # the base strategy of ti_original / ti_retrieval
 MAX_PROBLEMS = 20  # lines listed in one error
@@ -131,8 +144,11 @@ def _schema_problems(config: dict) -> list[str]:
         if error.validator == "additionalProperties" and error.validator_value is False:
             allowed = sorted(error.schema.get("properties", {}))
             hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
-            problems += [_problem(_key_path(path + [k]), f"unknown key(s) {k!r}{hint}")
-                         for k in error.instance if k not in allowed]
+            problems += [
+                _problem(_key_path(path + [k]), f"unknown key(s) {k!r}{hint}")
+                for k in error.instance
+                if k not in allowed
+            ]
         else:
             problems.append(_problem(_key_path(path), _describe(error)))
     return problems
@@ -257,9 +273,11 @@ def _model_problems(key: str, role: str, spec: dict) -> list[str]:
         return [_problem(key, "give {model: tiny} or {model: <hub id or folder>}")]
     if role == "encoder" and not spec.get("type"):
         return [_problem(key, "give {type: open_clip|inception|hf, ...}")]
-    return [_problem(f"{key}.{k}", f"path {spec[k]} does not exist") for k in MODEL_PATH_KEYS
-            if isinstance(spec.get(k), str) and looks_like_local_path(spec[k])
-            and not Path(spec[k]).expanduser().exists()]
+    return [
+        _problem(f"{key}.{k}", f"path {spec[k]} does not exist")
+        for k in MODEL_PATH_KEYS
+        if isinstance(spec.get(k), str) and looks_like_local_path(spec[k]) and not Path(spec[k]).expanduser().exists()
+    ]
 
 
 # ---------------------------------------------------------------- strategies
@@ -279,8 +297,11 @@ def _strategy_problems(config: dict) -> list[str]:
     scopes = [("", config)] + [(f"per_dataset.{d}.", o) for d, o in config.get("per_dataset", {}).items()]
     problems = []
     for prefix, scope in scopes:
-        problems += [_problem(f"{prefix}strategies", f"unknown prompt strategy {name!r}; valid: {known}")
-                     for name in scope.get("strategies", []) if name not in known]
+        problems += [
+            _problem(f"{prefix}strategies", f"unknown prompt strategy {name!r}; valid: {known}")
+            for name in scope.get("strategies", [])
+            if name not in known
+        ]
         for name, params in scope.get("strategy_params", {}).items():
             key = f"{prefix}strategy_params.{name}"
             if name not in known:
@@ -301,8 +322,11 @@ def _param_problems(key: str, name: str, params: dict, inherited: dict) -> list[
             return [_problem(f"{key}.base", f"unknown base strategy {base!r}; valid: {sorted(STRATEGIES)}")]
         label, extra, name = f"{name!r} (base {base!r})", {"base"}, base
     allowed = sorted(STRATEGIES[name][1] | MODIFIER_KEYS | extra)
-    return [_problem(f"{key}.{param}", f"unknown param {param!r} of prompt strategy {label}; valid: {allowed}")
-            for param in params if param not in allowed]
+    return [
+        _problem(f"{key}.{param}", f"unknown param {param!r} of prompt strategy {label}; valid: {allowed}")
+        for param in params
+        if param not in allowed
+    ]
 
 
 def check_results_dir(results_dir: str) -> None:

@@ -89,9 +89,7 @@ class StatCache:
         """The remembered digest of ``path`` if its stat still matches, else None."""
         path = os.path.abspath(path)
         st = st or os.stat(path)
-        row = self._db().execute(
-            "SELECT size, mtime_ns, ino, sha256 FROM files WHERE path = ?", (path,)
-        ).fetchone()
+        row = self._db().execute("SELECT size, mtime_ns, ino, sha256 FROM files WHERE path = ?", (path,)).fetchone()
         if row and tuple(row[:3]) == _stat_tuple(st):
             return row[3]
         return None

@@ -50,8 +50,13 @@ def acquire_run_lock(results_dir: str | os.PathLike, purpose: str = "snakemake r
             f"results folder {Path(results_dir).resolve()} is in use by another GenBench run "
             f"({holder}); wait for it to finish, or give this run another results_dir"
         ) from None
-    info = {"host": socket.gethostname(), "pid": os.getpid(), "cwd": os.getcwd(), "purpose": purpose,
-            "started": _dt.datetime.now().isoformat(timespec="seconds")}
+    info = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "cwd": os.getcwd(),
+        "purpose": purpose,
+        "started": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
     _HELD_LOCKS[str(path)] = fd
@@ -68,8 +73,10 @@ def _read_holder(fd: int) -> str:
         info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
     except (OSError, ValueError):
         return "holder unknown"
-    return (f"{info.get('purpose', 'run')} on host {info.get('host')}, pid {info.get('pid')}, "
-            f"working directory {info.get('cwd')}, started {info.get('started')}")
+    return (
+        f"{info.get('purpose', 'run')} on host {info.get('host')}, pid {info.get('pid')}, "
+        f"working directory {info.get('cwd')}, started {info.get('started')}"
+    )
 
 
 def clean_staging(results_dir: str | os.PathLike, log=print) -> int:
@@ -105,9 +112,11 @@ def describe_problems(problems: list[Problem]) -> str:
     listing = "\n".join(f"  {p}" for p in problems[:30])
     more = f"\n  ... and {len(problems) - 30} more" if len(problems) > 30 else ""
     folders = sorted({p.artifact for p in problems})
-    return (f"{len(problems)} problem(s) in {len(folders)} finished artifact(s):\n{listing}{more}\n"
-            "They were changed after they were written, so nothing downstream may use them. Restore "
-            "them, or delete the folders named above to have them rebuilt.")
+    return (
+        f"{len(problems)} problem(s) in {len(folders)} finished artifact(s):\n{listing}{more}\n"
+        "They were changed after they were written, so nothing downstream may use them. Restore "
+        "them, or delete the folders named above to have them rebuilt."
+    )
 
 
 def artifact_folders(results_dir: str | os.PathLike, stages) -> list[Path]:

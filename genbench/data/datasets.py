@@ -26,10 +26,8 @@ INDEX_FORMATS = ("iris", "coco")
 USER_SOURCE_TYPES = {"folder": "path", "elevater": "path", "torchvision": "class"}
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 SPLIT_NAMES = ("train", "val", "test")
-USER_KEYS = {"classes", "labels_file", "templates", "metric", "multilabel", "source",
-             "splits", "index_format", "notes"}
-REGISTRY_KEYS = {"key", "classes", "templates", "metric", "multilabel", "splits", "source",
-                 "index_format", "notes"}
+USER_KEYS = {"classes", "labels_file", "templates", "metric", "multilabel", "source", "splits", "index_format", "notes"}
+REGISTRY_KEYS = {"key", "classes", "templates", "metric", "multilabel", "splits", "source", "index_format", "notes"}
 DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 CONTROL_CATEGORIES = ("Cc", "Zl", "Zp")  # control characters, line and paragraph separators
 
@@ -294,8 +292,10 @@ def _check_class_characters(name: str, index: int, key: str) -> None:
     folder names and one-line-per-class files)."""
     bad = next((ch for ch in name if unicodedata.category(ch) in CONTROL_CATEGORIES), None)
     if bad is not None:
-        raise ConfigError(f"{key}: class {index} ({name!r}) contains the control character {bad!r}; "
-                          "a class name must be one line of printable text")
+        raise ConfigError(
+            f"{key}: class {index} ({name!r}) contains the control character {bad!r}; "
+            "a class name must be one line of printable text"
+        )
 
 
 def _check_duplicate_classes(classes, key: str) -> None:
@@ -308,8 +308,10 @@ def _check_duplicate_classes(classes, key: str) -> None:
             continue
         if classes[other] == name:
             raise ConfigError(f"{key}: duplicated class name {name!r} (classes {other} and {index})")
-        raise ConfigError(f"{key}: classes {other} ({classes[other]!r}) and {index} ({name!r}) are a "
-                          "case-only duplicate; class names must differ by more than letter case")
+        raise ConfigError(
+            f"{key}: classes {other} ({classes[other]!r}) and {index} ({name!r}) are a "
+            "case-only duplicate; class names must differ by more than letter case"
+        )
 
 
 def _check_templates(templates: Any, where: str) -> tuple[str, ...]:
@@ -371,7 +373,9 @@ def _require_mapping(value: Any, key: str) -> None:
 def _reject_unknown_keys(record: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(record) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 def _freeze(value: Any) -> Any:

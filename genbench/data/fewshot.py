@@ -72,9 +72,13 @@ def check_shortfall(shortfall: dict, k: int, class_names, policy: str, where: st
     GenBenchError naming them; "warn" logs them (and ``shots_actual`` shows it in summary.csv)."""
     if not shortfall:
         return
-    listed = ", ".join(f"{class_names[int(c)]!r} has {n}" for c, n in sorted(shortfall.items(), key=lambda x: int(x[0])))
-    message = (f"{where}: {len(shortfall)} class(es) have fewer than {k} images ({listed}); "
-               "set fewshot.on_shortfall: warn to go on with fewer")
+    listed = ", ".join(
+        f"{class_names[int(c)]!r} has {n}" for c, n in sorted(shortfall.items(), key=lambda x: int(x[0]))
+    )
+    message = (
+        f"{where}: {len(shortfall)} class(es) have fewer than {k} images ({listed}); "
+        "set fewshot.on_shortfall: warn to go on with fewer"
+    )
     if policy == "error":
         raise GenBenchError(message)
     log(f"WARNING {message.split('; set')[0]}")

@@ -20,8 +20,8 @@ import zipfile
 
 from PIL import Image
 
-from genbench.core.io import open_image
 from genbench.core.errors import GenBenchError
+from genbench.core.io import open_image
 
 REQUIRED_KEYS = ("id", "path", "label")
 _ARCHIVE_PATH = re.compile(r"^(?P<archive>.*?\.(?P<kind>zip|tar))@(?P<member>.+)$")
@@ -79,9 +79,7 @@ def read_index(path) -> list[dict]:
                 raise GenBenchError(f"{where}: malformed JSON ({err.msg})") from None
             check_record(record, where)
             if record["id"] in seen:
-                raise GenBenchError(
-                    f"{where}: duplicate id {record['id']!r} (first on line {seen[record['id']]})"
-                )
+                raise GenBenchError(f"{where}: duplicate id {record['id']!r} (first on line {seen[record['id']]})")
             seen[record["id"]] = lineno
             records.append(record)
     return records
@@ -135,9 +133,7 @@ def class_counts(records, num_classes: int) -> list[int]:
     for record in records:
         for label in labels_of(record):
             if not 0 <= label < num_classes:
-                raise GenBenchError(
-                    f"record {record.get('id')!r}: label {label} outside 0..{num_classes - 1}"
-                )
+                raise GenBenchError(f"record {record.get('id')!r}: label {label} outside 0..{num_classes - 1}")
             counts[label] += 1
     return counts
 
@@ -246,8 +242,7 @@ class ImageSetReader:
                     return handle.read()
             except OSError as err:
                 raise GenBenchError(
-                    f"cannot read image {path} (id {record['id']!r} in {self.index_path}): "
-                    f"{err.strerror}"
+                    f"cannot read image {path} (id {record['id']!r} in {self.index_path}): {err.strerror}"
                 ) from None
         return self._archive(kind, location).read(member)
 

@@ -29,8 +29,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from genbench.core.io import open_image, store_zip_info
 from genbench.core.errors import GenBenchError
+from genbench.core.io import open_image, store_zip_info
 from genbench.data.imageset import class_counts, write_index
 
 SPLITS = ("train", "val", "test")
@@ -52,8 +52,9 @@ class SourceImage:
 # ----------------------------------------------------------------------------- entry point
 
 
-def prepare_dataset(info, source: dict, out_dir, *, seed=0, test_fraction=0.3,
-                    max_bad_fraction=0.01, download=False, log=print) -> dict:
+def prepare_dataset(
+    info, source: dict, out_dir, *, seed=0, test_fraction=0.3, max_bad_fraction=0.01, download=False, log=print
+) -> dict:
     """Write ``info``'s real splits from ``source`` into ``out_dir`` (see module docstring).
 
     ``source["type"]`` selects the reader: ``digits``, ``folder``, ``elevater`` or
@@ -63,12 +64,14 @@ def prepare_dataset(info, source: dict, out_dir, *, seed=0, test_fraction=0.3,
     "bad": {"count", "total", "examples"}}``.
     """
     kind = source.get("type")
-    readers = {"digits": splits_from_digits, "folder": splits_from_folder,
-               "elevater": splits_from_elevater, "torchvision": splits_from_torchvision}
+    readers = {
+        "digits": splits_from_digits,
+        "folder": splits_from_folder,
+        "elevater": splits_from_elevater,
+        "torchvision": splits_from_torchvision,
+    }
     if kind not in readers:
-        raise GenBenchError(
-            f"dataset {info.name}: unknown source type {kind!r} (expected one of {sorted(readers)})"
-        )
+        raise GenBenchError(f"dataset {info.name}: unknown source type {kind!r} (expected one of {sorted(readers)})")
     options = {"seed": seed, "test_fraction": test_fraction, "download": download, "log": log}
     splits = readers[kind](info, source, **options)
     summary = write_prepared(info, splits, out_dir, max_bad_fraction=max_bad_fraction, log=log)
@@ -137,9 +140,14 @@ def write_prepared(info, splits: dict, out_dir, *, max_bad_fraction=0.01, log=pr
                     data, ext = stored
                     member = f"{split}/{number:0{width}d}.{ext}"
                     archive.writestr(store_zip_info(member), data)
-                    records.append({"id": f"{split}/{number:0{width}d}",
-                                    "path": f"images.zip@{member}",
-                                    "label": item.label, "source": item.name})
+                    records.append(
+                        {
+                            "id": f"{split}/{number:0{width}d}",
+                            "path": f"images.zip@{member}",
+                            "label": item.label,
+                            "source": item.name,
+                        }
+                    )
                 indexes[split] = records
         _check_bad_fraction(info.name, bad, total, max_bad_fraction, log)
         os.replace(tmp_zip, zip_path)
@@ -155,8 +163,10 @@ def _check_bad_fraction(name, bad, total, max_bad_fraction, log) -> None:
     if total == 0:
         raise GenBenchError(f"dataset {name}: the source holds no images")
     if bad:
-        log(f"dataset {name}: {len(bad)} of {total} images unreadable, skipped; first: "
-            + "; ".join(bad[:MAX_BAD_EXAMPLES]))
+        log(
+            f"dataset {name}: {len(bad)} of {total} images unreadable, skipped; first: "
+            + "; ".join(bad[:MAX_BAD_EXAMPLES])
+        )
     if len(bad) / total > max_bad_fraction:
         raise GenBenchError(
             f"dataset {name}: {len(bad)} of {total} images are unreadable, more than "
@@ -172,8 +182,11 @@ def _summary(info, indexes, bad, total, log) -> dict:
         if empty:
             log(f"dataset {info.name}: split {split} has no images of class(es) {empty[:10]}")
         splits[split] = {"count": len(records), "per_class": counts}
-    return {"dataset": info.name, "splits": splits,
-            "bad": {"count": len(bad), "total": total, "examples": bad[:MAX_BAD_EXAMPLES]}}
+    return {
+        "dataset": info.name,
+        "splits": splits,
+        "bad": {"count": len(bad), "total": total, "examples": bad[:MAX_BAD_EXAMPLES]},
+    }
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -216,7 +229,7 @@ def stratified_split(labels, test_fraction: float, seed: int, test_count=None):
         members = by_class[label]
         rng.shuffle(members)
         test.extend(members[: quotas[label]])
-        train.extend(members[quotas[label]:])
+        train.extend(members[quotas[label] :])
     return sorted(train), sorted(test)
 
 
@@ -291,6 +304,7 @@ def _read_file(path: str) -> Callable[[], bytes]:
     def fetch():
         with open(path, "rb") as handle:
             return handle.read()
+
     return fetch
 
 
@@ -358,8 +372,7 @@ def _class_folder_items(info, folder: str, lookup) -> list[SourceImage]:
         files = _image_files(path)
         if not files:
             raise GenBenchError(f"dataset {info.name}: class folder {path} holds no images")
-        items.extend(SourceImage(os.path.relpath(f, os.path.dirname(folder)), class_id,
-                                 _read_file(f)) for f in files)
+        items.extend(SourceImage(os.path.relpath(f, os.path.dirname(folder)), class_id, _read_file(f)) for f in files)
     return items
 
 
@@ -387,8 +400,7 @@ def splits_from_folder(info, source, *, seed, test_fraction, **_):
         splits = {s: _class_folder_items(info, os.path.join(root, s), lookup) for s in split_dirs}
     else:
         items = _class_folder_items(info, root, lookup)
-        train, test = stratified_split([i.label for i in items],
-                                       *_split_options(source, seed, test_fraction))
+        train, test = stratified_split([i.label for i in items], *_split_options(source, seed, test_fraction))
         splits = {"train": [items[i] for i in train], "test": [items[i] for i in test]}
     for split, items in splits.items():
         _require_all_classes(info, items, f"split {split} of {root}")
@@ -479,12 +491,12 @@ def _coco_items(info, index_path, base, labelmap, aliases, pool) -> list[SourceI
     with open(index_path, encoding="utf-8") as handle:
         coco = json.load(handle)
     categories = {c["id"]: c["name"] for c in coco.get("categories", [])} or {
-        i + 1: name for i, name in enumerate(labelmap or [])}
+        i + 1: name for i, name in enumerate(labelmap or [])
+    }
     if not categories:
         raise GenBenchError(f"{index_path}: no categories and no labelmap")
     cat_ids = sorted(categories)
-    registry = dict(zip(cat_ids, map_class_names(info, [categories[c] for c in cat_ids],
-                                                 index_path, aliases)))
+    registry = dict(zip(cat_ids, map_class_names(info, [categories[c] for c in cat_ids], index_path, aliases)))
     labels = {}
     for ann in coco.get("annotations", []):
         if ann["category_id"] not in registry:
@@ -639,18 +651,21 @@ def _target_to_label(info, target, label_map):
 def _torchvision_items(info, dataset, label_map, class_name) -> list[SourceImage]:
     files = _file_samples(dataset)
     if files is not None:
-        return [SourceImage(path, _target_to_label(info, t, label_map), _read_file(path))
-                for path, t in files]
+        return [SourceImage(path, _target_to_label(info, t, label_map), _read_file(path)) for path, t in files]
     labels = _dataset_targets(dataset)
     items = []
     for i in range(len(dataset)):
+
         def fetch(i=i):
             return dataset[i][0]
+
         label = _target_to_label(info, labels[i], label_map) if labels is not None else None
         items.append(SourceImage(f"{class_name}[{i}]", label, fetch))
     if labels is None:  # labels only come with the image: decode once to learn them
-        items = [SourceImage(it.name, _target_to_label(info, dataset[j][1], label_map), it.fetch)
-                 for j, it in enumerate(items)]
+        items = [
+            SourceImage(it.name, _target_to_label(info, dataset[j][1], label_map), it.fetch)
+            for j, it in enumerate(items)
+        ]
     return items
 
 
@@ -662,8 +677,17 @@ def _dataset_targets(dataset):
     return None
 
 
-TORCHVISION_SOURCE_KEYS = {"type", "class", "root", "splits", "download", "kwargs",
-                           "class_aliases", "seed", "test_size"}
+TORCHVISION_SOURCE_KEYS = {
+    "type",
+    "class",
+    "root",
+    "splits",
+    "download",
+    "kwargs",
+    "class_aliases",
+    "seed",
+    "test_size",
+}
 
 
 def _torchvision_split_kwargs(info, source, class_name) -> dict:
@@ -730,6 +754,8 @@ def splits_from_torchvision(info, source, *, seed, test_fraction, download, log,
         keys = [-1 if it.label is None else it.label for it in items]
         train, test = stratified_split(keys, *_split_options(source, seed, test_fraction))
         splits = {"train": [items[i] for i in train], "test": [items[i] for i in test]}
-        log(f"dataset {info.name}: torchvision {class_name} has no official split; "
-            f"made a seeded stratified train/test split")
+        log(
+            f"dataset {info.name}: torchvision {class_name} has no official split; "
+            f"made a seeded stratified train/test split"
+        )
     return splits

@@ -17,16 +17,16 @@ Every encoder has:
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import os
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from genbench.core.config import looks_like_local_path
-from genbench.core.fingerprint import sha256_file
 from genbench.core.errors import ConfigError, GenBenchError
+from genbench.core.fingerprint import sha256_file
 
 _OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -117,7 +117,9 @@ class OpenClipEncoder(Encoder):
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
         except RuntimeError as exc:
-            raise GenBenchError(f"open_clip could not load model {model_name!r} with pretrained={pretrained!r}: {exc}") from exc
+            raise GenBenchError(
+                f"open_clip could not load model {model_name!r} with pretrained={pretrained!r}: {exc}"
+            ) from exc
         self.model = model.to(self.device).eval()
         self._preprocess = preprocess
         self.tokenizer = open_clip.get_tokenizer(model_name)

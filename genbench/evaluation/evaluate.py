@@ -34,9 +34,9 @@ class EvaluationInputs:
     dataset: str
     class_names: list[str]
     metric: str
-    labels: dict           # source, strategy, shots, seed
-    test: FeatureSet        # real test split
-    external: FeatureSet    # the packed external images
+    labels: dict  # source, strategy, shots, seed
+    test: FeatureSet  # real test split
+    external: FeatureSet  # the packed external images
     text_classifier: np.ndarray | None  # None for an encoder without a text tower
 
     @property
@@ -46,8 +46,12 @@ class EvaluationInputs:
 
 def rows(inputs: EvaluationInputs, stage: str, values: dict[str, float]) -> list[dict]:
     """Tidy rows (one per metric) for ``values`` with the set's identifying columns."""
-    base = {"dataset": inputs.dataset, "encoder": inputs.encoder, "stage": stage,
-            **{k: inputs.labels.get(k) for k in ("source", "strategy", "shots", "seed")}}
+    base = {
+        "dataset": inputs.dataset,
+        "encoder": inputs.encoder,
+        "stage": stage,
+        **{k: inputs.labels.get(k) for k in ("source", "strategy", "shots", "seed")},
+    }
     return [{**base, "metric": name, "value": float(v)} for name, v in values.items()]
 
 
@@ -87,8 +91,9 @@ def distribution_metrics(inputs: EvaluationInputs, names: list[str], params: dic
 def proxy_distance(inputs: EvaluationInputs, seed: int = 0) -> dict[str, float]:
     """Proxy-A distance of external vs real test features: ours (seeded, CV-chosen C) and
     the DANN reference procedure (labelled ``pad_dann``; optimistic)."""
-    return compute_distribution_metrics(["pad", "pad_dann"], inputs.external.feats, inputs.test.feats,
-                                        {"pad": {"seed": seed}})
+    return compute_distribution_metrics(
+        ["pad", "pad_dann"], inputs.external.feats, inputs.test.feats, {"pad": {"seed": seed}}
+    )
 
 
 def elevater_probe(inputs: EvaluationInputs, probe: dict, log=None) -> tuple[dict[str, float], dict]:
@@ -98,15 +103,29 @@ def elevater_probe(inputs: EvaluationInputs, probe: dict, log=None) -> tuple[dic
     ``mode``), zero_shot (the text classifier alone) and gain = linear_probe - zero_shot.
     """
     report = run_linear_probe(
-        inputs.external.feats, inputs.external.labels, inputs.test.feats, inputs.test.labels,
-        metric=inputs.metric, text_classifier=inputs.text_classifier, mode=probe.get("mode", "honest"),
-        seed=probe.get("seed", 0), lrs=probe.get("lrs"), epochs_search=probe.get("epochs_search", 10),
-        epochs_final=probe.get("epochs_final", 50), num_classes=len(inputs.class_names), log=log)
-    zero_shot = dataset_metric(inputs.metric, inputs.test.labels,
-                               zero_shot_scores(l2_normalize(inputs.test.feats), inputs.text_classifier))
-    values = {"linear_probe": report["test_metric"], "zero_shot": zero_shot,
-              "gain": report["test_metric"] - zero_shot,
-              "shots_actual": shots_actual(inputs.external.labels, len(inputs.class_names))}
+        inputs.external.feats,
+        inputs.external.labels,
+        inputs.test.feats,
+        inputs.test.labels,
+        metric=inputs.metric,
+        text_classifier=inputs.text_classifier,
+        mode=probe.get("mode", "honest"),
+        seed=probe.get("seed", 0),
+        lrs=probe.get("lrs"),
+        epochs_search=probe.get("epochs_search", 10),
+        epochs_final=probe.get("epochs_final", 50),
+        num_classes=len(inputs.class_names),
+        log=log,
+    )
+    zero_shot = dataset_metric(
+        inputs.metric, inputs.test.labels, zero_shot_scores(l2_normalize(inputs.test.feats), inputs.text_classifier)
+    )
+    values = {
+        "linear_probe": report["test_metric"],
+        "zero_shot": zero_shot,
+        "gain": report["test_metric"] - zero_shot,
+        "shots_actual": shots_actual(inputs.external.labels, len(inputs.class_names)),
+    }
     return values, report
 
 

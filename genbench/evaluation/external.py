@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from genbench.core.errors import GenBenchError
-from genbench.evaluation.features import FeatureSet, load_features
 from genbench.data.imageset import ImageSetReader, class_counts
+from genbench.evaluation.features import FeatureSet, load_features
 from genbench.evaluation.metrics.cler import l2_normalize
 from genbench.evaluation.pack import pack_elevater, select_k_per_class
 
@@ -34,8 +34,15 @@ def _record_order(records: list[dict], ids: list[str]) -> np.ndarray:
         raise GenBenchError(f"feature id {err.args[0]!r} is not in the image index") from None
 
 
-def select_records(records: list[dict], k: int, selection: str, seed: int, num_classes: int,
-                   features: FeatureSet | None = None, text_classifier: np.ndarray | None = None):
+def select_records(
+    records: list[dict],
+    k: int,
+    selection: str,
+    seed: int,
+    num_classes: int,
+    features: FeatureSet | None = None,
+    text_classifier: np.ndarray | None = None,
+):
     """K records per class: top-K by CLIP score (``clip``) or ELEVATER's seeded sampler (``random``).
 
     Returns (chosen records, counts per class, shortfall {class: have}).
@@ -48,24 +55,33 @@ def select_records(records: list[dict], k: int, selection: str, seed: int, num_c
         order = _record_order(records, features.ids)
         scores = np.empty(len(records))
         scores[order] = clip_scores(features.feats, labels[order], text_classifier)
-    indices, counts, shortfall = select_k_per_class(labels, k, selection, seed=seed,
-                                                    clip_scores=scores, num_classes=num_classes)
-    chosen = [dict(records[i], **({"clip_score": float(scores[i])} if scores is not None else {}))
-              for i in indices]
+    indices, counts, shortfall = select_k_per_class(
+        labels, k, selection, seed=seed, clip_scores=scores, num_classes=num_classes
+    )
+    chosen = [dict(records[i], **({"clip_score": float(scores[i])} if scores is not None else {})) for i in indices]
     return chosen, counts, shortfall
 
 
-def pack_records(index_path: str | Path, records: list[dict], out_dir: str | Path, info, *,
-                 k: int, shortfall: dict, root_folder: str) -> dict:
+def pack_records(
+    index_path: str | Path, records: list[dict], out_dir: str | Path, info, *, k: int, shortfall: dict, root_folder: str
+) -> dict:
     """Pack ``records`` of an image index in the ELEVATER format and write ``selection.jsonl``.
 
     ``root_folder``: the artifact's final folder name (``out_dir`` may be a staging folder), so
     ``dataset_info.json`` names where the pack lives, relative to its dataset's folder."""
     reader = ImageSetReader(index_path, records=records)
-    dataset_info = pack_elevater(records, reader.open_bytes, out_dir, dataset_name=info.name,
-                                 class_names=list(info.classes), index_format=info.index_format,
-                                 multilabel=info.multilabel, k=k, shortfall=shortfall,
-                                 root_folder=root_folder)
+    dataset_info = pack_elevater(
+        records,
+        reader.open_bytes,
+        out_dir,
+        dataset_name=info.name,
+        class_names=list(info.classes),
+        index_format=info.index_format,
+        multilabel=info.multilabel,
+        k=k,
+        shortfall=shortfall,
+        root_folder=root_folder,
+    )
     with open(Path(out_dir) / SELECTION_FILE, "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps({"id": r["id"], "label": r["label"]}, sort_keys=True) + "\n")
@@ -75,8 +91,12 @@ def pack_records(index_path: str | Path, records: list[dict], out_dir: str | Pat
 def pack_summary(records: list[dict], num_classes: int, k: int, shortfall: dict) -> dict:
     """The manifest summary of a pack: size, K, the smallest class and every class short of K."""
     counts = class_counts(records, num_classes)
-    return {"images": len(records), "k": k, "min_per_class": min(counts, default=0),
-            "shortfall": {str(c): int(n) for c, n in shortfall.items()}}
+    return {
+        "images": len(records),
+        "k": k,
+        "min_per_class": min(counts, default=0),
+        "shortfall": {str(c): int(n) for c, n in shortfall.items()},
+    }
 
 
 def read_selection(pack_dir: str | Path) -> list[str]:
@@ -97,4 +117,3 @@ def load_external_features(pack_dirs: list[Path], feature_dirs: list[Path]) -> F
         ids=[i for p in parts for i in p.ids],
         meta=parts[0].meta,
     )
-

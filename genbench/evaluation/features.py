@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from genbench.core.io import fill_template, l2_normalize  # noqa: F401 (l2_normalize: re-exported)
 from genbench.core.errors import GenBenchError
+from genbench.core.io import fill_template, l2_normalize  # noqa: F401 (l2_normalize: re-exported)
 from genbench.data.imageset import ImageSetReader, class_counts, labels_of
 
 FEATURE_FILES = ("features.npy", "labels.npy", "ids.json", "meta.json")
@@ -199,5 +199,5 @@ def build_text_classifier(encoder, class_names, templates, batch_size: int = 256
 
 
 def _encode_texts_batched(encoder, texts: list[str], batch_size: int) -> np.ndarray:
-    chunks = [encoder.encode_texts(texts[i:i + batch_size]).numpy() for i in range(0, len(texts), batch_size)]
+    chunks = [encoder.encode_texts(texts[i : i + batch_size]).numpy() for i in range(0, len(texts), batch_size)]
     return np.concatenate(chunks).astype(np.float64)

@@ -36,6 +36,7 @@ REPORT_MODES = ("honest", "elevater")
 
 # --------------------------------------------------------------------------- weight-decay search
 
+
 class WeightDecaySearch:
     """ELEVATER's coarse-to-fine search over weight-decay indices, as a state machine.
 
@@ -47,8 +48,12 @@ class WeightDecaySearch:
     left-hand weight decay, and starts from peak score 0 so that all-zero scores return index -1.
     """
 
-    def __init__(self, num_points: int = len(WEIGHT_DECAYS), coarse: Sequence[int] = COARSE_WD_INDICES,
-                 steps: Sequence[int] = WD_STEPS):
+    def __init__(
+        self,
+        num_points: int = len(WEIGHT_DECAYS),
+        coarse: Sequence[int] = COARSE_WD_INDICES,
+        steps: Sequence[int] = WD_STEPS,
+    ):
         if any(not 0 <= i < num_points for i in coarse) or not coarse:
             raise GenBenchError(f"WeightDecaySearch: coarse indices {list(coarse)} must lie in [0, {num_points})")
         self.num_points = num_points
@@ -75,7 +80,9 @@ class WeightDecaySearch:
     def report(self, indices: Sequence[int], scores: Sequence[float]) -> None:
         """Record the scores of the indices ``next_indices`` returned, in that order."""
         if list(indices) != self.next_indices():
-            raise GenBenchError(f"WeightDecaySearch.report: expected scores for {self.next_indices()}, got {list(indices)}")
+            raise GenBenchError(
+                f"WeightDecaySearch.report: expected scores for {self.next_indices()}, got {list(indices)}"
+            )
         for index, score in zip(indices, scores):
             self.visited.append(int(index))
             self.scores.append(float(score))
@@ -84,8 +91,12 @@ class WeightDecaySearch:
         self._stages.pop(0)
 
 
-def weight_decay_search(score_fn: Callable[[int], float], num_points: int = len(WEIGHT_DECAYS),
-                        coarse: Sequence[int] = COARSE_WD_INDICES, steps: Sequence[int] = WD_STEPS):
+def weight_decay_search(
+    score_fn: Callable[[int], float],
+    num_points: int = len(WEIGHT_DECAYS),
+    coarse: Sequence[int] = COARSE_WD_INDICES,
+    steps: Sequence[int] = WD_STEPS,
+):
     """Run ELEVATER's weight-decay search with ``score_fn(index) -> score``.
 
     Returns ``(best_index, visited)``: the index with the highest score (earliest on ties) and
@@ -99,6 +110,7 @@ def weight_decay_search(score_fn: Callable[[int], float], num_points: int = len(
 
 # --------------------------------------------------------------------------- data handling
 
+
 def check_shots(labels, k: int, class_names: Sequence[str]) -> list[int]:
     """Check that every class has at least ``k`` images; return the per-class counts.
 
@@ -108,8 +120,10 @@ def check_shots(labels, k: int, class_names: Sequence[str]) -> list[int]:
     counts = class_counts(labels, len(class_names))
     short = [f"'{class_names[c]}' (id {c}) has {n}" for c, n in enumerate(counts) if n < k]
     if short:
-        raise GenBenchError(f"{k} shots per class asked, but class {', '.join(short[:10])}"
-                            + (f" and {len(short) - 10} more classes are short" if len(short) > 10 else ""))
+        raise GenBenchError(
+            f"{k} shots per class asked, but class {', '.join(short[:10])}"
+            + (f" and {len(short) - 10} more classes are short" if len(short) > 10 else "")
+        )
     return counts
 
 
@@ -121,7 +135,9 @@ def class_counts(labels, num_classes: int) -> list[int]:
             raise GenBenchError(f"multi-hot labels have {labels.shape[1]} columns, expected {num_classes} classes")
         return labels.astype(bool).sum(axis=0).astype(int).tolist()
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise GenBenchError(f"labels must be class ids in [0, {num_classes}), got range [{labels.min()}, {labels.max()}]")
+        raise GenBenchError(
+            f"labels must be class ids in [0, {num_classes}), got range [{labels.min()}, {labels.max()}]"
+        )
     return np.bincount(labels.astype(np.int64), minlength=num_classes).tolist()
 
 
@@ -166,12 +182,14 @@ def initial_weight(text_classifier, num_classes: int, dim: int, seed: int) -> to
         return (torch.rand(num_classes, dim, generator=generator) * 2 - 1) * bound
     weight = torch.as_tensor(np.asarray(text_classifier, dtype=np.float32))
     if tuple(weight.shape) != (num_classes, dim):
-        raise GenBenchError(f"text_classifier has shape {tuple(weight.shape)}, "
-                            f"expected ({num_classes}, {dim}) = (classes, feature dim)")
+        raise GenBenchError(
+            f"text_classifier has shape {tuple(weight.shape)}, expected ({num_classes}, {dim}) = (classes, feature dim)"
+        )
     return weight.clone()
 
 
 # --------------------------------------------------------------------------- batched training
+
 
 class _BatchNormStats:
     """BatchNorm1d(affine=False): batch statistics in training, running statistics in eval."""
@@ -214,8 +232,21 @@ def _metric_or_zero(metric: str, labels: np.ndarray, logits: torch.Tensor, multi
     return float(dataset_metric(metric, labels, _scores(logits, multilabel)))
 
 
-def train_heads(train_x, train_y, eval_x, eval_y, *, lrs: Sequence[float], wds: Sequence[float], init_weight,
-                metric: str, epochs: int, batch_size: int = 64, seed: int = 0, multilabel: bool = False):
+def train_heads(
+    train_x,
+    train_y,
+    eval_x,
+    eval_y,
+    *,
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    init_weight,
+    metric: str,
+    epochs: int,
+    batch_size: int = 64,
+    seed: int = 0,
+    multilabel: bool = False,
+):
     """Train M = len(lrs) heads at once (head m: lr ``lrs[m]``, weight decay ``wds[m]``).
 
     All heads see the same batches (``epoch_batches`` with ``torch.Generator().manual_seed(seed)``)
@@ -270,14 +301,28 @@ def _as_float_tensor(features, what: str) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- the protocol
 
+
 def is_unstable(lr: float, wd: float) -> bool:
     """True when lr * wd > 2 (1 + momentum): heavy-ball SGD on (wd / 2) ||w||^2 diverges."""
     return lr * wd > 2 * (1 + MOMENTUM)
 
 
-def search_hyperparameters(train_x, train_y, val_x, val_y, *, init_weight, metric: str, lrs: Sequence[float],
-                           epochs: int, batch_size: int, seed: int, multilabel: bool,
-                           wd_steps: Sequence[int] = WD_STEPS, log=None):
+def search_hyperparameters(
+    train_x,
+    train_y,
+    val_x,
+    val_y,
+    *,
+    init_weight,
+    metric: str,
+    lrs: Sequence[float],
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    multilabel: bool,
+    wd_steps: Sequence[int] = WD_STEPS,
+    log=None,
+):
     """ELEVATER's search: for each lr a ``WeightDecaySearch``; a run's score is its best validation
     metric over ``epochs``.  All lrs advance stage by stage and each stage's runs train as one stack.
     Best (lr, wd): highest score, earliest lr then earliest visit on ties.
@@ -290,10 +335,20 @@ def search_hyperparameters(train_x, train_y, val_x, val_y, *, init_weight, metri
     searches = {lr: WeightDecaySearch(steps=wd_steps) for lr in lrs}
     records = []
     while pending := [(lr, i) for lr, s in searches.items() for i in s.next_indices()]:
-        _, _, scores = train_heads(train_x, train_y, val_x, val_y, lrs=[lr for lr, _ in pending],
-                                   wds=[WEIGHT_DECAYS[i] for _, i in pending], init_weight=init_weight,
-                                   metric=metric, epochs=epochs, batch_size=batch_size, seed=seed,
-                                   multilabel=multilabel)
+        _, _, scores = train_heads(
+            train_x,
+            train_y,
+            val_x,
+            val_y,
+            lrs=[lr for lr, _ in pending],
+            wds=[WEIGHT_DECAYS[i] for _, i in pending],
+            init_weight=init_weight,
+            metric=metric,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            multilabel=multilabel,
+        )
         best_per_run = scores.max(axis=1)
         unstable = [is_unstable(lr, WEIGHT_DECAYS[i]) for lr, i in pending]
         best_per_run[unstable] = -np.inf
@@ -301,21 +356,46 @@ def search_hyperparameters(train_x, train_y, val_x, val_y, *, init_weight, metri
             chosen = [(i, best_per_run[j]) for j, (run_lr, i) in enumerate(pending) if run_lr == lr]
             if chosen:
                 search.report([i for i, _ in chosen], [s for _, s in chosen])
-        records += [{"lr": lr, "wd_index": i, "wd": WEIGHT_DECAYS[i], "unstable": unstable[j],
-                     "score": None if unstable[j] else float(best_per_run[j])}
-                    for j, (lr, i) in enumerate(pending)]
+        records += [
+            {
+                "lr": lr,
+                "wd_index": i,
+                "wd": WEIGHT_DECAYS[i],
+                "unstable": unstable[j],
+                "score": None if unstable[j] else float(best_per_run[j]),
+            }
+            for j, (lr, i) in enumerate(pending)
+        ]
         if log:
-            log(f"linear probe search: trained {len(pending)} heads; best so far "
-                + ", ".join(f"lr={lr:g}: {s.best_score:.2f}" for lr, s in searches.items()))
+            log(
+                f"linear probe search: trained {len(pending)} heads; best so far "
+                + ", ".join(f"lr={lr:g}: {s.best_score:.2f}" for lr, s in searches.items())
+            )
     best_lr = max(lrs, key=lambda lr: (searches[lr].best_score, -list(lrs).index(lr)))
     return best_lr, WEIGHT_DECAYS[searches[best_lr].best_index], records
 
 
-def run_linear_probe(train_feats, train_labels, test_feats, test_labels, *, metric: str, text_classifier=None,
-                     mode: str = "honest", seed: int = 0, lrs=None, search: bool = True, epochs_search: int = 10,
-                     epochs_final: int = 50, batch_size: int = 64, log=None, lr: float | None = None,
-                     wd: float | None = None, num_classes: int | None = None,
-                     wd_steps: Sequence[int] = WD_STEPS) -> dict:
+def run_linear_probe(
+    train_feats,
+    train_labels,
+    test_feats,
+    test_labels,
+    *,
+    metric: str,
+    text_classifier=None,
+    mode: str = "honest",
+    seed: int = 0,
+    lrs=None,
+    search: bool = True,
+    epochs_search: int = 10,
+    epochs_final: int = 50,
+    batch_size: int = 64,
+    log=None,
+    lr: float | None = None,
+    wd: float | None = None,
+    num_classes: int | None = None,
+    wd_steps: Sequence[int] = WD_STEPS,
+) -> dict:
     """The ELEVATER linear probe on cached features.
 
     Search (``search=True``): hold out ``validation_split(train_labels, seed)``, pick (lr, wd) by
@@ -338,17 +418,33 @@ def run_linear_probe(train_feats, train_labels, test_feats, test_labels, *, metr
         train_idx, val_idx = validation_split(train_labels, seed)
         feats = np.asarray(train_feats)
         lrs = list(LEARNING_RATES if lrs is None else lrs)
-        lr, wd, records = search_hyperparameters(feats[train_idx], train_labels[train_idx], feats[val_idx],
-                                                 train_labels[val_idx], lrs=lrs, epochs=epochs_search,
-                                                 wd_steps=wd_steps, log=log, **common)
-    _, _, scores = train_heads(train_feats, train_labels, test_feats, test_labels, lrs=[lr], wds=[wd],
-                               epochs=epochs_final, **common)
+        lr, wd, records = search_hyperparameters(
+            feats[train_idx],
+            train_labels[train_idx],
+            feats[val_idx],
+            train_labels[val_idx],
+            lrs=lrs,
+            epochs=epochs_search,
+            wd_steps=wd_steps,
+            log=log,
+            **common,
+        )
+    _, _, scores = train_heads(
+        train_feats, train_labels, test_feats, test_labels, lrs=[lr], wds=[wd], epochs=epochs_final, **common
+    )
     per_epoch = scores[0].tolist()
     test_metric = per_epoch[-1] if mode == "honest" else max(per_epoch)
     if log:
         log(f"linear probe final: lr={lr:g} wd={wd:g} {metric}={test_metric:.2f} ({mode})")
-    return {"metric_name": metric, "test_metric": test_metric, "mode": mode, "best_lr": float(lr),
-            "best_wd": float(wd), "search": records, "per_epoch_test": per_epoch}
+    return {
+        "metric_name": metric,
+        "test_metric": test_metric,
+        "mode": mode,
+        "best_lr": float(lr),
+        "best_wd": float(wd),
+        "search": records,
+        "per_epoch_test": per_epoch,
+    }
 
 
 def _check_probe_args(metric, mode, search, lr, wd) -> None:

@@ -21,8 +21,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from genbench.core.io import IMAGE_DECODE_ERRORS, store_zip_info
 from genbench.core.errors import GenBenchError
+from genbench.core.io import IMAGE_DECODE_ERRORS, store_zip_info
 
 SELECTION_MODES = ("clip", "random")
 INDEX_FORMATS = ("iris", "coco")
@@ -33,6 +33,7 @@ _UNSAFE_MEMBER_CHARS = re.compile(r"[^A-Za-z0-9._/-]")
 
 
 # --------------------------------------------------------------------------- selection
+
 
 def select_k_per_class(labels, k: int, mode: str, seed: int = 0, clip_scores=None, num_classes: int | None = None):
     """Pick at most ``k`` images per class.
@@ -65,8 +66,9 @@ def _as_single_labels(labels) -> np.ndarray:
         raise GenBenchError("select_k_per_class: labels must be single class ids (one int per image), got lists")
     labels = np.asarray(labels)
     if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
-        raise GenBenchError("select_k_per_class: labels must be a 1-D integer array, "
-                            f"got shape {labels.shape} dtype {labels.dtype}")
+        raise GenBenchError(
+            f"select_k_per_class: labels must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}"
+        )
     if labels.size and labels.min() < 0:
         raise GenBenchError(f"select_k_per_class: negative class id {int(labels.min())}")
     return labels.astype(np.int64)
@@ -117,10 +119,21 @@ def _greedy_random(labels: np.ndarray, k: int, seed: int) -> list[int]:
 
 # --------------------------------------------------------------------------- packing
 
-def pack_elevater(records: Sequence[dict], image_bytes_fn: Callable[[dict], bytes], out_dir, *,
-                  dataset_name: str, class_names: Sequence[str], index_format: str, multilabel: bool,
-                  split_name: str = "train", k: int | None = None, shortfall: dict | None = None,
-                  root_folder: str | None = None) -> dict:
+
+def pack_elevater(
+    records: Sequence[dict],
+    image_bytes_fn: Callable[[dict], bytes],
+    out_dir,
+    *,
+    dataset_name: str,
+    class_names: Sequence[str],
+    index_format: str,
+    multilabel: bool,
+    split_name: str = "train",
+    k: int | None = None,
+    shortfall: dict | None = None,
+    root_folder: str | None = None,
+) -> dict:
     """Write one split of an image set in ELEVATER format into ``out_dir``; return the DatasetInfo dict.
 
     Files: ``<split>.zip`` (store mode, members sorted, fixed date 1980-01-01 and mode 0644,
@@ -149,15 +162,22 @@ def pack_elevater(records: Sequence[dict], image_bytes_fn: Callable[[dict], byte
         coco = coco_index(zip_name, members, labels, sizes, class_names)
         _write_text(out_dir / index_name, [json.dumps(coco, sort_keys=True, separators=(",", ":"))])
     _write_text(out_dir / LABELMAP_NAME, _labelmap_lines(class_names))
-    split_entry = {"index_path": index_name, "files_for_local_usage": [zip_name], "num_images": len(records),
-                   "k": k, "shortfall": _json_shortfall(shortfall)}
+    split_entry = {
+        "index_path": index_name,
+        "files_for_local_usage": [zip_name],
+        "num_images": len(records),
+        "k": k,
+        "shortfall": _json_shortfall(shortfall),
+    }
     info = _dataset_info(dataset_name, class_names, index_format, multilabel, root_folder or out_dir.name)
     return _merge_and_write_info(out_dir / DATASET_INFO_NAME, info, split_name, split_entry)
 
 
 def _check_split_name(split_name: str) -> None:
     if split_name not in ("train", "val", "test"):
-        raise GenBenchError(f"pack_elevater: split_name must be train, val or test (ELEVATER usages), got {split_name!r}")
+        raise GenBenchError(
+            f"pack_elevater: split_name must be train, val or test (ELEVATER usages), got {split_name!r}"
+        )
 
 
 def _record_labels(record: dict, num_classes: int, multilabel: bool) -> list[int]:
@@ -211,7 +231,9 @@ def _image_format_and_size(data: bytes, record: dict) -> tuple[str, tuple[int, i
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             return image.format, image.size
     except IMAGE_DECODE_ERRORS as exc:
-        raise GenBenchError(f"pack_elevater: image of record {record.get('id')!r} is not a readable image: {exc}") from exc
+        raise GenBenchError(
+            f"pack_elevater: image of record {record.get('id')!r} is not a readable image: {exc}"
+        ) from exc
 
 
 def iris_index_lines(zip_name: str, members: Sequence[str], labels: Sequence[Sequence[int]]) -> list[str]:
@@ -221,8 +243,10 @@ def iris_index_lines(zip_name: str, members: Sequence[str], labels: Sequence[Seq
 
 def coco_index(zip_name: str, members, labels, sizes, class_names) -> dict:
     """COCO classification index: image ids 1..N in record order, category ids 1-based."""
-    images = [{"id": i + 1, "file_name": m, "zip_file": zip_name, "width": w, "height": h}
-              for i, (m, (w, h)) in enumerate(zip(members, sizes))]
+    images = [
+        {"id": i + 1, "file_name": m, "zip_file": zip_name, "width": w, "height": h}
+        for i, (m, (w, h)) in enumerate(zip(members, sizes))
+    ]
     annotations = []
     for i, ids in enumerate(labels):
         for c in ids:
@@ -245,9 +269,14 @@ def _json_shortfall(shortfall: dict | None) -> dict | None:
 
 
 def _dataset_info(name, class_names, index_format, multilabel, root_folder) -> dict:
-    info = {"name": name, "version": 1,
-            "type": "classification_multilabel" if multilabel else "classification_multiclass",
-            "root_folder": root_folder, "labelmap": LABELMAP_NAME, "num_classes": len(class_names)}
+    info = {
+        "name": name,
+        "version": 1,
+        "type": "classification_multilabel" if multilabel else "classification_multiclass",
+        "root_folder": root_folder,
+        "labelmap": LABELMAP_NAME,
+        "num_classes": len(class_names),
+    }
     if index_format == "coco":
         info["format"] = "coco"
     return info

@@ -95,7 +95,7 @@ def _insert_token(text: str, class_name: str, token: str) -> str:
     match = re.search(re.escape(class_name), text, flags=re.IGNORECASE)
     if match is None:
         return f"a photo of a {token} {class_name}, {text}"
-    return f"{text[:match.start()]}{token} {text[match.start():]}"
+    return f"{text[: match.start()]}{token} {text[match.start() :]}"
 
 
 # ---------------------------------------------------------------- strategies
@@ -166,8 +166,14 @@ def _model_enc(classes, templates, params, seed, text_model, tokens):
     model, tokenizer = _resolve_text_model(params, text_model)
     result = []
     for class_id, name in enumerate(classes):
-        sentences = generate_sentences(model, tokenizer, name, num_sentences,
-                                       stable_int("model_enc", seed, class_id), max_new_tokens=max_new_tokens)
+        sentences = generate_sentences(
+            model,
+            tokenizer,
+            name,
+            num_sentences,
+            stable_int("model_enc", seed, class_id),
+            max_new_tokens=max_new_tokens,
+        )
         prompts = [sentence_prompt(s, name) for s in sentences] or [f"a photo of a {name}"]
         result.append(_with_token(cycle_to(prompts, count), name, tokens.get(class_id)))
     return result
@@ -228,7 +234,9 @@ def _descriptions(classes, templates, params, seed, text_model, tokens):
     table = read_descriptions(params["file"])
     unknown = sorted(set(table) - set(classes))
     if unknown:
-        warnings.warn(f"descriptions file {params['file']}: classes not in the dataset ignored: {unknown}")
+        warnings.warn(
+            f"descriptions file {params['file']}: classes not in the dataset ignored: {unknown}", stacklevel=2
+        )
     result = []
     for class_id, name in enumerate(classes):
         if not table.get(name):
@@ -295,8 +303,9 @@ def negative_prompt_for(class_id: int, classes: list[str], spec: dict | None, se
     return ", ".join(picked + [str(g) for g in generic]) or None
 
 
-def make_prompt_plan(strategy: str, classes: list[str], templates: list[str] | None, params: dict | None,
-                     seed: int, *, text_model=None) -> list[dict]:
+def make_prompt_plan(
+    strategy: str, classes: list[str], templates: list[str] | None, params: dict | None, seed: int, *, text_model=None
+) -> list[dict]:
     """The prompt plan (list of rows, see module docstring) for ``strategy`` over ``classes``.
 
     ``text_model`` is an optional ``(model, tokenizer)`` pair used by ``model_enc``.
@@ -312,9 +321,16 @@ def make_prompt_plan(strategy: str, classes: list[str], templates: list[str] | N
     for class_id, prompts in enumerate(per_class):
         negative = negative_prompt_for(class_id, classes, params.get("negative_prompts"), seed)
         for image_index, prompt in enumerate(prompts):
-            plan.append({"index": len(plan), "class_id": class_id, "class_name": classes[class_id],
-                         "prompt": prompt + suffix, "negative_prompt": negative,
-                         "seed": image_seed(seed, class_id, image_index)})
+            plan.append(
+                {
+                    "index": len(plan),
+                    "class_id": class_id,
+                    "class_name": classes[class_id],
+                    "prompt": prompt + suffix,
+                    "negative_prompt": negative,
+                    "seed": image_seed(seed, class_id, image_index),
+                }
+            )
     return plan
 
 
@@ -338,9 +354,18 @@ def base_strategy(strategy: str, strategy_params: dict) -> str:
     return strategy
 
 
-def plan_prompts(strategy: str, strategy_params: dict, classes: list[str], templates: list[str], *,
-                 images_per_class: int, seed: int, tokens: dict | None = None,
-                 descriptions_file: str | None = None, text_model=None) -> list[dict]:
+def plan_prompts(
+    strategy: str,
+    strategy_params: dict,
+    classes: list[str],
+    templates: list[str],
+    *,
+    images_per_class: int,
+    seed: int,
+    tokens: dict | None = None,
+    descriptions_file: str | None = None,
+    text_model=None,
+) -> list[dict]:
     """The prompt plan of one configured strategy: ``make_prompt_plan`` of its base strategy,
     with ``tokens`` ({class_id: token}) for the textual-inversion strategies and the checked
     path of its descriptions file in place of that file's fingerprint."""
@@ -350,5 +375,6 @@ def plan_prompts(strategy: str, strategy_params: dict, classes: list[str], templ
     params["images_per_class"] = images_per_class
     if strategy in TEXTUAL_INVERSION_STRATEGIES:
         params["textual_inversion"] = tokens or {}
-    return make_prompt_plan(base_strategy(strategy, strategy_params), list(classes), list(templates), params,
-                            seed, text_model=text_model)
+    return make_prompt_plan(
+        base_strategy(strategy, strategy_params), list(classes), list(templates), params, seed, text_model=text_model
+    )

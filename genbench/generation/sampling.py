@@ -25,10 +25,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from genbench.core.artifacts import _job_tag
-from genbench.core.io import emit
 from genbench.core.errors import ConfigError, GenBenchError
-from genbench.plan.paths import num_shards, split_into_shards  # noqa: F401 (the shard layout)
+from genbench.core.io import emit
 from genbench.generation.prompts import count_truncated_prompts
+from genbench.plan.paths import num_shards, split_into_shards  # noqa: F401 (the shard layout)
 
 RESIZE_FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -85,17 +85,29 @@ def _generate_batch(pipe, rows, *, steps, guidance, height, width, device) -> np
     generators = [torch.Generator(device).manual_seed(int(row["seed"])) for row in rows]
     negatives = [row["negative_prompt"] or "" for row in rows]
     with torch.no_grad():
-        output = pipe(prompt=[row["prompt"] for row in rows],
-                      negative_prompt=negatives if any(negatives) else None,
-                      num_inference_steps=steps, guidance_scale=guidance, height=height, width=width,
-                      generator=generators, output_type="np")
+        output = pipe(
+            prompt=[row["prompt"] for row in rows],
+            negative_prompt=negatives if any(negatives) else None,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            height=height,
+            width=width,
+            generator=generators,
+            output_type="np",
+        )
     return np.asarray(output.images, dtype=np.float32)
 
 
 def _metadata(row: dict, black: bool) -> dict:
-    return {"id": image_id(row), "class_id": row["class_id"], "class_name": row["class_name"],
-            "prompt": row["prompt"], "negative_prompt": row["negative_prompt"], "seed": row["seed"],
-            "black": black}
+    return {
+        "id": image_id(row),
+        "class_id": row["class_id"],
+        "class_name": row["class_name"],
+        "prompt": row["prompt"],
+        "negative_prompt": row["negative_prompt"],
+        "seed": row["seed"],
+        "black": black,
+    }
 
 
 def _tar_member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
@@ -121,9 +133,21 @@ def write_tar_atomic(out_tar_path, members: dict[str, bytes]) -> None:
             tmp.unlink()
 
 
-def sample_shard(pipe, rows: list[dict], out_tar_path, *, steps: int, guidance: float, height: int, width: int,
-                 output_size: int = 224, resize_filter: str = "bicubic", batch_size: int, device: str = "cpu",
-                 log=None) -> dict:
+def sample_shard(
+    pipe,
+    rows: list[dict],
+    out_tar_path,
+    *,
+    steps: int,
+    guidance: float,
+    height: int,
+    width: int,
+    output_size: int = 224,
+    resize_filter: str = "bicubic",
+    batch_size: int,
+    device: str = "cpu",
+    log=None,
+) -> dict:
     """Sample one shard of plan rows into a tar; return {"images", "black_or_nan", "truncated_prompts"}.
 
     ``log`` is None, a logging.Logger or a callable taking a string.
@@ -137,9 +161,10 @@ def sample_shard(pipe, rows: list[dict], out_tar_path, *, steps: int, guidance: 
     members, bad = {}, 0
     with tqdm(total=len(rows), desc=Path(out_tar_path).name, unit="img") as progress:
         for start in range(0, len(rows), batch_size):
-            batch = rows[start:start + batch_size]
-            images = _generate_batch(pipe, batch, steps=steps, guidance=guidance, height=height,
-                                     width=width, device=device)
+            batch = rows[start : start + batch_size]
+            images = _generate_batch(
+                pipe, batch, steps=steps, guidance=guidance, height=height, width=width, device=device
+            )
             for row, image in zip(batch, images):
                 pixels, black = to_uint8(image)
                 bad += black
@@ -171,7 +196,14 @@ def write_image_index(shard_paths, out_index_path, base_dir=None) -> int:
     for shard in shard_paths:
         relative = os.path.relpath(os.path.abspath(shard), index_dir).replace(os.sep, "/")
         for meta in read_shard_metadata(shard):
-            records.append({"id": meta["id"], "path": f"{relative}@{meta['id']}.png", "label": meta["class_id"],
-                            "prompt": meta["prompt"], "seed": meta["seed"]})
+            records.append(
+                {
+                    "id": meta["id"],
+                    "path": f"{relative}@{meta['id']}.png",
+                    "label": meta["class_id"],
+                    "prompt": meta["prompt"],
+                    "seed": meta["seed"],
+                }
+            )
     write_index(out_index_path, records)
     return len(records)

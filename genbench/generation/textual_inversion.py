@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genbench.core.io import emit
 from genbench.core.errors import GenBenchError
+from genbench.core.io import emit
 
 DEFAULT_TEMPLATES = (
     "a photo of a {}",
@@ -70,8 +70,9 @@ def _select_retrieved(records: list[dict], index_path) -> list[int]:
     return sorted(range(len(records)), key=lambda i: (-float(records[i]["similarity"]), records[i]["id"]))
 
 
-def reference_images(index_path, class_names, ref_shot: int, *, source: str = "original", seed: int = 0,
-                     log=None) -> dict:
+def reference_images(
+    index_path, class_names, ref_shot: int, *, source: str = "original", seed: int = 0, log=None
+) -> dict:
     """Pick up to ``ref_shot`` reference records per class from an image index.
 
     ``source="original"``: a K-shot index; the records are those chosen by
@@ -89,13 +90,16 @@ def reference_images(index_path, class_names, ref_shot: int, *, source: str = "o
     if isinstance(ref_shot, bool) or not isinstance(ref_shot, int) or ref_shot < 1:
         raise GenBenchError(f"ref_shot must be a positive int, got {ref_shot!r}")
     records = read_index(index_path)
-    order = _select_original(records, ref_shot, seed) if source == "original" else _select_retrieved(records, index_path)
+    order = (
+        _select_original(records, ref_shot, seed) if source == "original" else _select_retrieved(records, index_path)
+    )
     per_class = {c: [] for c in range(len(class_names))}
     for i in order:
         for label in labels_of(records[i]):
             if label not in per_class:
-                raise GenBenchError(f"{index_path}: record {records[i]['id']!r} has label {label} outside "
-                                    f"0..{len(class_names) - 1}")
+                raise GenBenchError(
+                    f"{index_path}: record {records[i]['id']!r} has label {label} outside 0..{len(class_names) - 1}"
+                )
             if len(per_class[label]) < ref_shot:
                 per_class[label].append(records[i])
     empty = [class_names[c] for c, recs in per_class.items() if not recs]
@@ -180,8 +184,9 @@ def _training_target(scheduler, latents, noise, timesteps):
 
 
 def _prompt_ids(tokenizer, prompts: list[str], device) -> torch.Tensor:
-    return tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                     return_tensors="pt").input_ids.to(device)
+    return tokenizer(
+        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids.to(device)
 
 
 def _freeze(pipe) -> torch.nn.Parameter:
@@ -255,9 +260,23 @@ def _training_step(pipe, weight, optimizer, sampler, noise_scheduler, dists, tok
     return float(loss.detach())
 
 
-def train_token(pipe, images, token: str, initializer_word: str | None, class_name: str, *, steps: int,
-                lr: float = 5e-4, batch_size: int = 4, resolution: int = 512, seed: int = 0,
-                templates=DEFAULT_TEMPLATES, weight_decay: float = 1e-2, log=None, history=None) -> torch.Tensor:
+def train_token(
+    pipe,
+    images,
+    token: str,
+    initializer_word: str | None,
+    class_name: str,
+    *,
+    steps: int,
+    lr: float = 5e-4,
+    batch_size: int = 4,
+    resolution: int = 512,
+    seed: int = 0,
+    templates=DEFAULT_TEMPLATES,
+    weight_decay: float = 1e-2,
+    log=None,
+    history=None,
+) -> torch.Tensor:
     """Learn the embedding of a new token ``token`` from reference ``images`` (PIL); returns its row (D,).
 
     The pipeline is modified in place: the token stays in its tokenizer and text encoder.
@@ -290,8 +309,9 @@ def train_token(pipe, images, token: str, initializer_word: str | None, class_na
         frozen = weight.detach().clone()
         optimizer = torch.optim.AdamW([weight], lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay, eps=1e-8)
         for step in range(steps):
-            loss = _training_step(pipe, weight, optimizer, sampler, noise_scheduler, dists, token_id, frozen,
-                                  phrase, batch_size)
+            loss = _training_step(
+                pipe, weight, optimizer, sampler, noise_scheduler, dists, token_id, frozen, phrase, batch_size
+            )
             if history is not None:
                 history.append(loss)
             if step == 0 or (step + 1) % 50 == 0 or step + 1 == steps:
@@ -324,13 +344,15 @@ def save_learned_embeds(path, embeds: dict) -> Path:
     from safetensors.torch import save_file
 
     if len(embeds) != 1:
-        raise GenBenchError(f"save_learned_embeds writes one token per file (load_textual_inversion reads one key), "
-                            f"got {len(embeds)}: {sorted(embeds)}")
+        raise GenBenchError(
+            f"save_learned_embeds writes one token per file (load_textual_inversion reads one key), "
+            f"got {len(embeds)}: {sorted(embeds)}"
+        )
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path / LEARNED_EMBEDS_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    (token, tensor), = embeds.items()
+    ((token, tensor),) = embeds.items()
     tensor = torch.as_tensor(tensor).detach().float().cpu().reshape(1, -1).contiguous()
     save_file({token: tensor}, str(path))
     return path
@@ -381,7 +403,13 @@ def write_reference_index(index_path, refs: dict, out_index, final_dir) -> int:
         for r in refs["per_class"][class_id]:
             location, _, member = r["path"].partition("@")
             path = os.path.relpath(os.path.join(source_dir, location), os.path.abspath(final_dir))
-            records.append({**r, "id": f"{int(class_id):04d}-{r['id']}", "path": path + (f"@{member}" if member else ""),
-                            "label": int(class_id)})
+            records.append(
+                {
+                    **r,
+                    "id": f"{int(class_id):04d}-{r['id']}",
+                    "path": path + (f"@{member}" if member else ""),
+                    "label": int(class_id),
+                }
+            )
     write_index(out_index, records)
     return len(records)

@@ -36,9 +36,11 @@ def _build_tokenizer():
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     backend.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", vocab["</s>"])])
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>",
-                                   unk_token="<unk>", model_max_length=64)
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", vocab["</s>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=64
+    )
 
 
 def build_tiny_text2text(out_dir, seed: int = 0) -> Path:
@@ -47,9 +49,18 @@ def build_tiny_text2text(out_dir, seed: int = 0) -> Path:
 
     out_dir = Path(out_dir)
     tokenizer = _build_tokenizer()
-    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2,
-                      num_decoder_layers=2, num_heads=4, pad_token_id=0, eos_token_id=1,
-                      decoder_start_token_id=0)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = T5ForConditionalGeneration(config)
@@ -75,8 +86,9 @@ def _normalise(sentence: str) -> str:
     return " ".join(sentence.split())
 
 
-def generate_sentences(model, tokenizer, class_name: str, n: int, seed: int, max_new_tokens: int = 24,
-                       attempts: int = 3) -> list[str]:
+def generate_sentences(
+    model, tokenizer, class_name: str, n: int, seed: int, max_new_tokens: int = 24, attempts: int = 3
+) -> list[str]:
     """Up to ``n`` distinct sentences about ``class_name``, sampled deterministically from ``seed``.
 
     Sentences are whitespace-normalised, empty ones dropped and duplicates (ignoring case and
@@ -98,7 +110,8 @@ def generate_sentences(model, tokenizer, class_name: str, n: int, seed: int, max
 def _sample_round(model, tokenizer, inputs, n: int, seed: int, max_new_tokens: int) -> list[str]:
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        output = model.generate(**inputs, do_sample=True, top_k=50, top_p=0.95, num_return_sequences=n,
-                                max_new_tokens=max_new_tokens)
+        output = model.generate(
+            **inputs, do_sample=True, top_k=50, top_p=0.95, num_return_sequences=n, max_new_tokens=max_new_tokens
+        )
     texts = tokenizer.batch_decode(output, skip_special_tokens=True)
     return [t for t in (_normalise(text) for text in texts) if t]

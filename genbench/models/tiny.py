@@ -87,8 +87,7 @@ def build_tiny_tokenizer(out_dir: str | Path):
     (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
     (out_dir / "tokenizer_config.json").write_text(
-        json.dumps({"model_max_length": CLIP_CONTEXT_LENGTH, "pad_token": "!",
-                    "tokenizer_class": "CLIPTokenizer"}),
+        json.dumps({"model_max_length": CLIP_CONTEXT_LENGTH, "pad_token": "!", "tokenizer_class": "CLIPTokenizer"}),
         encoding="utf-8",
     )
     tokenizer = CLIPTokenizer.from_pretrained(str(out_dir), model_max_length=CLIP_CONTEXT_LENGTH, pad_token="!")
@@ -221,7 +220,9 @@ def register_open_clip_config(config_path: str | Path) -> str:
     open_clip.add_model_config(config_path)
     name = config_path.stem
     if name not in open_clip.list_models():
-        raise GenBenchError(f"{config_path}: not a valid open_clip model config (needs embed_dim, vision_cfg, text_cfg)")
+        raise GenBenchError(
+            f"{config_path}: not a valid open_clip model config (needs embed_dim, vision_cfg, text_cfg)"
+        )
     return name
 
 

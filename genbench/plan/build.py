@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from genbench.core.config import deep_merge, is_tiny, looks_like_local_path
-from genbench.data.datasets import DatasetInfo, get_dataset
 from genbench.core.errors import ConfigError
 from genbench.core.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
+from genbench.data.datasets import DatasetInfo, get_dataset
 from genbench.generation.prompts import TEXTUAL_INVERSION_STRATEGIES
 from genbench.plan import paths
 from genbench.plan.graph import STAGE_VERSIONS, Graph, Node  # noqa: F401 (STAGE_VERSIONS: re-exported)
@@ -118,22 +118,32 @@ class Plan(Graph):
         data = self._section(d, "data")
         configure = self.add("configure", d, {"dataset": _without_paths(info.to_json())}, {})
         identity, root = self._data_identity(info, data)
-        prepare = self.add("prepare", d, {
-            "source": _without_paths(info.to_json()["source"]),
-            "data": identity,
-            "download": bool(data.get("download", False)),
-            "seed": data.get("seed", 0),
-            "test_fraction": data.get("test_fraction", 0.3),
-            "max_bad_fraction": data.get("max_bad_fraction", 0.01),
-        }, {"configure": configure}, runtime={"root": root, "stat_cache": str(self.stat_cache.path)},
-            label=info.to_json()["source"].get("type", ""))
+        prepare = self.add(
+            "prepare",
+            d,
+            {
+                "source": _without_paths(info.to_json()["source"]),
+                "data": identity,
+                "download": bool(data.get("download", False)),
+                "seed": data.get("seed", 0),
+                "test_fraction": data.get("test_fraction", 0.3),
+                "max_bad_fraction": data.get("max_bad_fraction", 0.01),
+            },
+            {"configure": configure},
+            runtime={"root": root, "stat_cache": str(self.stat_cache.path)},
+            label=info.to_json()["source"].get("type", ""),
+        )
         enc_params, enc_inputs, enc_runtime = self._model("encoder")
         features_cfg = self._section(d, "features")
         device = features_cfg.get("device", "cpu")
-        text_cls = self.add("text_classifier", d, {"encoder": enc_params, "device": device},
-                            {"configure": configure, **enc_inputs}, runtime={"encoder": enc_runtime})
-        ctx = _DatasetContext(info, configure, prepare, text_cls, enc_params, enc_inputs, enc_runtime,
-                              features_cfg)
+        text_cls = self.add(
+            "text_classifier",
+            d,
+            {"encoder": enc_params, "device": device},
+            {"configure": configure, **enc_inputs},
+            runtime={"encoder": enc_runtime},
+        )
+        ctx = _DatasetContext(info, configure, prepare, text_cls, enc_params, enc_inputs, enc_runtime, features_cfg)
         ctx.test_features = self._features(ctx, prepare, "test")
         ctx.train_features = self._features(ctx, prepare, "train")
 
@@ -147,46 +157,59 @@ class Plan(Graph):
                     originals[(k, seed)] = self._original_pack(ctx, k, seed)
         if "original" in sources:
             for (k, seed), pack in originals.items():
-                evaluations += self._evaluate(ctx, [(pack, ctx.train_features)],
-                                              source="original", strategy="-", shots=k, seed=seed)
+                evaluations += self._evaluate(
+                    ctx, [(pack, ctx.train_features)], source="original", strategy="-", shots=k, seed=seed
+                )
         if "retrieval" in sources:
             for k in fewshot["shots"]:
                 pack, feats = self._retrieval_pack(ctx, k)
-                evaluations += self._evaluate(ctx, [(pack, feats)], source="retrieval", strategy="-",
-                                              shots=k, seed=0)
+                evaluations += self._evaluate(ctx, [(pack, feats)], source="retrieval", strategy="-", shots=k, seed=0)
         if "generated" in sources or "combined" in sources:
             for strategy in self._section(d, "strategies"):
                 for k in fewshot["shots"]:
                     pack, feats = self._generated_pack(ctx, strategy, k)
                     if "generated" in sources:
-                        evaluations += self._evaluate(ctx, [(pack, feats)], source="generated",
-                                                      strategy=strategy, shots=k, seed=0)
+                        evaluations += self._evaluate(
+                            ctx, [(pack, feats)], source="generated", strategy=strategy, shots=k, seed=0
+                        )
                     if "combined" in sources:
                         for seed in fewshot["seeds"]:
                             pairs = [(originals[(k, seed)], ctx.train_features), (pack, feats)]
-                            evaluations += self._evaluate(ctx, pairs, source="combined",
-                                                          strategy=strategy, shots=k, seed=seed,
-                                                          probe_only=True)
+                            evaluations += self._evaluate(
+                                ctx, pairs, source="combined", strategy=strategy, shots=k, seed=seed, probe_only=True
+                            )
         return evaluations
 
     def _features(self, ctx: "_DatasetContext", images: Node, split: str) -> Node:
         cfg = ctx.features_cfg
-        return self.add("features", ctx.info.name,
-                        {"split": split, "encoder": ctx.enc_params, "device": cfg.get("device", "cpu")},
-                        {"images": images, "configure": ctx.configure, **ctx.enc_inputs},
-                        runtime={"encoder": ctx.enc_runtime, "batch_size": cfg["batch_size"],
-                                 "num_workers": cfg["num_workers"]},
-                        label=split if split != "images" else f"{_SET_KINDS[images.stage]}-{images.label}")
+        return self.add(
+            "features",
+            ctx.info.name,
+            {"split": split, "encoder": ctx.enc_params, "device": cfg.get("device", "cpu")},
+            {"images": images, "configure": ctx.configure, **ctx.enc_inputs},
+            runtime={"encoder": ctx.enc_runtime, "batch_size": cfg["batch_size"], "num_workers": cfg["num_workers"]},
+            label=split if split != "images" else f"{_SET_KINDS[images.stage]}-{images.label}",
+        )
 
     def _original_pack(self, ctx: "_DatasetContext", k: int, seed: int) -> Node:
         subset = self._fewshot(ctx, k, seed)
-        return self.add("pack_original", ctx.info.name, {"k": k, "seed": seed},
-                        {"images": subset, "configure": ctx.configure}, label=f"k{k}-s{seed}")
+        return self.add(
+            "pack_original",
+            ctx.info.name,
+            {"k": k, "seed": seed},
+            {"images": subset, "configure": ctx.configure},
+            label=f"k{k}-s{seed}",
+        )
 
     def _fewshot(self, ctx: "_DatasetContext", k: int, seed: int) -> Node:
-        return self.add("fewshot", ctx.info.name, {"k": k, "seed": seed},
-                        {"prepare": ctx.prepare, "configure": ctx.configure},
-                        runtime={"on_shortfall": self._on_shortfall(ctx)}, label=f"k{k}-s{seed}")
+        return self.add(
+            "fewshot",
+            ctx.info.name,
+            {"k": k, "seed": seed},
+            {"prepare": ctx.prepare, "configure": ctx.configure},
+            runtime={"on_shortfall": self._on_shortfall(ctx)},
+            label=f"k{k}-s{seed}",
+        )
 
     def _generated_pack(self, ctx: "_DatasetContext", strategy: str, k: int) -> tuple[Node, Node]:
         d = ctx.info.name
@@ -204,27 +227,40 @@ class Plan(Graph):
         if strategy in GENERATED_STRATEGIES_NEEDING_TEXT2TEXT:
             params["text2text"], t2t_inputs, runtime["text2text"] = self._model("text2text")
             plan_inputs.update(t2t_inputs)
-        prompt_plan = self.add("prompt_plan", d, {
-            "strategy": strategy,
-            "strategy_params": strategy_params,
-            "images_per_class": gen["images_per_class"],
-            "seed": gen["seed"],
-            **params,
-        }, plan_inputs, runtime=runtime, label=strategy)
+        prompt_plan = self.add(
+            "prompt_plan",
+            d,
+            {
+                "strategy": strategy,
+                "strategy_params": strategy_params,
+                "images_per_class": gen["images_per_class"],
+                "seed": gen["seed"],
+                **params,
+            },
+            plan_inputs,
+            runtime=runtime,
+            label=strategy,
+        )
         samples = self._sample_images(ctx, prompt_plan, gen)
         return self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
 
-    def _pack_external(self, ctx: "_DatasetContext", stage: str, images: Node, k: int,
-                       seed: int) -> tuple[Node, Node]:
+    def _pack_external(self, ctx: "_DatasetContext", stage: str, images: Node, k: int, seed: int) -> tuple[Node, Node]:
         """Features of a generated or retrieved set, and its pack of K images per class."""
         d = ctx.info.name
         feats = self._features(ctx, images, "images")
         pack_cfg = self._section(d, "pack")
-        pack = self.add(stage, d, {
-            "k": k, "selection": pack_cfg["selection"], "seed": seed,
-        }, {"images": images, "features": feats, "text_classifier": ctx.text_classifier,
-            "configure": ctx.configure}, runtime={"on_shortfall": self._on_shortfall(ctx)},
-            label=f"{images.label}-k{k}")
+        pack = self.add(
+            stage,
+            d,
+            {
+                "k": k,
+                "selection": pack_cfg["selection"],
+                "seed": seed,
+            },
+            {"images": images, "features": feats, "text_classifier": ctx.text_classifier, "configure": ctx.configure},
+            runtime={"on_shortfall": self._on_shortfall(ctx)},
+            label=f"{images.label}-k{k}",
+        )
         return pack, feats
 
     def _on_shortfall(self, ctx: "_DatasetContext") -> str:
@@ -239,11 +275,14 @@ class Plan(Graph):
         pool = self._section(ctx.info.name, "retrieval")["pool"]
         if pool != "train_split":
             return {"pool": content_key(self.fingerprint(pool))}, {}
-        node = self.add("build_pool", ctx.info.name,
-                        {"captions": "first_template", "encoder": ctx.enc_params},
-                        {"images": ctx.prepare, "features": ctx.train_features,
-                         "configure": ctx.configure, **ctx.enc_inputs},
-                        runtime={"encoder": ctx.enc_runtime}, label="train_split")
+        node = self.add(
+            "build_pool",
+            ctx.info.name,
+            {"captions": "first_template", "encoder": ctx.enc_params},
+            {"images": ctx.prepare, "features": ctx.train_features, "configure": ctx.configure, **ctx.enc_inputs},
+            runtime={"encoder": ctx.enc_runtime},
+            label="train_split",
+        )
         return {"pool": "train_split"}, {"pool": node}
 
     def _retrieve(self, ctx: "_DatasetContext") -> Node:
@@ -253,16 +292,22 @@ class Plan(Graph):
         runtime = {"encoder": ctx.enc_runtime, "stat_cache": str(self.stat_cache.path)}
         if not pool_inputs:
             runtime["pool"] = cfg["pool"]
-        return self.add("retrieve", ctx.info.name, {
-            **pool_params,
-            "encoder": ctx.enc_params,
-            "device": ctx.features_cfg.get("device", "cpu"),
-            "kind": cfg["kind"],
-            "k_per_prompt": cfg["k_per_prompt"],
-            "k_per_class": cfg.get("k_per_class") or max(shots),
-            "on_conflict": cfg["on_conflict"],
-        }, {"configure": ctx.configure, **ctx.enc_inputs, **pool_inputs}, runtime=runtime,
-            label=cfg["kind"])
+        return self.add(
+            "retrieve",
+            ctx.info.name,
+            {
+                **pool_params,
+                "encoder": ctx.enc_params,
+                "device": ctx.features_cfg.get("device", "cpu"),
+                "kind": cfg["kind"],
+                "k_per_prompt": cfg["k_per_prompt"],
+                "k_per_class": cfg.get("k_per_class") or max(shots),
+                "on_conflict": cfg["on_conflict"],
+            },
+            {"configure": ctx.configure, **ctx.enc_inputs, **pool_inputs},
+            runtime=runtime,
+            label=cfg["kind"],
+        )
 
     def _retrieval_pack(self, ctx: "_DatasetContext", k: int) -> tuple[Node, Node]:
         return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0)
@@ -274,15 +319,32 @@ class Plan(Graph):
             references_from = self._fewshot(ctx, cfg["ref_shot"], cfg["seed"])
         else:
             references_from = self._retrieve(ctx)
-        refs = self.add("textual_inversion_prepare", d, {
-            "source": source, "ref_shot": cfg["ref_shot"], "seed": cfg["seed"],
-        }, {"images": references_from, "configure": ctx.configure}, label=source)
+        refs = self.add(
+            "textual_inversion_prepare",
+            d,
+            {
+                "source": source,
+                "ref_shot": cfg["ref_shot"],
+                "seed": cfg["seed"],
+            },
+            {"images": references_from, "configure": ctx.configure},
+            label=source,
+        )
         gen_params, gen_inputs, gen_runtime = self._model("generator")
         train = {k: cfg[k] for k in ("steps", "lr", "batch_size", "resolution", "seed", "initializer")}
-        node = self.add("textual_inversion", d, {
-            "generator": gen_params, "device": self._section(d, "generation")["device"], **train,
-        }, {"references": refs, "configure": ctx.configure, **gen_inputs},
-            runtime={"generator": gen_runtime}, label=source, parts=ctx.info.num_classes)
+        node = self.add(
+            "textual_inversion",
+            d,
+            {
+                "generator": gen_params,
+                "device": self._section(d, "generation")["device"],
+                **train,
+            },
+            {"references": refs, "configure": ctx.configure, **gen_inputs},
+            runtime={"generator": gen_runtime},
+            label=source,
+            parts=ctx.info.num_classes,
+        )
         return node
 
     def _sample_images(self, ctx: "_DatasetContext", prompt_plan: Node, gen: dict) -> Node:
@@ -293,68 +355,111 @@ class Plan(Graph):
         shards = paths.num_shards(total, gen["shard_size"])
         params = {
             "generator": gen_params,
-            **{k: gen[k] for k in ("scheduler", "steps", "guidance", "height", "width",
-                                   "output_size", "resize_filter", "dtype", "shard_size",
-                                   "safety_checker", "device")},
+            **{
+                k: gen[k]
+                for k in (
+                    "scheduler",
+                    "steps",
+                    "guidance",
+                    "height",
+                    "width",
+                    "output_size",
+                    "resize_filter",
+                    "dtype",
+                    "shard_size",
+                    "safety_checker",
+                    "device",
+                )
+            },
             "num_images": total,
         }
-        node = self.add("sample_images", ctx.info.name, params, {"plan": prompt_plan, **gen_inputs},
-                        runtime={"generator": gen_runtime, "batch_size": gen["batch_size"]},
-                        label=prompt_plan.label, parts=shards)
+        node = self.add(
+            "sample_images",
+            ctx.info.name,
+            params,
+            {"plan": prompt_plan, **gen_inputs},
+            runtime={"generator": gen_runtime, "batch_size": gen["batch_size"]},
+            label=prompt_plan.label,
+            parts=shards,
+        )
         if node not in self.sample_sets:
             self.sample_sets.append(node)
         return node
 
-    def _evaluate(self, ctx: "_DatasetContext", pairs: list[tuple[Node, Node]], *,
-                  probe_only: bool = False, **labels) -> list[Node]:
+    def _evaluate(
+        self, ctx: "_DatasetContext", pairs: list[tuple[Node, Node]], *, probe_only: bool = False, **labels
+    ) -> list[Node]:
         d = ctx.info.name
         external = {}
         for i, (pack, feats) in enumerate(pairs):
             external[f"pack{i}"] = pack
             external[f"features{i}"] = feats
-        common = {**external, "test_features": ctx.test_features,
-                  "text_classifier": ctx.text_classifier, "configure": ctx.configure}
+        common = {
+            **external,
+            "test_features": ctx.test_features,
+            "text_classifier": ctx.text_classifier,
+            "configure": ctx.configure,
+        }
         metrics = self._section(d, "metrics")
         probe = self._section(d, "probe")
         label = _evaluation_label(labels)
         nodes = [self.add("elevater", d, {"probe": probe, "labels": labels}, common, label=label)]
         if probe_only:
             return nodes
-        nodes.append(self.add("zeroshot_metric", d, {"cler": metrics["cler"], "labels": labels},
-                              common, label=label))
-        nodes.append(self.add("distribution_metrics", d, {
-            "metrics": metrics["distribution"],
-            "kid": metrics.get("kid", {}),
-            "labels": labels,
-        }, common, label=label))
-        nodes.append(self.add("proxy_distance", d, {"pad": metrics.get("pad", {}),
-                                                    "labels": labels}, common, label=label))
+        nodes.append(self.add("zeroshot_metric", d, {"cler": metrics["cler"], "labels": labels}, common, label=label))
+        nodes.append(
+            self.add(
+                "distribution_metrics",
+                d,
+                {
+                    "metrics": metrics["distribution"],
+                    "kid": metrics.get("kid", {}),
+                    "labels": labels,
+                },
+                common,
+                label=label,
+            )
+        )
+        nodes.append(
+            self.add("proxy_distance", d, {"pad": metrics.get("pad", {}), "labels": labels}, common, label=label)
+        )
         for spec in metrics.get("extra_encoders", []):
             nodes.append(self._extra_encoder_metrics(ctx, pairs, spec, metrics, labels))
         return nodes
 
-    def _extra_encoder_metrics(self, ctx: "_DatasetContext", pairs: list[tuple[Node, Node]], spec: dict,
-                               metrics: dict, labels: dict) -> Node:
+    def _extra_encoder_metrics(
+        self, ctx: "_DatasetContext", pairs: list[tuple[Node, Node]], spec: dict, metrics: dict, labels: dict
+    ) -> Node:
         """Distribution metrics (e.g. classic FID on Inception features) with another encoder:
         the same image sets and packs, encoded once more, by that encoder only."""
         keyed, _, runtime = self._model("extra_encoder", spec)
         cfg = ctx.features_cfg
 
         def features_with(feats: Node) -> Node:
-            return self.add("features", ctx.info.name,
-                            {"split": feats.params["split"], "encoder": keyed, "device": cfg.get("device", "cpu")},
-                            {"images": feats.inputs["images"], "configure": ctx.configure},
-                            runtime={"encoder": runtime, "batch_size": cfg["batch_size"],
-                                     "num_workers": cfg["num_workers"]},
-                            label=f"{feats.label}-{spec['type']}")
+            return self.add(
+                "features",
+                ctx.info.name,
+                {"split": feats.params["split"], "encoder": keyed, "device": cfg.get("device", "cpu")},
+                {"images": feats.inputs["images"], "configure": ctx.configure},
+                runtime={"encoder": runtime, "batch_size": cfg["batch_size"], "num_workers": cfg["num_workers"]},
+                label=f"{feats.label}-{spec['type']}",
+            )
 
         inputs = {"test_features": features_with(ctx.test_features), "configure": ctx.configure}
         for i, (pack, feats) in enumerate(pairs):
             inputs[f"pack{i}"], inputs[f"features{i}"] = pack, features_with(feats)
-        return self.add("distribution_metrics", ctx.info.name, {
-            "metrics": metrics["distribution"], "kid": metrics.get("kid", {}), "labels": labels,
-            "encoder": keyed,
-        }, inputs, label=f"{_evaluation_label(labels)}-{spec['type']}")
+        return self.add(
+            "distribution_metrics",
+            ctx.info.name,
+            {
+                "metrics": metrics["distribution"],
+                "kid": metrics.get("kid", {}),
+                "labels": labels,
+                "encoder": keyed,
+            },
+            inputs,
+            label=f"{_evaluation_label(labels)}-{spec['type']}",
+        )
 
 
 @dataclass

@@ -103,8 +103,16 @@ class Graph:
         self.results_dir = results_dir
         self.nodes: dict[tuple[str, str, str], Node] = {}
 
-    def add(self, stage: str, scope: str, params: dict, inputs: dict[str, Node],
-            runtime: dict | None = None, label: str = "", parts: int = 0) -> Node:
+    def add(
+        self,
+        stage: str,
+        scope: str,
+        params: dict,
+        inputs: dict[str, Node],
+        runtime: dict | None = None,
+        label: str = "",
+        parts: int = 0,
+    ) -> Node:
         """Add an artifact (or return the identical one already planned)."""
         node = Node(stage, scope, params, dict(inputs), self.results_dir, dict(runtime or {}), label, parts)
         existing = self.nodes.get((stage, scope, node.short))
@@ -135,7 +143,8 @@ class Graph:
         if unknown:
             raise ConfigError(f"unknown stage(s) {sorted(unknown)}; valid: {sorted(STAGE_VERSIONS)}")
         return [
-            n for n in self.nodes.values()
+            n
+            for n in self.nodes.values()
             if (not stages or n.stage in stages) and (not datasets or n.scope in datasets)
         ]
 

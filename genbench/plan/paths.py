@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import re
 
-from genbench.core.errors import ConfigError
-
 from genbench.core.artifacts import MANIFEST, SHORT_KEY_LENGTH, STAGING_PREFIX, named_by_key  # noqa: F401
+from genbench.core.errors import ConfigError
 
 STATE_DIR = ".genbench"
 SHARDS_DIR = "shards"
@@ -87,6 +86,7 @@ def state_dir(results: str) -> str:
 
 # Snakemake patterns: the same scheme with wildcards {scope}, {folder} and {part}.
 
+
 def manifest_pattern(results: str, stage: str) -> str:
     return manifest_path(results, stage, "{scope}", "{folder}")
 
@@ -100,7 +100,9 @@ def shard_pattern(results: str) -> str:
 
 
 def token_pattern(results: str) -> str:
-    return f"{artifact_dir(results, 'textual_inversion', '{scope}', '{folder}')}/{TOKENS_DIR}/class-{{part}}.safetensors"
+    return (
+        f"{artifact_dir(results, 'textual_inversion', '{scope}', '{folder}')}/{TOKENS_DIR}/class-{{part}}.safetensors"
+    )
 
 
 def part_manifest_pattern(data_pattern: str) -> str:
@@ -121,4 +123,4 @@ def num_shards(n: int, shard_size: int) -> int:
 
 def split_into_shards(rows: list, shard_size: int) -> list[list]:
     """``rows`` cut into contiguous shards of ``shard_size`` rows (the last may be shorter)."""
-    return [rows[i * shard_size:(i + 1) * shard_size] for i in range(num_shards(len(rows), shard_size))]
+    return [rows[i * shard_size : (i + 1) * shard_size] for i in range(num_shards(len(rows), shard_size))]

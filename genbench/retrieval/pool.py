@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genbench.core.io import IMAGE_DECODE_ERRORS, l2_normalize
 from genbench.core.errors import GenBenchError
+from genbench.core.io import IMAGE_DECODE_ERRORS, l2_normalize
 from genbench.data.imageset import TarMembers
 
 EMBED_KINDS = {"image": ("img_emb", "img_emb_"), "text": ("text_emb", "text_emb_")}
@@ -93,8 +93,13 @@ def image_extension(data: bytes, key: str) -> str:
 
 def _check_key(key) -> str:
     """Keys name tar members (``<key>.<ext>``): no '/', '.', or whitespace (webdataset splits at '.')."""
-    if not isinstance(key, str) or not key or any(c in key for c in "/.\\") or key != key.strip() \
-            or any(c.isspace() for c in key):
+    if (
+        not isinstance(key, str)
+        or not key
+        or any(c in key for c in "/.\\")
+        or key != key.strip()
+        or any(c.isspace() for c in key)
+    ):
         raise GenBenchError(f"pool key {key!r} is not valid: use a non-empty name without '/', '.', or spaces")
     return key
 
@@ -136,7 +141,7 @@ def _encode_image_batch(encoder, blobs: list[bytes], keys: list[str]) -> np.ndar
 
 
 def _encode_in_batches(encode, values: list, keys: list[str], batch_size: int) -> np.ndarray:
-    parts = [encode(values[i:i + batch_size], keys[i:i + batch_size]) for i in range(0, len(values), batch_size)]
+    parts = [encode(values[i : i + batch_size], keys[i : i + batch_size]) for i in range(0, len(values), batch_size)]
     return np.concatenate(parts)
 
 
@@ -146,8 +151,14 @@ def _tar_members(items: list[dict], blobs: list[bytes], exts: list[str]) -> dict
     members = {}
     for item, blob, ext in zip(items, blobs, exts):
         width, height = Image.open(io.BytesIO(blob)).size
-        meta = {"key": item["key"], "caption": item["caption"], "url": item["url"], "status": "success",
-                "width": width, "height": height}
+        meta = {
+            "key": item["key"],
+            "caption": item["caption"],
+            "url": item["url"],
+            "status": "success",
+            "width": width,
+            "height": height,
+        }
         members[f"{item['key']}.{ext}"] = blob
         members[f"{item['key']}.txt"] = item["caption"].encode("utf-8")
         members[f"{item['key']}.json"] = json.dumps(meta, sort_keys=True).encode("utf-8")
@@ -158,8 +169,13 @@ def _write_metadata(path: Path, items: list[dict]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({"key": [i["key"] for i in items], "caption": [i["caption"] for i in items],
-                      "url": pa.array([i["url"] for i in items], type=pa.string())})
+    table = pa.table(
+        {
+            "key": [i["key"] for i in items],
+            "caption": [i["caption"] for i in items],
+            "url": pa.array([i["url"] for i in items], type=pa.string()),
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     pq.write_table(table, tmp)
@@ -189,7 +205,9 @@ def write_pool_shard(pool_dir, shard: str, keys, captions, images, img_emb=None,
     for kind, emb in (("image", img_emb), ("text", text_emb)):
         if emb is not None:
             if len(emb) != len(items):
-                raise GenBenchError(f"pool shard {shard}: {kind} embeddings have {len(emb)} rows for {len(items)} images")
+                raise GenBenchError(
+                    f"pool shard {shard}: {kind} embeddings have {len(emb)} rows for {len(items)} images"
+                )
             _save_npy(embedding_path(pool_dir, kind, shard), np.asarray(emb))
     _write_metadata(metadata_path(pool_dir, shard), items)
     write_tar_atomic(pool_dir / f"{shard}.tar", _tar_members(items, blobs, exts))
@@ -199,11 +217,19 @@ def _write_shard(out_dir: Path, shard: str, items: list[dict], encoder, batch_si
     blobs = [_read_source(i["source"], i["key"]) for i in items]
     keys = [i["key"] for i in items]
     img = _encode_in_batches(lambda b, k: _encode_image_batch(encoder, b, k), blobs, keys, batch_size)
-    txt = _encode_in_batches(lambda c, k: encoder.encode_texts(list(c)).numpy(),
-                             [i["caption"] for i in items], keys, batch_size)
-    write_pool_shard(out_dir, shard, keys, [i["caption"] for i in items], blobs,
-                     l2_normalize_rows(img, f"shard {shard} images"), l2_normalize_rows(txt, f"shard {shard} captions"),
-                     [i["url"] for i in items])
+    txt = _encode_in_batches(
+        lambda c, k: encoder.encode_texts(list(c)).numpy(), [i["caption"] for i in items], keys, batch_size
+    )
+    write_pool_shard(
+        out_dir,
+        shard,
+        keys,
+        [i["caption"] for i in items],
+        blobs,
+        l2_normalize_rows(img, f"shard {shard} images"),
+        l2_normalize_rows(txt, f"shard {shard} captions"),
+        [i["url"] for i in items],
+    )
     return img.shape[1]
 
 
@@ -229,15 +255,22 @@ def build_pool(images, out_dir, encoder, *, shard_size: int = 1000, batch_size: 
     shards, dim = [], None
     for number, start in enumerate(range(0, len(items), shard_size)):
         shards.append(shard_name(number))
-        dim = _write_shard(out_dir, shards[-1], items[start:start + shard_size], encoder, batch_size)
-    info = {"encoder": getattr(encoder, "name", None), "dim": int(dim), "shards": shards, "count": len(items),
-            "normalised": True, "dtype": "float32"}
+        dim = _write_shard(out_dir, shards[-1], items[start : start + shard_size], encoder, batch_size)
+    info = {
+        "encoder": getattr(encoder, "name", None),
+        "dim": int(dim),
+        "shards": shards,
+        "count": len(items),
+        "normalised": True,
+        "dtype": "float32",
+    }
     (out_dir / POOL_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return info
 
 
-def build_pool_from_features(index_path, features, captions, out_dir, encoder, *, shard_size: int = 1000,
-                             batch_size: int = 64) -> dict:
+def build_pool_from_features(
+    index_path, features, captions, out_dir, encoder, *, shard_size: int = 1000, batch_size: int = 64
+) -> dict:
     """``build_pool_from_index`` reusing image features already computed for that index.
 
     ``features`` is the index's FeatureSet from the same encoder (genbench.evaluation.features): its rows,
@@ -247,8 +280,10 @@ def build_pool_from_features(index_path, features, captions, out_dir, encoder, *
     from genbench.data.imageset import ImageSetReader
 
     if features.meta.get("encoder") != getattr(encoder, "name", None):
-        raise GenBenchError(f"pool {out_dir}: features were computed with {features.meta.get('encoder')!r}, "
-                            f"not with the pool's encoder {getattr(encoder, 'name', None)!r}")
+        raise GenBenchError(
+            f"pool {out_dir}: features were computed with {features.meta.get('encoder')!r}, "
+            f"not with the pool's encoder {getattr(encoder, 'name', None)!r}"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with ImageSetReader(index_path) as reader:
@@ -256,16 +291,29 @@ def build_pool_from_features(index_path, features, captions, out_dir, encoder, *
         image_rows = l2_normalize_rows(features.select([r["id"] for r in records]).feats, f"features of {index_path}")
         shards = []
         for number, start in enumerate(range(0, len(records), shard_size)):
-            chunk = records[start:start + shard_size]
+            chunk = records[start : start + shard_size]
             keys = [pool_key_for(r["id"]) for r in chunk]
             texts = [_caption_for(captions, r) for r in chunk]
             text_rows = _encode_in_batches(lambda c, k: encoder.encode_texts(list(c)).numpy(), texts, keys, batch_size)
             shards.append(shard_name(number))
-            write_pool_shard(out_dir, shards[-1], keys, texts, [reader.open_bytes(r) for r in chunk],
-                             image_rows[start:start + shard_size], l2_normalize_rows(text_rows, f"shard {shards[-1]}"),
-                             [r["path"] for r in chunk])
-    info = {"encoder": encoder.name, "dim": int(image_rows.shape[1]), "shards": shards, "count": len(records),
-            "normalised": True, "dtype": "float32"}
+            write_pool_shard(
+                out_dir,
+                shards[-1],
+                keys,
+                texts,
+                [reader.open_bytes(r) for r in chunk],
+                image_rows[start : start + shard_size],
+                l2_normalize_rows(text_rows, f"shard {shards[-1]}"),
+                [r["path"] for r in chunk],
+            )
+    info = {
+        "encoder": encoder.name,
+        "dim": int(image_rows.shape[1]),
+        "shards": shards,
+        "count": len(records),
+        "normalised": True,
+        "dtype": "float32",
+    }
     (out_dir / POOL_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return info
 
@@ -285,8 +333,9 @@ def pool_key_for(record_id: str) -> str:
     return "".join(c if c.isalnum() or c in "_-" else "_" for c in record_id)
 
 
-def build_pool_from_index(index_path, captions, out_dir, encoder, *, shard_size: int = 1000,
-                          batch_size: int = 64) -> dict:
+def build_pool_from_index(
+    index_path, captions, out_dir, encoder, *, shard_size: int = 1000, batch_size: int = 64
+) -> dict:
     """``build_pool`` over the images of a GenBench index.
 
     ``captions`` is ``{label: caption}`` (int or str keys) or a callable ``record -> caption``.
@@ -296,8 +345,9 @@ def build_pool_from_index(index_path, captions, out_dir, encoder, *, shard_size:
     from genbench.data.imageset import ImageSetReader
 
     with ImageSetReader(index_path) as reader:
-        items = [(reader.open_bytes(r), _caption_for(captions, r), pool_key_for(r["id"]), r["path"])
-                 for r in reader.records]
+        items = [
+            (reader.open_bytes(r), _caption_for(captions, r), pool_key_for(r["id"]), r["path"]) for r in reader.records
+        ]
     return build_pool(items, out_dir, encoder, shard_size=shard_size, batch_size=batch_size)
 
 
@@ -383,11 +433,13 @@ class Pool:
         if emb.ndim != 2 or emb.dtype.kind != "f":
             raise GenBenchError(f"pool shard {shard}: {path} must be a 2-d float array, got {emb.dtype} {emb.shape}")
         if emb.shape[0] != self.num_rows(shard):
-            raise GenBenchError(f"pool shard {shard}: {path} has {emb.shape[0]} rows but its metadata has "
-                                f"{self.num_rows(shard)} rows")
+            raise GenBenchError(
+                f"pool shard {shard}: {path} has {emb.shape[0]} rows but its metadata has {self.num_rows(shard)} rows"
+            )
         if dim is not None and emb.shape[1] != dim:
-            raise GenBenchError(f"pool shard {shard}: {kind} embeddings have dim {emb.shape[1]}, "
-                                f"the query encoder's dim is {dim}")
+            raise GenBenchError(
+                f"pool shard {shard}: {kind} embeddings have dim {emb.shape[1]}, the query encoder's dim is {dim}"
+            )
         return emb
 
     def rows(self, kind: str, shard: str, rows) -> np.ndarray:
@@ -405,10 +457,12 @@ class Pool:
         for shard in self.shards:
             emb = self.embeddings(kind, shard, dim)
             for start in range(0, emb.shape[0], chunk_rows):
-                chunk = np.asarray(emb[start:start + chunk_rows], dtype=np.float32)
+                chunk = np.asarray(emb[start : start + chunk_rows], dtype=np.float32)
                 if not np.all(np.isfinite(chunk)):
-                    raise GenBenchError(f"pool shard {shard}: {kind} embedding rows {start}..{start + len(chunk) - 1} "
-                                        "contain NaN or inf")
+                    raise GenBenchError(
+                        f"pool shard {shard}: {kind} embedding rows {start}..{start + len(chunk) - 1} "
+                        "contain NaN or inf"
+                    )
                 yield shard, start, chunk
 
     def total_rows(self) -> int:
@@ -468,7 +522,7 @@ def open_pool(pool_dir) -> Pool:
     if not root.is_dir():
         raise GenBenchError(f"pool directory {root} does not exist")
     files = glob.glob(glob.escape(str(root / "metadata")) + "/metadata_*.parquet")
-    shards = sorted((Path(f).name[len("metadata_"):-len(".parquet")] for f in files), key=_shard_sort_key)
+    shards = sorted((Path(f).name[len("metadata_") : -len(".parquet")] for f in files), key=_shard_sort_key)
     if not shards:
         raise GenBenchError(f"pool {root}: no metadata/metadata_<shard>.parquet files")
     info_path = root / POOL_INFO

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genbench.core.io import emit, fill_template
 from genbench.core.errors import GenBenchError
+from genbench.core.io import emit, fill_template
 from genbench.retrieval.pool import DEFAULT_CHUNK_ROWS, Pool, l2_normalize_rows
 
 CONFLICT_POLICIES = ("higher", "both")
@@ -45,7 +45,7 @@ def _select_topk_in_order(scores: np.ndarray, pos: np.ndarray, k: int) -> tuple[
     """
     if scores.shape[1] <= k:
         return scores, pos
-    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
     greater = scores > kth
     equal = scores == kth
     room = k - greater.sum(axis=1, keepdims=True)
@@ -73,8 +73,9 @@ def _check_queries(queries) -> np.ndarray:
     return queries
 
 
-def topk_chunked(queries, pool: Pool, k: int, kind: str = "text", chunk_rows: int = DEFAULT_CHUNK_ROWS, *,
-                 index_path=None, log=None):
+def topk_chunked(
+    queries, pool: Pool, k: int, kind: str = "text", chunk_rows: int = DEFAULT_CHUNK_ROWS, *, index_path=None, log=None
+):
     """Exact inner-product top-k of every query over all pool rows, streaming chunks.
 
     Returns ``(scores, ids)``: ``scores`` float32 Q x k' (k' = min(k, pool rows)), each row
@@ -102,8 +103,9 @@ def topk_chunked(queries, pool: Pool, k: int, kind: str = "text", chunk_rows: in
     for shard, start, chunk in pool.iter_chunks(kind, chunk_rows, dim=queries.shape[1]):
         block = queries @ chunk.T
         pos = np.broadcast_to(np.arange(len(chunk), dtype=np.int64) + shard_start[shard] + start, block.shape)
-        run_scores, run_pos = _select_topk_in_order(np.concatenate([run_scores, block], axis=1),
-                                                   np.concatenate([run_pos, pos], axis=1), k)
+        run_scores, run_pos = _select_topk_in_order(
+            np.concatenate([run_scores, block], axis=1), np.concatenate([run_pos, pos], axis=1), k
+        )
     order = np.argsort(-run_scores, axis=1, kind="stable")
     scores = np.take_along_axis(run_scores, order, axis=1)
     return scores, _to_ids(np.take_along_axis(run_pos, order, axis=1), shards, offsets)
@@ -147,9 +149,17 @@ def _class_candidates(prompt_emb: np.ndarray, ids, pool: Pool, kind: str, meta_c
             meta_cache[shard] = pool.metadata(shard)
         meta = meta_cache[shard]
         for row, sim in zip(rows, sims):
-            candidates.append({"shard": shard, "row": row, "key": meta[row]["key"],
-                               "caption": meta[row]["caption"], "score": float(sim.mean()),
-                               "best_prompt_index": int(sim.argmax()), "hit_prompts": hits[(shard, row)]})
+            candidates.append(
+                {
+                    "shard": shard,
+                    "row": row,
+                    "key": meta[row]["key"],
+                    "caption": meta[row]["caption"],
+                    "score": float(sim.mean()),
+                    "best_prompt_index": int(sim.argmax()),
+                    "hit_prompts": hits[(shard, row)],
+                }
+            )
     return candidates
 
 
@@ -174,8 +184,15 @@ def _assign(per_class: list[list[dict]], k_per_class: int, on_conflict: str, pos
             continue
         key = cand["key"]
         if key in owner:
-            entry = conflicts.setdefault(key, {"key": key, "classes": [owner[key]],
-                                               "scores": [_score_of(selected[owner[key]], key)], "kept": [owner[key]]})
+            entry = conflicts.setdefault(
+                key,
+                {
+                    "key": key,
+                    "classes": [owner[key]],
+                    "scores": [_score_of(selected[owner[key]], key)],
+                    "kept": [owner[key]],
+                },
+            )
             entry["classes"].append(class_id)
             entry["scores"].append(cand["score"])
             if on_conflict == "higher":
@@ -193,7 +210,7 @@ def _score_of(selected: list[dict], key: str) -> float:
 def _encode_prompts(encoder, prompts: list[str], batch_size: int = 256) -> np.ndarray:
     if not getattr(encoder, "has_text", False):
         raise GenBenchError(f"encoder {getattr(encoder, 'name', encoder)!r} has no text tower: cannot retrieve")
-    parts = [encoder.encode_texts(prompts[i:i + batch_size]).numpy() for i in range(0, len(prompts), batch_size)]
+    parts = [encoder.encode_texts(prompts[i : i + batch_size]).numpy() for i in range(0, len(prompts), batch_size)]
     return l2_normalize_rows(np.concatenate(parts), "prompt embeddings")
 
 
@@ -201,7 +218,9 @@ def _search_in_blocks(emb, pool, k, kind, chunk_rows, query_batch, index_path, l
     """``topk_chunked`` ids for blocks of ``query_batch`` queries (bounds the score block memory)."""
     ids = []
     for start in range(0, len(emb), query_batch):
-        ids += topk_chunked(emb[start:start + query_batch], pool, k, kind, chunk_rows, index_path=index_path, log=log)[1]
+        ids += topk_chunked(
+            emb[start : start + query_batch], pool, k, kind, chunk_rows, index_path=index_path, log=log
+        )[1]
     return ids
 
 
@@ -212,9 +231,21 @@ def _check_pool_encoder(pool: Pool, encoder) -> None:
         raise GenBenchError(f"pool {pool.root} was embedded with {built_with!r}, the query encoder is {name!r}")
 
 
-def retrieve_for_classes(class_names, templates, encoder, pool: Pool, *, k_per_prompt: int, k_per_class: int,
-                         kind: str = "text", on_conflict: str = "higher", chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                         query_batch: int = 1024, index_path=None, log=None) -> dict:
+def retrieve_for_classes(
+    class_names,
+    templates,
+    encoder,
+    pool: Pool,
+    *,
+    k_per_prompt: int,
+    k_per_class: int,
+    kind: str = "text",
+    on_conflict: str = "higher",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    query_batch: int = 1024,
+    index_path=None,
+    log=None,
+) -> dict:
     """Retrieve up to ``k_per_class`` pool images per class (protocol in the module docstring).
 
     Returns a JSON-serialisable dict::
@@ -250,18 +281,39 @@ def retrieve_for_classes(class_names, templates, encoder, pool: Pool, *, k_per_p
     shards, offsets = _global_offsets(pool)
     positions = {(c["shard"], c["row"]): offsets[shards.index(c["shard"])] + c["row"] for cs in per_class for c in cs}
     selected, conflicts = _assign(per_class, k_per_class, on_conflict, positions)
-    classes = [{"class_id": c, "class_name": name, "prompts": prompts[c],
-                "hits": [_hit_record(h, prompts[c]) for h in selected[c]]} for c, name in enumerate(class_names)]
+    classes = [
+        {
+            "class_id": c,
+            "class_name": name,
+            "prompts": prompts[c],
+            "hits": [_hit_record(h, prompts[c]) for h in selected[c]],
+        }
+        for c, name in enumerate(class_names)
+    ]
     shortfall = {c: len(s) for c, s in enumerate(selected) if len(s) < k_per_class}
     for c, have in shortfall.items():
         emit(log, f"class {class_names[c]!r}: {have} of {k_per_class} images retrieved")
-    return {"kind": kind, "k_per_prompt": k_per_prompt, "k_per_class": k_per_class, "on_conflict": on_conflict,
-            "classes": classes, "conflicts": conflicts, "shortfall": shortfall}
+    return {
+        "kind": kind,
+        "k_per_prompt": k_per_prompt,
+        "k_per_class": k_per_class,
+        "on_conflict": on_conflict,
+        "classes": classes,
+        "conflicts": conflicts,
+        "shortfall": shortfall,
+    }
 
 
 def _hit_record(cand: dict, prompts: list[str]) -> dict:
-    return {"key": cand["key"], "shard": cand["shard"], "row": cand["row"], "caption": cand["caption"],
-            "score": cand["score"], "prompt": prompts[cand["best_prompt_index"]], "hit_prompts": cand["hit_prompts"]}
+    return {
+        "key": cand["key"],
+        "shard": cand["shard"],
+        "row": cand["row"],
+        "caption": cand["caption"],
+        "score": cand["score"],
+        "prompt": prompts[cand["best_prompt_index"]],
+        "hit_prompts": cand["hit_prompts"],
+    }
 
 
 # ----------------------------------------------------------------------------- writing
@@ -283,10 +335,18 @@ def _set_entries(results: dict, pool: Pool) -> list[tuple[dict, str, bytes]]:
     for cls in results["classes"]:
         for rank, hit in enumerate(cls["hits"]):
             ext, data = pool.image_member(hit["shard"], hit["key"])
-            meta = {"id": retrieved_image_id(cls["class_id"], rank), "class_id": cls["class_id"],
-                    "class_name": cls["class_name"], "prompt": hit["prompt"], "similarity": hit["score"],
-                    "pool_key": hit["key"], "pool_shard": hit["shard"], "pool_row": hit["row"],
-                    "caption": hit["caption"], "hit_prompts": hit["hit_prompts"]}
+            meta = {
+                "id": retrieved_image_id(cls["class_id"], rank),
+                "class_id": cls["class_id"],
+                "class_name": cls["class_name"],
+                "prompt": hit["prompt"],
+                "similarity": hit["score"],
+                "pool_key": hit["key"],
+                "pool_shard": hit["shard"],
+                "pool_row": hit["row"],
+                "caption": hit["caption"],
+                "hit_prompts": hit["hit_prompts"],
+            }
             entries.append((meta, ext, data))
     return entries
 
@@ -314,15 +374,26 @@ def write_retrieved_set(results: dict, pool: Pool, out_dir, *, class_names, shar
     for number, start in enumerate(range(0, len(entries), shard_size)):
         tar_name = f"shards/shard-{number:05d}.tar"
         members = {}
-        for meta, ext, data in entries[start:start + shard_size]:
+        for meta, ext, data in entries[start : start + shard_size]:
             members[f"{meta['id']}.{ext}"] = data
             members[f"{meta['id']}.json"] = json.dumps(meta, sort_keys=True).encode("utf-8")
-            records.append({"id": meta["id"], "path": f"{tar_name}@{meta['id']}.{ext}", "label": meta["class_id"],
-                            "similarity": meta["similarity"], "pool_key": meta["pool_key"],
-                            "caption": meta["caption"], "prompt": meta["prompt"]})
+            records.append(
+                {
+                    "id": meta["id"],
+                    "path": f"{tar_name}@{meta['id']}.{ext}",
+                    "label": meta["class_id"],
+                    "similarity": meta["similarity"],
+                    "pool_key": meta["pool_key"],
+                    "caption": meta["caption"],
+                    "prompt": meta["prompt"],
+                }
+            )
         write_tar_atomic(out_dir / tar_name, members)
     write_index(out_dir / "images.jsonl", records)
     per_class = [len(c["hits"]) for c in results["classes"]]
-    return {"images": len(records), "per_class": per_class,
-            "shortfall": {c: n for c, n in enumerate(per_class) if n < results["k_per_class"]},
-            "conflicts": results["conflicts"]}
+    return {
+        "images": len(records),
+        "per_class": per_class,
+        "shortfall": {c: n for c, n in enumerate(per_class) if n < results["k_per_class"]},
+        "conflicts": results["conflicts"],
+    }

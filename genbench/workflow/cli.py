@@ -12,6 +12,7 @@ from genbench.core.config import load_run_config
 from genbench.core.errors import GenBenchError
 from genbench.workflow.runner import snakemake_command
 
+
 def cmd_verify(args) -> int:
     """Re-read every file below PATH and compare it with its manifest; name each bad file and its
     key, unreadable manifests included; list staging folders left by jobs. Exit 1 on any problem."""
@@ -48,8 +49,10 @@ def cmd_gc(args) -> int:
     finally:
         release_run_lock(plan.results_dir)
     verb = "would free" if args.dry_run else "freed"
-    print(f"{count} unreferenced artifact(s); {verb} {freed / 1e6:.2f} MB "
-          f"(kept the {len(plan.nodes)} the plan references)")
+    print(
+        f"{count} unreferenced artifact(s); {verb} {freed / 1e6:.2f} MB "
+        f"(kept the {len(plan.nodes)} the plan references)"
+    )
     return 0
 
 
@@ -65,11 +68,16 @@ def cmd_ls(args) -> int:
     from genbench.core.artifacts import describe_artifact, find_artifacts
 
     rows = [describe_artifact(p) for p in find_artifacts(args.path)]
-    rows = [r for r in rows if (not args.stage or r["stage"] == args.stage)
-            and (not args.dataset or r["scope"] == args.dataset)]
+    rows = [
+        r
+        for r in rows
+        if (not args.stage or r["stage"] == args.stage) and (not args.dataset or r["scope"] == args.dataset)
+    ]
     for r in rows:
-        print(f"{r['stage']:<22} {r['scope']:<20} {r['key']}  {r['files']:>5} files "
-              f"{r['bytes'] / 1e6:9.2f} MB  {_short_params(r['params'])}")
+        print(
+            f"{r['stage']:<22} {r['scope']:<20} {r['key']}  {r['files']:>5} files "
+            f"{r['bytes'] / 1e6:9.2f} MB  {_short_params(r['params'])}"
+        )
     print(f"{len(rows)} artifact(s)")
     return 0
 
@@ -150,9 +158,13 @@ def cmd_pool_build(args) -> int:
         captions = {int(k): v for k, v in json.loads(Path(args.captions).read_text()).items()}
     else:
         template = args.captions
-        captions = (lambda record: record.get("caption") or template.format(record["label"]))
-    info = build_pool_from_index(args.index, captions, args.out, load_encoder(spec, device=args.device),
-                                 shard_size=args.shard_size)
+
+        def captions(record):
+            return record.get("caption") or template.format(record["label"])
+
+    info = build_pool_from_index(
+        args.index, captions, args.out, load_encoder(spec, device=args.device), shard_size=args.shard_size
+    )
     print(f"pool written to {args.out}: {info}")
     return 0
 
@@ -200,12 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     pool_sub = p.add_subparsers(dest="pool_command", required=True)
     p = pool_sub.add_parser("build", help="build a pool from an image index (images.jsonl / train.jsonl)")
     p.add_argument("--index", required=True, help="a GenBench JSON-lines image index")
-    p.add_argument("--captions", required=True,
-                   help="a JSON file {label: caption}, or a template like 'a photo of {}' (filled with the label; "
-                        "a record's own 'caption' field wins)")
-    p.add_argument("--encoder", required=True,
-                   help='encoder spec as JSON or a JSON file, e.g. \'{"type": "open_clip", "model": "ViT-B-32", '
-                        '"pretrained": "openai"}\'')
+    p.add_argument(
+        "--captions",
+        required=True,
+        help="a JSON file {label: caption}, or a template like 'a photo of {}' (filled with the label; "
+        "a record's own 'caption' field wins)",
+    )
+    p.add_argument(
+        "--encoder",
+        required=True,
+        help='encoder spec as JSON or a JSON file, e.g. \'{"type": "open_clip", "model": "ViT-B-32", '
+        '"pretrained": "openai"}\'',
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--device", default="cpu")

@@ -75,8 +75,7 @@ class Job:
 
     def input_manifest(self, name: str) -> dict:
         if name not in self.manifests:
-            self.manifests[name] = check_artifact(self.input_dir(name), self.recipe["inputs"].get(name),
-                                                  self.cache)
+            self.manifests[name] = check_artifact(self.input_dir(name), self.recipe["inputs"].get(name), self.cache)
         return self.manifests[name]
 
     def inputs_named(self, prefix: str) -> list[str]:
@@ -165,8 +164,13 @@ def evaluation_inputs(job: Job):
     if job.has_input("text_classifier"):
         text_classifier = np.load(job.input_dir("text_classifier") / "text_classifier.npy")
     return EvaluationInputs(
-        dataset=info.name, class_names=list(info.classes), metric=info.metric,
-        labels=job.params["labels"], test=test, external=external, text_classifier=text_classifier,
+        dataset=info.name,
+        class_names=list(info.classes),
+        metric=info.metric,
+        labels=job.params["labels"],
+        test=test,
+        external=external,
+        text_classifier=text_classifier,
     )
 
 

@@ -79,9 +79,7 @@ def translate_options(option: str) -> list[str]:
     stages = []
     for name in _split_list(option, "--option"):
         if name not in OPTION_STAGES:
-            raise GenBenchError(
-                f"--option: unknown option {name!r}; valid: {', '.join(sorted(OPTION_STAGES))}"
-            )
+            raise GenBenchError(f"--option: unknown option {name!r}; valid: {', '.join(sorted(OPTION_STAGES))}")
         stages.append(OPTION_STAGES[name])
     return list(dict.fromkeys(stages))
 
@@ -97,9 +95,7 @@ def check_language_enc(language_enc: str) -> str:
     """The prompt strategy named by ``--language_enc``; an error listing the valid ones."""
     valid = known_strategies()
     if language_enc not in valid:
-        raise GenBenchError(
-            f"--language_enc: unknown prompt strategy {language_enc!r}; valid: {', '.join(valid)}"
-        )
+        raise GenBenchError(f"--language_enc: unknown prompt strategy {language_enc!r}; valid: {', '.join(valid)}")
     return language_enc
 
 
@@ -155,9 +151,11 @@ def plan_targets(config: dict, stages: list[str], datasets: list[str]) -> tuple[
 def _warn_missing(missing: list[str], datasets: list[str]) -> None:
     for stage in missing:
         hint = _ABSENT_HINTS.get(stage)
-        print(f"genbench pipeline: warning: stage {stage!r} is not planned for dataset(s) "
-              f"{', '.join(datasets)} with this config; skipped" + (f" ({hint})" if hint else ""),
-              file=sys.stderr)
+        print(
+            f"genbench pipeline: warning: stage {stage!r} is not planned for dataset(s) "
+            f"{', '.join(datasets)} with this config; skipped" + (f" ({hint})" if hint else ""),
+            file=sys.stderr,
+        )
 
 
 def pipeline_command(args) -> list[str]:
@@ -173,8 +171,10 @@ def pipeline_command(args) -> list[str]:
     targets, missing = plan_targets(config, stages, overlay["datasets"])
     _warn_missing(missing, overlay["datasets"])
     if not targets:
-        raise GenBenchError(f"--option: none of the stages {', '.join(stages)} is planned for "
-                            f"dataset(s) {', '.join(overlay['datasets'])} with this config")
+        raise GenBenchError(
+            f"--option: none of the stages {', '.join(stages)} is planned for "
+            f"dataset(s) {', '.join(overlay['datasets'])} with this config"
+        )
     # "--" ends snakemake's options: the --configfile list must not swallow the targets.
     extra = [*(["--dry-run"] if args.dry_run else []), "--", *targets]
     return snakemake_command(extra, args.profile, configfiles)
@@ -188,15 +188,21 @@ def cmd_pipeline(args) -> int:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--option", required=True,
-                   help=f"comma-separated stages: {', '.join(OPTION_STAGES)}")
+    p.add_argument("--option", required=True, help=f"comma-separated stages: {', '.join(OPTION_STAGES)}")
     p.add_argument("--dataset_name", default="digits", help="dataset key(s), comma-separated")
-    p.add_argument("--language_enc", default="simple_template",
-                   help="prompt strategy: simple_template, lang_enc, model_enc, descriptions, "
-                        "ti_original, ti_retrieval")
+    p.add_argument(
+        "--language_enc",
+        default="simple_template",
+        help="prompt strategy: simple_template, lang_enc, model_enc, descriptions, ti_original, ti_retrieval",
+    )
     p.add_argument("--output_dir", default="./work_dirs", help="results folder (config results_dir)")
-    p.add_argument("--configfile", nargs="+", action="extend", default=[],
-                   help="config file(s) applied before the command-line keys")
+    p.add_argument(
+        "--configfile",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="config file(s) applied before the command-line keys",
+    )
     p.add_argument("--profile", help="snakemake profile, e.g. profiles/slurm")
     p.add_argument("-n", "--dry-run", action="store_true", help="show the jobs, run nothing")
     p.set_defaults(func=cmd_pipeline)
@@ -204,16 +210,21 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_pipeline_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``genbench pipeline`` on the ``genbench`` command's subparsers."""
-    p = subparsers.add_parser("pipeline", help="the original pipeline.py --option command line",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "pipeline",
+        help="the original pipeline.py --option command line",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m genbench.workflow.legacy --option ...``: the same command without the ``genbench`` entry."""
-    parser = argparse.ArgumentParser(prog="genbench pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="genbench pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     _add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -13,13 +13,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genbench.evaluation.evaluate import ROW_COLUMNS
 from genbench.core.errors import GenBenchError
+from genbench.evaluation.evaluate import ROW_COLUMNS
 
 SET_COLUMNS = ["dataset", "source", "strategy", "shots", "seed", "encoder"]
 HEADLINE = ["shots_actual", "linear_probe", "zero_shot", "gain", "cler", "fd", "clip_score_100", "pad"]
-TRAINING_FREE = ["cler", "cler_centroid", "fd", "kid_mean", "clip_score_100", "clip_score_hessel",
-                 "pad", "cmmd", "prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage", "vendi"]
+TRAINING_FREE = [
+    "cler",
+    "cler_centroid",
+    "fd",
+    "kid_mean",
+    "clip_score_100",
+    "clip_score_hessel",
+    "pad",
+    "cmmd",
+    "prdc_precision",
+    "prdc_recall",
+    "prdc_density",
+    "prdc_coverage",
+    "vendi",
+]
 
 
 def collect_rows(csv_paths: list[str | Path]) -> pd.DataFrame:
@@ -63,17 +76,29 @@ def metric_correlations(table: pd.DataFrame, target: str = "linear_probe") -> pd
         n = len(pair)
         usable = n >= 3 and pair[metric].nunique() > 1 and pair[target].nunique() > 1
         coefficients = (
-            (stats.pearsonr(pair[metric], pair[target])[0],
-             stats.spearmanr(pair[metric], pair[target])[0],
-             stats.kendalltau(pair[metric], pair[target])[0]) if usable else (np.nan,) * 3
+            (
+                stats.pearsonr(pair[metric], pair[target])[0],
+                stats.spearmanr(pair[metric], pair[target])[0],
+                stats.kendalltau(pair[metric], pair[target])[0],
+            )
+            if usable
+            else (np.nan,) * 3
         )
-        out.append({"metric": metric, "n": n, "pearson": coefficients[0],
-                    "spearman": coefficients[1], "kendall": coefficients[2]})
+        out.append(
+            {
+                "metric": metric,
+                "n": n,
+                "pearson": coefficients[0],
+                "spearman": coefficients[1],
+                "kendall": coefficients[2],
+            }
+        )
     return pd.DataFrame(out, columns=["metric", "n", "pearson", "spearman", "kendall"])
 
 
-def plot_correlations(table: pd.DataFrame, correlations: pd.DataFrame, path: str | Path,
-                      target: str = "linear_probe") -> None:
+def plot_correlations(
+    table: pd.DataFrame, correlations: pd.DataFrame, path: str | Path, target: str = "linear_probe"
+) -> None:
     """Scatter plots of CLER, FD, CLIP score and PAD against the probe metric."""
     import matplotlib
 
@@ -112,8 +137,15 @@ def plot_gain(table: pd.DataFrame, path: str | Path) -> None:
     plt.close(ax.figure)
 
 
-def image_grid(index_path: str | Path, path: str | Path, *, per_class: int = 4, max_classes: int = 10,
-               class_names: list[str] | None = None, title: str = "") -> None:
+def image_grid(
+    index_path: str | Path,
+    path: str | Path,
+    *,
+    per_class: int = 4,
+    max_classes: int = 10,
+    class_names: list[str] | None = None,
+    title: str = "",
+) -> None:
     """A grid of ``per_class`` images for the first ``max_classes`` classes of an image index."""
     import matplotlib
 
@@ -128,8 +160,7 @@ def image_grid(index_path: str | Path, path: str | Path, *, per_class: int = 4, 
         label = record["label"] if isinstance(record["label"], int) else record["label"][0]
         by_class.setdefault(label, []).append(i)
     classes = sorted(by_class)[:max_classes]
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.2 * per_class, 1.2 * len(classes)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(1.2 * per_class, 1.2 * len(classes)), squeeze=False)
     for row, label in zip(axes, classes):
         for col, ax in enumerate(row):
             ax.axis("off")

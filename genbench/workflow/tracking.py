@@ -44,23 +44,22 @@ def tracking_settings(config: dict) -> dict | None:
         raise ConfigError(f"config key 'tracking.wandb': expected a mapping, got {raw!r}")
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
-        raise ConfigError(f"config key 'tracking.wandb': unknown key(s) {unknown}; "
-                          f"allowed keys: {', '.join(DEFAULTS)}")
+        raise ConfigError(f"config key 'tracking.wandb': unknown key(s) {unknown}; allowed keys: {', '.join(DEFAULTS)}")
     settings = {**DEFAULTS, **raw}
     if not isinstance(settings["enabled"], bool):
-        raise ConfigError("config key 'tracking.wandb.enabled': expected true or false, "
-                          f"got {settings['enabled']!r}")
+        raise ConfigError(f"config key 'tracking.wandb.enabled': expected true or false, got {settings['enabled']!r}")
     if not settings["enabled"]:
         return None
     if not isinstance(settings["project"], str) or not settings["project"].strip():
-        raise ConfigError("config key 'tracking.wandb.project': expected a non-empty string, "
-                          f"got {settings['project']!r}")
+        raise ConfigError(
+            f"config key 'tracking.wandb.project': expected a non-empty string, got {settings['project']!r}"
+        )
     if settings["mode"] is not None and settings["mode"] not in MODES:
-        raise ConfigError(f"config key 'tracking.wandb.mode': {settings['mode']!r} is not one of "
-                          f"{list(MODES) + [None]}")
+        raise ConfigError(
+            f"config key 'tracking.wandb.mode': {settings['mode']!r} is not one of {list(MODES) + [None]}"
+        )
     if settings["run_name"] is not None and not isinstance(settings["run_name"], str):
-        raise ConfigError("config key 'tracking.wandb.run_name': expected a string, "
-                          f"got {settings['run_name']!r}")
+        raise ConfigError(f"config key 'tracking.wandb.run_name': expected a string, got {settings['run_name']!r}")
     return {k: settings[k] for k in ("project", "mode", "run_name")}
 
 
@@ -78,11 +77,12 @@ def resolve_mode(mode: str | None, environ=None) -> tuple[str, str | None]:
     if wanted not in MODES:
         raise GenBenchError(f"WANDB_MODE={wanted!r} is not one of {list(MODES)}")
     if wanted == "online" and not has_key:
-        return "offline", ("WANDB_API_KEY is not set: logging offline to the local wandb folder "
-                           "(upload later with `wandb sync <run dir>`)")
+        return "offline", (
+            "WANDB_API_KEY is not set: logging offline to the local wandb folder "
+            "(upload later with `wandb sync <run dir>`)"
+        )
     if wanted == "offline":
-        return "offline", ("logging offline to the local wandb folder "
-                           "(upload later with `wandb sync <run dir>`)")
+        return "offline", ("logging offline to the local wandb folder (upload later with `wandb sync <run dir>`)")
     return "online", None
 
 
@@ -91,9 +91,11 @@ def _import_wandb():
     try:
         import wandb
     except ImportError:
-        raise GenBenchError("W&B tracking is enabled (tracking.wandb.enabled) but the wandb package "
-                            "is not installed: pip install wandb (or pip install 'genbench[wandb]'), "
-                            "or set tracking.wandb.enabled: false") from None
+        raise GenBenchError(
+            "W&B tracking is enabled (tracking.wandb.enabled) but the wandb package "
+            "is not installed: pip install wandb (or pip install 'genbench[wandb]'), "
+            "or set tracking.wandb.enabled: false"
+        ) from None
     return wandb
 
 
@@ -144,9 +146,16 @@ def headline_metrics(summary, correlations) -> dict[str, float]:
     return out
 
 
-def log_results_to_wandb(summary_csv, correlations_csv, *, project: str, run_name: str | None = None,
-                         mode: str | None = None, config: dict | None = None,
-                         directory: str | os.PathLike | None = None) -> str | None:
+def log_results_to_wandb(
+    summary_csv,
+    correlations_csv,
+    *,
+    project: str,
+    run_name: str | None = None,
+    mode: str | None = None,
+    config: dict | None = None,
+    directory: str | os.PathLike | None = None,
+) -> str | None:
     """Log summary.csv and correlations.csv to a W&B run; return the run's local directory.
 
     Both tables are logged as ``wandb.Table``s (keys ``summary`` and ``correlations``) and the
@@ -169,8 +178,7 @@ def log_results_to_wandb(summary_csv, correlations_csv, *, project: str, run_nam
         init["dir"] = str(directory)
     run = wandb.init(**init)
     try:
-        run.log({"summary": wandb.Table(dataframe=summary),
-                 "correlations": wandb.Table(dataframe=correlations)})
+        run.log({"summary": wandb.Table(dataframe=summary), "correlations": wandb.Table(dataframe=correlations)})
         for key, value in headline_metrics(summary, correlations).items():
             run.summary[key] = value
         run_dir = str(Path(run.dir).parent)
@@ -185,6 +193,12 @@ def maybe_log_results(config: dict, summary_csv, correlations_csv, *, directory=
     settings = tracking_settings(config)
     if settings is None:
         return None
-    return log_results_to_wandb(summary_csv, correlations_csv, project=settings["project"],
-                                run_name=settings["run_name"], mode=settings["mode"],
-                                config=config, directory=directory)
+    return log_results_to_wandb(
+        summary_csv,
+        correlations_csv,
+        project=settings["project"],
+        run_name=settings["run_name"],
+        mode=settings["mode"],
+        config=config,
+        directory=directory,
+    )

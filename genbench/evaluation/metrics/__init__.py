@@ -7,15 +7,31 @@ start with the metric's name.
 
 from genbench.core.errors import GenBenchError
 from genbench.evaluation.metrics.classification import (
-    METRIC_NAMES, accuracy, dataset_metric, map_11point, mean_per_class, roc_auc)
-from genbench.evaluation.metrics.clip_score import (
-    clip_score_100, clip_score_100_per_class, clip_score_hessel, clip_score_hessel_per_class)
+    METRIC_NAMES,
+    accuracy,
+    dataset_metric,
+    map_11point,
+    mean_per_class,
+    roc_auc,
+)
 from genbench.evaluation.metrics.cler import (
-    centroid_scores, class_centroids, cler_report, cler_scores, knn_scores, l2_normalize,
-    prototype_scores, zero_shot_scores)
+    centroid_scores,
+    class_centroids,
+    cler_report,
+    cler_scores,
+    knn_scores,
+    l2_normalize,
+    prototype_scores,
+    zero_shot_scores,
+)
+from genbench.evaluation.metrics.clip_score import (
+    clip_score_100,
+    clip_score_100_per_class,
+    clip_score_hessel,
+    clip_score_hessel_per_class,
+)
 from genbench.evaluation.metrics.fidelity import cmmd, precision_recall_density_coverage, vendi_score
-from genbench.evaluation.metrics.frechet import (
-    feature_statistics, frechet_distance, frechet_distance_from_features)
+from genbench.evaluation.metrics.frechet import feature_statistics, frechet_distance, frechet_distance_from_features
 from genbench.evaluation.metrics.kid import kernel_inception_distance
 from genbench.evaluation.metrics.proxy_a import proxy_a_distance, proxy_a_distance_dann_reference
 
@@ -50,17 +66,16 @@ def _pad(external_feats, real_feats, **params):
 
 
 def _pad_dann(external_feats, real_feats, **params):
-    return _prefixed("pad_dann", proxy_a_distance_dann_reference(external_feats, real_feats,
-                                                                 **params))
+    return _prefixed("pad_dann", proxy_a_distance_dann_reference(external_feats, real_feats, **params))
 
 
 DISTRIBUTION_METRICS = {
-    "fd": _fd,          # {"fd"}
-    "kid": _kid,        # {"kid_mean", "kid_std"}; params num_subsets, subset_size, seed
-    "prdc": _prdc,      # {"prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage"}; k
-    "vendi": _vendi,    # {"vendi" (external set), "vendi_real"}
-    "cmmd": _cmmd,      # {"cmmd"}; sigma
-    "pad": _pad,        # {"pad", "pad_error", "pad_C"}; seed, Cs
+    "fd": _fd,  # {"fd"}
+    "kid": _kid,  # {"kid_mean", "kid_std"}; params num_subsets, subset_size, seed
+    "prdc": _prdc,  # {"prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage"}; k
+    "vendi": _vendi,  # {"vendi" (external set), "vendi_real"}
+    "cmmd": _cmmd,  # {"cmmd"}; sigma
+    "pad": _pad,  # {"pad", "pad_error", "pad_C"}; seed, Cs
     "pad_dann": _pad_dann,  # {"pad_dann", "pad_dann_error", "pad_dann_C"}; Cs
 }
 
@@ -71,12 +86,10 @@ def compute_distribution_metrics(names, external_feats, real_feats, params=None)
     params = params or {}
     unknown = [name for name in list(names) + list(params) if name not in DISTRIBUTION_METRICS]
     if unknown:
-        raise GenBenchError(f"unknown distribution metric(s) {unknown}; valid: "
-                            f"{', '.join(DISTRIBUTION_METRICS)}")
+        raise GenBenchError(f"unknown distribution metric(s) {unknown}; valid: {', '.join(DISTRIBUTION_METRICS)}")
     results = {}
     for name in names:
-        results.update(DISTRIBUTION_METRICS[name](external_feats, real_feats,
-                                                  **params.get(name, {})))
+        results.update(DISTRIBUTION_METRICS[name](external_feats, real_feats, **params.get(name, {})))
     return results
 
 
@@ -89,17 +102,40 @@ def check_same_encoder(*metas):
         encoders.append(meta["encoder"])
     for index, encoder in enumerate(encoders[1:], start=1):
         if encoder != encoders[0]:
-            raise GenBenchError(f"features come from different encoders: {encoders[0]!r} "
-                                f"(set 0) and {encoder!r} (set {index})")
+            raise GenBenchError(
+                f"features come from different encoders: {encoders[0]!r} (set 0) and {encoder!r} (set {index})"
+            )
 
 
 __all__ = [
-    "METRIC_NAMES", "accuracy", "dataset_metric", "map_11point", "mean_per_class", "roc_auc",
-    "clip_score_100", "clip_score_100_per_class", "clip_score_hessel",
-    "clip_score_hessel_per_class", "centroid_scores", "class_centroids", "cler_report",
-    "cler_scores", "knn_scores", "l2_normalize", "prototype_scores", "zero_shot_scores",
-    "cmmd", "precision_recall_density_coverage", "vendi_score", "feature_statistics",
-    "frechet_distance", "frechet_distance_from_features", "kernel_inception_distance",
-    "proxy_a_distance", "proxy_a_distance_dann_reference", "DISTRIBUTION_METRICS",
-    "compute_distribution_metrics", "check_same_encoder",
+    "METRIC_NAMES",
+    "accuracy",
+    "dataset_metric",
+    "map_11point",
+    "mean_per_class",
+    "roc_auc",
+    "clip_score_100",
+    "clip_score_100_per_class",
+    "clip_score_hessel",
+    "clip_score_hessel_per_class",
+    "centroid_scores",
+    "class_centroids",
+    "cler_report",
+    "cler_scores",
+    "knn_scores",
+    "l2_normalize",
+    "prototype_scores",
+    "zero_shot_scores",
+    "cmmd",
+    "precision_recall_density_coverage",
+    "vendi_score",
+    "feature_statistics",
+    "frechet_distance",
+    "frechet_distance_from_features",
+    "kernel_inception_distance",
+    "proxy_a_distance",
+    "proxy_a_distance_dann_reference",
+    "DISTRIBUTION_METRICS",
+    "compute_distribution_metrics",
+    "check_same_encoder",
 ]

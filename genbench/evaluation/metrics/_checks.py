@@ -11,9 +11,7 @@ def as_feature_matrix(x, name, min_rows=1):
     if arr.ndim != 2:
         raise GenBenchError(f"{name} must be a 2-D array (N, D), got shape {arr.shape}")
     if arr.shape[0] < min_rows or arr.shape[1] == 0:
-        raise GenBenchError(
-            f"{name} needs at least {min_rows} row(s) and one column, got shape {arr.shape}"
-        )
+        raise GenBenchError(f"{name} needs at least {min_rows} row(s) and one column, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise GenBenchError(f"{name} contains NaN or infinite values")
     return arr
@@ -54,6 +52,4 @@ def as_multihot(y, name, num_rows=None, num_classes=None):
 def same_width(a, b, name_a, name_b):
     """Raise unless matrices `a` and `b` have the same number of columns."""
     if a.shape[1] != b.shape[1]:
-        raise GenBenchError(
-            f"{name_a} has dimension {a.shape[1]} but {name_b} has {b.shape[1]}"
-        )
+        raise GenBenchError(f"{name_a} has dimension {a.shape[1]} but {name_b} has {b.shape[1]}")

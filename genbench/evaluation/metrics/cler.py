@@ -13,8 +13,8 @@ neighbour votes for every class it carries.
 import numpy as np
 from scipy.special import softmax
 
-from genbench.core.io import l2_normalize as _l2_normalize
 from genbench.core.errors import GenBenchError
+from genbench.core.io import l2_normalize as _l2_normalize
 from genbench.evaluation.metrics._checks import as_feature_matrix, as_int_labels, as_multihot, same_width
 from genbench.evaluation.metrics.classification import dataset_metric
 
@@ -107,8 +107,7 @@ def knn_scores(test_feats, ext_feats, ext_labels, num_classes, k=10):
     return membership[neighbours].sum(axis=1) / float(k)
 
 
-def cler_report(test_feats, y_test, text_classifier, ext_feats, ext_labels, metric,
-                class_names=None):
+def cler_report(test_feats, y_test, text_classifier, ext_feats, ext_labels, metric, class_names=None):
     """The dataset metric (percent) of zero-shot, CLER and its two ablations.
 
     Keys: zero_shot, cler, cler_centroid, cler_knn10 (k = 10, or the number of external

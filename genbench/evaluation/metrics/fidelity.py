@@ -11,7 +11,7 @@ _CHUNK_ROWS = 1024
 
 def _squared_distances(x, y):
     """||x_i - y_j||^2 for all pairs via |x|^2 + |y|^2 - 2 x.y, clipped at 0."""
-    sq = np.sum(x ** 2, axis=1)[:, None] + np.sum(y ** 2, axis=1)[None, :] - 2.0 * x @ y.T
+    sq = np.sum(x**2, axis=1)[:, None] + np.sum(y**2, axis=1)[None, :] - 2.0 * x @ y.T
     return np.maximum(sq, 0.0)
 
 
@@ -73,7 +73,7 @@ def _gaussian_kernel_sum(x, y, sigma, skip_diagonal):
     """sum_{i,j} exp(-||x_i - y_j||^2 / (2 sigma^2)), without i = j terms if skip_diagonal."""
     total = 0.0
     for rows in _row_chunks(x.shape[0]):
-        kernel = np.exp(-_squared_distances(x[rows], y) / (2.0 * sigma ** 2))
+        kernel = np.exp(-_squared_distances(x[rows], y) / (2.0 * sigma**2))
         if skip_diagonal:
             kernel[np.arange(kernel.shape[0]), np.arange(rows.start, rows.stop)] = 0.0
         total += kernel.sum()

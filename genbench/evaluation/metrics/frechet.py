@@ -21,8 +21,9 @@ def _as_statistics(mu, sigma, name):
     mu = np.asarray(mu, dtype=np.float64)
     sigma = np.asarray(sigma, dtype=np.float64)
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
-        raise GenBenchError(f"{name}: mean of shape {mu.shape} needs a ({mu.size}, {mu.size}) "
-                            f"covariance, got {sigma.shape}")
+        raise GenBenchError(
+            f"{name}: mean of shape {mu.shape} needs a ({mu.size}, {mu.size}) covariance, got {sigma.shape}"
+        )
     if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(sigma))):
         raise GenBenchError(f"{name}: statistics contain NaN or infinite values")
     return mu, (sigma + sigma.T) / 2.0
@@ -94,6 +95,9 @@ def frechet_distance_from_features(a, b):
     for name, feats in (("a", a), ("b", b)):
         n, d = feats.shape
         if n <= d:
-            warnings.warn(f"Frechet distance: set {name} has n={n} samples for d={d} dimensions "
-                          f"(n <= d): its covariance is singular", stacklevel=2)
+            warnings.warn(
+                f"Frechet distance: set {name} has n={n} samples for d={d} dimensions "
+                f"(n <= d): its covariance is singular",
+                stacklevel=2,
+            )
     return frechet_distance(*feature_statistics(a), *feature_statistics(b))

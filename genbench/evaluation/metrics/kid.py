@@ -16,8 +16,9 @@ def polynomial_mmd2_unbiased(x, y):
     sum_{i!=j} k(x_i,x_j)/(m(m-1)) + sum_{i!=j} k(y_i,y_j)/(m(m-1)) - 2 sum_{i,j} k(x_i,y_j)/m^2."""
     m = x.shape[0]
     if m < 2 or y.shape[0] != m:
-        raise GenBenchError(f"polynomial_mmd2_unbiased needs two sets of equal size >= 2, "
-                            f"got {x.shape[0]} and {y.shape[0]}")
+        raise GenBenchError(
+            f"polynomial_mmd2_unbiased needs two sets of equal size >= 2, got {x.shape[0]} and {y.shape[0]}"
+        )
     k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
     within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
     return float(within - 2.0 * k_xy.mean())
@@ -31,13 +32,15 @@ def kernel_inception_distance(a, b, num_subsets=100, subset_size=1000, seed=0):
     b = as_feature_matrix(b, "b", min_rows=2)
     same_width(a, b, "a", "b")
     if num_subsets < 1 or subset_size < 2:
-        raise GenBenchError(f"kernel_inception_distance: num_subsets={num_subsets} must be >= 1 "
-                            f"and subset_size={subset_size} >= 2")
+        raise GenBenchError(
+            f"kernel_inception_distance: num_subsets={num_subsets} must be >= 1 and subset_size={subset_size} >= 2"
+        )
     m = min(a.shape[0], b.shape[0], subset_size)
     rng = np.random.default_rng(seed)
     values = [
-        polynomial_mmd2_unbiased(a[rng.choice(a.shape[0], m, replace=False)],
-                                 b[rng.choice(b.shape[0], m, replace=False)])
+        polynomial_mmd2_unbiased(
+            a[rng.choice(a.shape[0], m, replace=False)], b[rng.choice(b.shape[0], m, replace=False)]
+        )
         for _ in range(num_subsets)
     ]
     return {"kid_mean": float(np.mean(values)), "kid_std": float(np.std(values))}

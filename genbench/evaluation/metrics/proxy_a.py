@@ -47,14 +47,13 @@ def proxy_a_distance(source, target, seed=0, Cs=DEFAULT_CS):
     rng = np.random.default_rng(seed)
     features, domain = _balanced_domains(source, target, rng)
     x_train, x_test, y_train, y_test = train_test_split(
-        features, domain, test_size=0.5, stratify=domain, shuffle=True, random_state=seed)
+        features, domain, test_size=0.5, stratify=domain, shuffle=True, random_state=seed
+    )
     model = make_pipeline(StandardScaler(), LinearSVC(max_iter=_MAX_ITER, random_state=seed))
-    search = GridSearchCV(model, {"linearsvc__C": list(Cs)},
-                          cv=StratifiedKFold(3, shuffle=True, random_state=seed))
+    search = GridSearchCV(model, {"linearsvc__C": list(Cs)}, cv=StratifiedKFold(3, shuffle=True, random_state=seed))
     search.fit(x_train, y_train)
     error = float(np.mean(search.predict(x_test) != y_test))
-    return {"pad": pad_from_error(error), "error": error,
-            "C": float(search.best_params_["linearsvc__C"])}
+    return {"pad": pad_from_error(error), "error": error, "C": float(search.best_params_["linearsvc__C"])}
 
 
 def proxy_a_distance_dann_reference(source, target, Cs=DEFAULT_CS):
@@ -70,8 +69,7 @@ def proxy_a_distance_dann_reference(source, target, Cs=DEFAULT_CS):
     x_train = np.vstack([source[:half_s], target[:half_t]])
     y_train = np.r_[np.zeros(half_s, dtype=int), np.ones(half_t, dtype=int)]
     x_test = np.vstack([source[half_s:], target[half_t:]])
-    y_test = np.r_[np.zeros(source.shape[0] - half_s, dtype=int),
-                   np.ones(target.shape[0] - half_t, dtype=int)]
+    y_test = np.r_[np.zeros(source.shape[0] - half_s, dtype=int), np.ones(target.shape[0] - half_t, dtype=int)]
     best = None
     for C in Cs:
         classifier = LinearSVC(C=C, max_iter=_MAX_ITER, random_state=0).fit(x_train, y_train)
