@@ -8,6 +8,8 @@ rule features:
         manifest_of("features"),
     log:
         log_of("features"),
+    benchmark:
+        paths.benchmark_pattern(RESULTS, "features")
     conda:
         "../envs/genbench.yaml"
     threads: THREADS
@@ -25,6 +27,8 @@ rule text_classifier:
         manifest_of("text_classifier"),
     log:
         log_of("text_classifier"),
+    benchmark:
+        paths.benchmark_pattern(RESULTS, "text_classifier")
     conda:
         "../envs/genbench.yaml"
     threads: THREADS
@@ -93,6 +97,8 @@ rule elevater:
         manifest_of("elevater"),
     log:
         log_of("elevater"),
+    benchmark:
+        paths.benchmark_pattern(RESULTS, "elevater")
     conda:
         "../envs/genbench.yaml"
     threads: THREADS

@@ -61,6 +61,8 @@ rule textual_inversion_class:
         part_manifest=paths.part_manifest_pattern(paths.token_pattern(RESULTS)),
     log:
         paths.part_log_pattern(RESULTS, "textual_inversion_class"),
+    benchmark:
+        paths.part_benchmark_pattern(RESULTS, "textual_inversion_class")
     conda:
         "../envs/genbench.yaml"
     threads: THREADS

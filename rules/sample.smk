@@ -26,6 +26,8 @@ rule sample_shard:
         part_manifest=paths.part_manifest_pattern(paths.shard_pattern(RESULTS)),
     log:
         paths.part_log_pattern(RESULTS, "sample_shard"),
+    benchmark:
+        paths.part_benchmark_pattern(RESULTS, "sample_shard")
     conda:
         "../envs/genbench.yaml"
     threads: THREADS

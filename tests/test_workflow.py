@@ -69,15 +69,31 @@ def test_dry_run_of_default_config_lists_every_stage(tmp_path):
         ("strategies: [no_such_strategy]", "unknown prompt strategy 'no_such_strategy'"),
     ],
 )
-def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, config_text, expected):
+def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, monkeypatch, config_text, expected):
+    """In process, the checks rules/common.smk runs when the Snakefile is parsed."""
+    from genbench.core.config import check_results_dir, load_run_config
+    from genbench.core.errors import GenBenchError
+    from genbench.plan.build import build_plan
+
+    monkeypatch.chdir(tmp_path)
     config = tmp_path / "bad.yaml"
     config.write_text(config_text + "\n")
+    with pytest.raises(GenBenchError) as err:
+        merged = load_run_config([str(config)])
+        check_results_dir(merged["results_dir"])
+        build_plan(merged)
+    assert expected in str(err.value)
+    assert not (tmp_path / "results" / "prepare").exists()
+
+
+def test_bad_config_through_snakemake_is_one_clear_message(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("generation: {steps: 2.0}\n")
     proc = run_snakemake(tmp_path, config, "--dry-run", check=False)
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
-    assert expected in output, output[-3000:]
+    assert "config key 'generation.steps': expected integer, got 2.0" in output, output[-3000:]
     assert "Traceback" not in output
-    assert not (tmp_path / "results" / "prepare").exists()
 
 
 @pytest.fixture(scope="module")

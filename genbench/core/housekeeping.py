@@ -148,9 +148,13 @@ def collect_garbage(plan, stages, dry_run: bool = False, log=print) -> tuple[int
 
 
 def _remove_logs(results: Path, folder: Path) -> None:
-    """The artifact's log, and the folder of its part jobs' logs (any stage: sample_shard, ...)."""
+    """The artifact's log and benchmark file, and the folders of its part jobs' (any stage:
+    sample_shard, textual_inversion_class)."""
     stage, scope, name = folder.parts[-3:]
     Path(paths.log_path(str(results), stage, scope, name)).unlink(missing_ok=True)
-    for sub in (results / "logs").glob(f"*/{scope}/{name}"):
-        if sub.is_dir():
-            shutil.rmtree(sub)
+    for kind, suffix in (("logs", ".log"), ("benchmarks", ".tsv")):
+        for file in (results / kind).glob(f"*/{scope}/{name}{suffix}"):
+            file.unlink()
+        for sub in (results / kind).glob(f"*/{scope}/{name}"):
+            if sub.is_dir():
+                shutil.rmtree(sub)

@@ -124,3 +124,12 @@ def num_shards(n: int, shard_size: int) -> int:
 def split_into_shards(rows: list, shard_size: int) -> list[list]:
     """``rows`` cut into contiguous shards of ``shard_size`` rows (the last may be shorter)."""
     return [rows[i * shard_size : (i + 1) * shard_size] for i in range(num_shards(len(rows), shard_size))]
+
+
+def benchmark_pattern(results: str, stage: str) -> str:
+    """Snakemake's ``benchmark:`` file of a job (time, memory), for ``snakemake --report``."""
+    return f"{results}/benchmarks/{stage}/{{scope}}/{{folder}}.tsv"
+
+
+def part_benchmark_pattern(results: str, stage: str) -> str:
+    return f"{results}/benchmarks/{stage}/{{scope}}/{{folder}}/{{part}}.tsv"
