@@ -11,7 +11,8 @@ from PIL import Image
 
 from genbench.core.errors import GenBenchError
 from genbench.data.imageset import write_index
-from genbench.retrieval.pool import build_pool, build_pool_from_index, open_pool, pool_key_for, write_pool_shard
+from genbench.retrieval.build import build_pool, build_pool_from_index, pool_key_for, write_pool_shard
+from genbench.retrieval.pool import open_pool
 
 torch.set_num_threads(1)
 
@@ -209,7 +210,8 @@ def test_pool_from_features_reuses_image_features_and_encodes_only_captions(tmp_
     from genbench.evaluation.encoders import load_encoder
     from genbench.evaluation.features import extract_image_features
     from genbench.models.tiny import build_tiny_open_clip
-    from genbench.retrieval.pool import build_pool_from_features, build_pool_from_index, open_pool
+    from genbench.retrieval.build import build_pool_from_features, build_pool_from_index
+    from genbench.retrieval.pool import open_pool
 
     torch.set_num_threads(1)
     encoder = load_encoder(build_tiny_open_clip(tmp_path / "clip"))

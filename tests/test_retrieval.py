@@ -11,7 +11,8 @@ from PIL import Image
 
 from genbench.core.errors import GenBenchError
 from genbench.data.imageset import ImageSetReader, read_index
-from genbench.retrieval.pool import open_pool, write_pool_shard
+from genbench.retrieval.build import write_pool_shard
+from genbench.retrieval.pool import open_pool
 from genbench.retrieval.search import retrieve_for_classes, topk_chunked, write_retrieved_set
 
 torch.set_num_threads(1)

@@ -4,7 +4,7 @@ embeddings are the train split's features (already computed): no image is encode
 
 from genbench.evaluation.encoders import load_encoder
 from genbench.evaluation.features import load_features
-from genbench.retrieval.pool import build_pool_from_features
+from genbench.retrieval.build import build_pool_from_features
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)

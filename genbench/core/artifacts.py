@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import socket
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -37,6 +36,7 @@ from typing import Any, Iterable, Iterator
 from genbench import __version__
 from genbench.core.errors import GenBenchError
 from genbench.core.fingerprint import StatCache, sha256_file
+from genbench.core.io import job_tag
 
 MANIFEST = "MANIFEST.json"
 SHORT_KEY_LENGTH = 12
@@ -78,16 +78,11 @@ def named_by_key(folder: str, full_key: str) -> bool:
 file_sha256 = sha256_file  # one implementation (genbench.core.fingerprint)
 
 
-def _job_tag() -> str:
-    """``<host>-<pid>-<random>``: names temporary files so that a dead job's can be found."""
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{_job_tag()}")
+    tmp = path.with_name(f".{path.name}.tmp-{job_tag()}")
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -139,7 +134,7 @@ class ArtifactWriter:
         self.summary: dict[str, Any] = {}
         self.adopted: dict[str, dict] = {}
         # A sibling at the same depth, so relative paths written while staging stay valid.
-        self.staging = self.out_dir.parent / f"{_STAGING_PREFIX}{self.out_dir.name}-{_job_tag()}"
+        self.staging = self.out_dir.parent / f"{_STAGING_PREFIX}{self.out_dir.name}-{job_tag()}"
 
     def adopt_file(self, rel: str, sha256: str, size: int) -> None:
         """Enter a file another job wrote into an adopted folder, with its checked digest."""

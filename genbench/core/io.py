@@ -1,10 +1,13 @@
-"""Small shared helpers: progress messages, template filling, L2 normalisation, zip members
-and image decoding. Each exists once; the stages import them from here."""
+"""Small shared helpers: progress messages, template filling, L2 normalisation, zip members,
+deterministic tars, temporary-file names and image decoding. Each exists once; the stages import them from here."""
 
 from __future__ import annotations
 
 import io
+import os
+import tarfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -61,3 +64,34 @@ def open_image(data: bytes, name: str):
     except (*IMAGE_DECODE_ERRORS, Image.DecompressionBombError) as err:
         raise GenBenchError(f"cannot decode image {name}: {err}") from None
     return image
+
+
+def job_tag() -> str:
+    """``<host>-<pid>-<random>``: names temporary files so that a dead job's can be found."""
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _tar_member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info, io.BytesIO(data)
+
+
+def write_tar_atomic(out_tar_path, members: dict[str, bytes]) -> None:
+    """Write ``members`` (name -> bytes) as a deterministic uncompressed tar, atomically."""
+    out_tar_path = Path(out_tar_path)
+    out_tar_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_tar_path.with_name(f".{out_tar_path.name}.tmp-{job_tag()}")
+    try:
+        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for name in sorted(members):
+                tar.addfile(*_tar_member(name, members[name]))
+        os.replace(tmp, out_tar_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

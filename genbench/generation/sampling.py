@@ -24,9 +24,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from genbench.core.artifacts import _job_tag
 from genbench.core.errors import ConfigError, GenBenchError
-from genbench.core.io import emit
+from genbench.core.io import emit, write_tar_atomic
 from genbench.generation.prompts import count_truncated_prompts
 from genbench.plan.paths import num_shards, split_into_shards  # noqa: F401 (the shard layout)
 
@@ -108,29 +107,6 @@ def _metadata(row: dict, black: bool) -> dict:
         "seed": row["seed"],
         "black": black,
     }
-
-
-def _tar_member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info, io.BytesIO(data)
-
-
-def write_tar_atomic(out_tar_path, members: dict[str, bytes]) -> None:
-    """Write ``members`` (name -> bytes) as a deterministic uncompressed tar, atomically."""
-    out_tar_path = Path(out_tar_path)
-    out_tar_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_tar_path.with_name(f".{out_tar_path.name}.tmp-{_job_tag()}")
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for name in sorted(members):
-                tar.addfile(*_tar_member(name, members[name]))
-        os.replace(tmp, out_tar_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def sample_shard(

@@ -29,7 +29,8 @@ import numpy as np
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import emit, fill_template
-from genbench.retrieval.pool import DEFAULT_CHUNK_ROWS, Pool, l2_normalize_rows
+from genbench.retrieval.build import l2_normalize_rows
+from genbench.retrieval.pool import DEFAULT_CHUNK_ROWS, Pool
 
 CONFLICT_POLICIES = ("higher", "both")
 
@@ -362,8 +363,8 @@ def write_retrieved_set(results: dict, pool: Pool, out_dir, *, class_names, shar
     "label", "similarity", "pool_key", "caption", "prompt"}``. Returns ``{"images",
     "per_class": [count], "shortfall": {class_id: count}, "conflicts": [...]}``.
     """
+    from genbench.core.io import write_tar_atomic
     from genbench.data.imageset import write_index
-    from genbench.generation.sampling import write_tar_atomic
 
     _check_class_names(results, class_names)
     out_dir = Path(out_dir)

@@ -151,7 +151,7 @@ def cmd_pool_build(args) -> int:
     import json
 
     from genbench.evaluation.encoders import load_encoder
-    from genbench.retrieval.pool import build_pool_from_index
+    from genbench.retrieval.build import build_pool_from_index
 
     spec = json.loads(Path(args.encoder).read_text()) if Path(args.encoder).is_file() else json.loads(args.encoder)
     if args.captions.endswith(".json"):
