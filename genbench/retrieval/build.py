@@ -207,11 +207,16 @@ def build_pool(images, out_dir, encoder, *, shard_size: int = 1000, batch_size: 
     for number, start in enumerate(range(0, len(items), shard_size)):
         shards.append(shard_name(number))
         dim = _write_shard(out_dir, shards[-1], items[start : start + shard_size], encoder, batch_size)
+    return _write_pool_info(out_dir, getattr(encoder, "name", None), dim, shards, len(items))
+
+
+def _write_pool_info(out_dir: Path, encoder_name, dim: int, shards: list[str], count: int) -> dict:
+    """``pool_info.json``: which encoder made the (L2-normalised float32) embeddings, and the shards."""
     info = {
-        "encoder": getattr(encoder, "name", None),
+        "encoder": encoder_name,
         "dim": int(dim),
         "shards": shards,
-        "count": len(items),
+        "count": count,
         "normalised": True,
         "dtype": "float32",
     }
@@ -257,16 +262,7 @@ def build_pool_from_features(
                 l2_normalize_rows(text_rows, f"shard {shards[-1]}"),
                 [r["path"] for r in chunk],
             )
-    info = {
-        "encoder": encoder.name,
-        "dim": int(image_rows.shape[1]),
-        "shards": shards,
-        "count": len(records),
-        "normalised": True,
-        "dtype": "float32",
-    }
-    (out_dir / POOL_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return info
+    return _write_pool_info(out_dir, encoder.name, image_rows.shape[1], shards, len(records))
 
 
 def _caption_for(captions, record: dict) -> str:
