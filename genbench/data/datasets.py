@@ -55,6 +55,11 @@ class DatasetInfo:
         """Number of classes (label ids run 0 .. num_classes - 1)."""
         return len(self.classes)
 
+    @classmethod
+    def from_json(cls, data: dict) -> "DatasetInfo":
+        """The inverse of ``to_json`` (as the configure stage stores it in dataset.json)."""
+        return cls(**{**data, **{k: tuple(data[k]) for k in ("classes", "slugs", "templates")}})
+
     def to_json(self) -> dict:
         """Plain JSON-serialisable dict of every field (lists and dicts, no tuples or proxies)."""
         return {

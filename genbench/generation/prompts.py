@@ -245,6 +245,9 @@ def _descriptions(classes, templates, params, seed, text_model, tokens):
     return result
 
 
+# Strategies whose prompts come from a text-to-text model (models.text2text).
+STRATEGIES_NEEDING_TEXT2TEXT = {"model_enc"}
+
 STRATEGIES: dict[str, tuple[Callable, set[str]]] = {
     "simple_template": (_simple_template, {"images_per_class"}),
     "lang_enc": (_lang_enc, {"num_templates", "images_per_template", "images_per_class"}),

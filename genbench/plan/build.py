@@ -20,12 +20,11 @@ from genbench.core.config import deep_merge, is_tiny, looks_like_local_path
 from genbench.core.errors import ConfigError
 from genbench.core.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
 from genbench.data.datasets import DatasetInfo, get_dataset
-from genbench.generation.prompts import TEXTUAL_INVERSION_STRATEGIES
+from genbench.generation.prompts import STRATEGIES_NEEDING_TEXT2TEXT, TEXTUAL_INVERSION_STRATEGIES, base_strategy
 from genbench.plan import paths
 from genbench.plan.graph import STAGE_VERSIONS, Graph, Node  # noqa: F401 (STAGE_VERSIONS: re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GENERATED_STRATEGIES_NEEDING_TEXT2TEXT = {"model_enc"}
 _SET_KINDS = {"sample_images": "generated", "retrieve": "retrieved"}  # folder labels of image sets
 
 
@@ -124,10 +123,10 @@ class Plan(Graph):
             {
                 "source": _without_paths(info.to_json()["source"]),
                 "data": identity,
-                "download": bool(data.get("download", False)),
-                "seed": data.get("seed", 0),
-                "test_fraction": data.get("test_fraction", 0.3),
-                "max_bad_fraction": data.get("max_bad_fraction", 0.01),
+                "download": bool(data["download"]),
+                "seed": data["seed"],
+                "test_fraction": data["test_fraction"],
+                "max_bad_fraction": data["max_bad_fraction"],
             },
             {"configure": configure},
             runtime={"root": root, "stat_cache": str(self.stat_cache.path)},
@@ -135,7 +134,7 @@ class Plan(Graph):
         )
         enc_params, enc_inputs, enc_runtime = self._model("encoder")
         features_cfg = self._section(d, "features")
-        device = features_cfg.get("device", "cpu")
+        device = features_cfg["device"]
         text_cls = self.add(
             "text_classifier",
             d,
@@ -185,7 +184,7 @@ class Plan(Graph):
         return self.add(
             "features",
             ctx.info.name,
-            {"split": split, "encoder": ctx.enc_params, "device": cfg.get("device", "cpu")},
+            {"split": split, "encoder": ctx.enc_params, "device": cfg["device"]},
             {"images": images, "configure": ctx.configure, **ctx.enc_inputs},
             runtime={"encoder": ctx.enc_runtime, "batch_size": cfg["batch_size"], "num_workers": cfg["num_workers"]},
             label=split if split != "images" else f"{_SET_KINDS[images.stage]}-{images.label}",
@@ -224,7 +223,7 @@ class Plan(Graph):
             runtime["descriptions_file"] = str(path)
         if strategy in TEXTUAL_INVERSION_STRATEGIES:
             plan_inputs["embeddings"] = self._textual_inversion(ctx, TEXTUAL_INVERSION_STRATEGIES[strategy])
-        if strategy in GENERATED_STRATEGIES_NEEDING_TEXT2TEXT:
+        if base_strategy(strategy, strategy_params) in STRATEGIES_NEEDING_TEXT2TEXT:
             params["text2text"], t2t_inputs, runtime["text2text"] = self._model("text2text")
             plan_inputs.update(t2t_inputs)
         prompt_plan = self.add(
@@ -266,7 +265,7 @@ class Plan(Graph):
     def _on_shortfall(self, ctx: "_DatasetContext") -> str:
         """What a class short of K images does (not keyed: it decides whether a job fails,
         never the bytes it writes)."""
-        return self._section(ctx.info.name, "fewshot").get("on_shortfall", "warn")
+        return self._section(ctx.info.name, "fewshot")["on_shortfall"]
 
     # -- retrieval and textual inversion ------------------------------------------------
     def _pool(self, ctx: "_DatasetContext") -> tuple[dict, dict[str, Node]]:
@@ -298,7 +297,7 @@ class Plan(Graph):
             {
                 **pool_params,
                 "encoder": ctx.enc_params,
-                "device": ctx.features_cfg.get("device", "cpu"),
+                "device": ctx.features_cfg["device"],
                 "kind": cfg["kind"],
                 "k_per_prompt": cfg["k_per_prompt"],
                 "k_per_class": cfg.get("k_per_class") or max(shots),
@@ -439,7 +438,7 @@ class Plan(Graph):
             return self.add(
                 "features",
                 ctx.info.name,
-                {"split": feats.params["split"], "encoder": keyed, "device": cfg.get("device", "cpu")},
+                {"split": feats.params["split"], "encoder": keyed, "device": cfg["device"]},
                 {"images": feats.inputs["images"], "configure": ctx.configure},
                 runtime={"encoder": runtime, "batch_size": cfg["batch_size"], "num_workers": cfg["num_workers"]},
                 label=f"{feats.label}-{spec['type']}",

@@ -89,9 +89,7 @@ class Job:
         """The DatasetInfo stored by the configure stage of this job's dataset."""
         from genbench.data.datasets import DatasetInfo
 
-        data = json.loads((self.input_dir("configure") / "dataset.json").read_text())
-        tuples = {k: tuple(data[k]) for k in ("classes", "slugs", "templates")}
-        return DatasetInfo(**{**data, **tuples})
+        return DatasetInfo.from_json(json.loads((self.input_dir("configure") / "dataset.json").read_text()))
 
     def generator_source(self) -> str:
         """The diffusers model to load: the tiny model's folder, or the user's id/path."""
