@@ -166,7 +166,10 @@ def test_demo_rerun_has_nothing_to_do(demo):
 def test_every_artifact_directory_is_named_by_its_recipe_key(demo):
     workdir, _ = demo
     for artifact in find_artifacts(workdir / "results"):
-        assert read_manifest(artifact)["key"].startswith(artifact.name)
+        # <label>-<first 12 hex digits of the key>, the label readable (k5-s0, simple_template, ...)
+        label, _, short = artifact.name.rpartition("-")
+        assert read_manifest(artifact)["key"].startswith(short) and len(short) == 12, artifact
+        assert label == "" or not any(c in label for c in "/ \n"), artifact
 
 
 def test_changing_one_datasets_cler_param_reruns_only_its_cler_jobs(demo):
