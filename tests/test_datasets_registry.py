@@ -1,4 +1,4 @@
-"""The dataset registry against REFERENCE section 2 and independent class lists."""
+"""The dataset registry against the published per-dataset facts and independent class lists."""
 
 import ast
 import importlib.util
@@ -16,7 +16,7 @@ from genbench.data.datasets import (
     list_datasets,
 )
 
-# key: (classes, metric, (train, val, test), templates) -- REFERENCE.md section 2
+# key: (classes, metric, (train, val, test), templates) -- the published GenBench / ELEVATER table
 EXPECTED = {
     "caltech-101": (102, "mean-per-class", (3060, None, 6084), 34),
     "cifar-10": (10, "accuracy", (50000, None, 10000), 18),

@@ -1,4 +1,4 @@
-"""The ELEVATER linear probe on cached features (REFERENCE section 4).
+"""The ELEVATER linear probe on cached features (the ELEVATER protocol, described below).
 
 Head: BatchNorm1d(affine=False) -> Linear(D, C), bias 0, logit scale 1, weights initialised
 from the zero-shot text classifier ("language-init") or seeded random.  Loss: cross-entropy

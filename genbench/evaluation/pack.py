@@ -1,6 +1,6 @@
 """K-per-class selection and packing of image sets into the ELEVATER on-disk format.
 
-ELEVATER format (REFERENCE section 3): images in a store-mode zip, an index
+ELEVATER format (vision-datasets' DatasetInfo layout): images in a store-mode zip, an index
 (iris txt ``<zip>@<member> <ids>`` or COCO json), a labelmap (one class per line) and a
 DatasetInfo JSON.  Everything written here is deterministic: the same images give
 byte-identical files.

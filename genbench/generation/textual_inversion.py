@@ -1,4 +1,4 @@
-"""Textual inversion: learn one new text-encoder token per class (REFERENCE section 9).
+"""Textual inversion: learn one new text-encoder token per class (diffusers' recipe).
 
 The recipe is diffusers' textual-inversion example, written afresh:
 

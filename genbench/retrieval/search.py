@@ -1,6 +1,6 @@
 """The retrieval baseline: search a pool with class prompts and keep the best hits per class.
 
-Protocol (REFERENCE section 8, made precise here):
+Protocol (the original GenBench retrieval baseline, made precise here):
 
 1. For class ``c`` every template is filled with the class name; the prompts are encoded
    with the encoder's text tower and L2-normalised.

@@ -1,4 +1,4 @@
-"""Zero-shot scores and the training-free CLER score (REFERENCE section 5).
+"""Zero-shot scores and the training-free CLER score (definitions below).
 
 Notation: x_i the L2-normalised real test features, t_c the text classifier rows (C x D,
 L2-normalised here again, which changes nothing for an already normalised classifier),
