@@ -42,7 +42,7 @@ def test_per_dataset_section_unknown_key_is_named_with_allowed_keys(config):
     config["per_dataset"] = {"digits": {"probe": {"sed": 1}}}
     message = _error(config)
     assert "config key 'per_dataset.digits.probe.sed': unknown key(s) 'sed'" in message
-    assert "allowed keys: epochs_final, epochs_search, lrs, mode, seed" in message
+    assert "allowed keys: epochs_final, epochs_search, lrs, seed" in message
 
 
 def test_per_dataset_section_values_are_typed_and_required_is_relaxed(config):

@@ -32,7 +32,7 @@ def test_compute_merges_results_and_passes_params(feature_sets):
     assert result["fd"] == frechet_distance_from_features(external, real)
     kid = kernel_inception_distance(external, real, num_subsets=5, subset_size=50, seed=3)
     assert result["kid_mean"] == kid["kid_mean"] and result["kid_std"] == kid["kid_std"]
-    assert set(result) == {"fd", "kid_mean", "kid_std", "pad", "pad_error", "pad_C"}
+    assert set(result) == {"fd", "fd_paper", "kid_mean", "kid_std", "pad", "pad_error", "pad_C"}
 
 
 def test_unknown_metric_lists_valid_ones(feature_sets):

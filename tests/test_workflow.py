@@ -98,7 +98,8 @@ def test_bad_config_through_snakemake_is_one_clear_message(tmp_path):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """The quick demo with two datasets (digits + a user image folder), run once."""
+    """The quick demo with two datasets (digits + a user image folder), run once, under
+    ``protocol: paper`` with a second tiny encoder ranking the packs (as ViT-B/16 does there)."""
     workdir = tmp_path_factory.mktemp("demo")
     classes = write_digits_folder(workdir / "folder_digits")
     descriptions = workdir / "my_descriptions.json"
@@ -106,6 +107,8 @@ def demo(tmp_path_factory):
     config = quick_config(
         workdir,
         datasets=["digits", "my-digits"],
+        protocol="paper",
+        pack={"selection_encoder": {"model": "tiny", "seed": 1}},
         per_dataset={"my-digits": {"strategy_params": {"descriptions": {"file": str(descriptions)}}}},
         user_datasets={
             "my-digits": {
@@ -129,9 +132,17 @@ def test_demo_writes_results_for_every_source_and_dataset(demo):
         for strategy in ("simple_template", "descriptions"):
             assert (dataset, "generated", strategy) in combos
             assert (dataset, "combined", strategy) in combos
-    generated = table[table.source == "generated"]
-    for column in ("linear_probe", "zero_shot", "gain", "cler", "fd", "clip_score_100", "pad"):
-        assert generated[column].notna().all(), column
+    paired = ["linear_probe", "linear_probe_elevater", "zero_shot", "gain", "gain_elevater", "cler", "cler_knn_zs"]
+    paired += ["fd", "fd_paper", "clip_score_100", "clip_score_paper", "pad", "pad_dann"]
+    for source in ("generated", "retrieval", "original"):
+        rows = table[table.source == source]
+        for column in paired:
+            assert rows[column].notna().all(), (source, column)
+    for source in ("original", "combined"):
+        assert table[table.source == source]["cler_full_train"].notna().all(), source
+    combined = table[table.source == "combined"]
+    assert combined["cler"].notna().all() and combined["fd"].isna().all()
+    assert list(table.columns[6:10]) == ["shots_actual", "linear_probe_elevater", "zero_shot", "gain_elevater"]
     for name in ("correlation.png", "gain.png", "correlations.csv"):
         assert (workdir / "results" / "report" / name).stat().st_size > 0
 

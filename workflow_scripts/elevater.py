@@ -7,6 +7,6 @@ from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
 job = start_job(snakemake, torch=True)
 inputs = evaluation_inputs(job)
-values, report = elevater_probe(inputs, job.params["probe"], log=logger.info)
+values, reports = elevater_probe(inputs, job.params["probe"], log=logger.info)
 with job.writer() as w:
-    write_rows(w, rows(inputs, "elevater", values), {"probe": report})
+    write_rows(w, rows(inputs, "elevater", values), {"probe": reports})

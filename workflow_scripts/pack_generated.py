@@ -1,5 +1,5 @@
 """pack_generated / pack_retrieval: K images per class of a generated or retrieved set
-(top-K by CLIP score, or seeded random), in the ELEVATER format."""
+(top-K by CLIP score or retrieval similarity, or seeded random), in the ELEVATER format."""
 
 import numpy as np
 from loguru import logger
@@ -15,14 +15,15 @@ p = job.params
 info = job.dataset_info()
 index = job.input_dir("images") / "images.jsonl"
 records = read_index(index)
+ranked_by_clip = job.has_input("features")
 chosen, counts, shortfall = select_records(
     records,
     p["k"],
     p["selection"],
     p["seed"],
     info.num_classes,
-    features=load_features(job.input_dir("features")),
-    text_classifier=np.load(job.input_dir("text_classifier") / "text_classifier.npy"),
+    features=load_features(job.input_dir("features")) if ranked_by_clip else None,
+    text_classifier=np.load(job.input_dir("text_classifier") / "text_classifier.npy") if ranked_by_clip else None,
 )
 check_shortfall(
     shortfall,

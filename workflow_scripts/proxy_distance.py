@@ -7,7 +7,8 @@ from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
 job = start_job(snakemake)
 inputs = evaluation_inputs(job)
-values = proxy_distance(inputs, seed=job.params["pad"].get("seed", 0))
+pad = job.params["pad"]
+values = proxy_distance(inputs, seed=pad.get("seed", 0), dann_max_images=pad.get("dann_max_images", 1000))
 logger.info(values)
 with job.writer() as w:
     write_rows(w, rows(inputs, "proxy_distance", values))

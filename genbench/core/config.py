@@ -206,7 +206,36 @@ def _cross_key_problems(config: dict) -> list[str]:
             problems.append(_problem(key, "give {type: inception|hf|open_clip, ...}"))
         else:
             problems += _model_problems(key, "extra_encoder", spec)
-    return problems + _strategy_problems(config)
+    return problems + _selection_encoder_problems(config) + _strategy_problems(config)
+
+
+TEXT_ENCODER_TYPES = ("open_clip", "hf")
+
+
+def _selection_encoder_problems(config: dict) -> list[str]:
+    """``pack.selection_encoder`` (top level or per dataset) names an encoder with a text tower:
+    clip selection and clip_score_paper embed prompts with it."""
+    sections = [("pack.selection_encoder", config.get("pack", {}))]
+    sections += [
+        (f"per_dataset.{d}.pack.selection_encoder", o.get("pack") or {})
+        for d, o in config.get("per_dataset", {}).items()
+    ]
+    problems = []
+    for key, pack in sections:
+        spec = pack.get("selection_encoder") if isinstance(pack, dict) else None
+        if not isinstance(spec, dict):
+            continue
+        if not is_tiny(spec) and spec.get("type") not in TEXT_ENCODER_TYPES:
+            problems.append(
+                _problem(
+                    key,
+                    f"type {spec.get('type')!r} has no text tower, but clip selection and clip_score_paper "
+                    f"embed class prompts with this encoder; give type {' or '.join(TEXT_ENCODER_TYPES)}",
+                )
+            )
+        else:
+            problems += _model_problems(key, "encoder", spec)
+    return problems
 
 
 def _dataset_problems(config: dict) -> list[str]:

@@ -19,10 +19,15 @@ from genbench.evaluation.metrics.cler import (
     centroid_scores,
     cler_scores,
     knn_scores,
+    knn_zero_shot_scores,
     l2_normalize,
     zero_shot_scores,
 )
-from genbench.evaluation.metrics.clip_score import clip_score_100_per_class, clip_score_hessel_per_class
+from genbench.evaluation.metrics.clip_score import (
+    clip_score_100_per_class,
+    clip_score_hessel_per_class,
+    clip_score_paper_per_class,
+)
 
 ROW_COLUMNS = ("dataset", "source", "strategy", "shots", "seed", "encoder", "stage", "metric", "value")
 
@@ -38,6 +43,8 @@ class EvaluationInputs:
     test: FeatureSet  # real test split
     external: FeatureSet  # the packed external images
     text_classifier: np.ndarray | None  # None for an encoder without a text tower
+    full_train: FeatureSet | None = None  # original / combined: the full train split (+ the generated pack)
+    paper_clip: tuple[FeatureSet, np.ndarray] | None = None  # selection-encoder features, "a photo of a {}" rows
 
     @property
     def encoder(self) -> str:
@@ -58,8 +65,11 @@ def rows(inputs: EvaluationInputs, stage: str, values: dict[str, float]) -> list
 def zeroshot_metric(inputs: EvaluationInputs, knn_k: int = 10) -> dict[str, float]:
     """Zero-shot, the CLER score and its ablations, each as the dataset's metric (percent).
 
-    zero_shot: softmax(100 x.t_c); cler: softmax(x.p_c), p_c = normalise(t_c + mu_c);
-    cler_centroid: softmax(x.mu_c); cler_knn<k>: k-NN vote over the external images.
+    zero_shot: softmax(100 x.t_c); cler: softmax(x.p_c), p_c = normalise(t_c + mu_c), mu_c the
+    centroid of the external set's class c; cler_centroid: softmax(x.mu_c); cler_knn<k>: k-NN
+    vote over the external images; cler_knn_zs: (zero-shot + k-NN vote) / 2, the original's
+    "kNN + zero-shot average". With ``inputs.full_train`` (original and combined sets; the
+    original GenBench's centroids): cler_full_train, the CLER score with mu_c over that set.
     """
     x, y = inputs.test.feats, inputs.test.labels
     ext, ext_y = inputs.external.feats, inputs.external.labels
@@ -70,7 +80,11 @@ def zeroshot_metric(inputs: EvaluationInputs, knn_k: int = 10) -> dict[str, floa
         "cler": cler_scores(x, inputs.text_classifier, ext, ext_y, inputs.class_names),
         "cler_centroid": centroid_scores(x, ext, ext_y, num_classes, inputs.class_names),
         f"cler_knn{knn_k}": knn_scores(x, ext, ext_y, num_classes, k=k),
+        "cler_knn_zs": knn_zero_shot_scores(x, inputs.text_classifier, ext, ext_y, num_classes, k=k),
     }
+    if inputs.full_train is not None:
+        full = inputs.full_train
+        scores["cler_full_train"] = cler_scores(x, inputs.text_classifier, full.feats, full.labels, inputs.class_names)
     return {name: dataset_metric(inputs.metric, y, s) for name, s in scores.items()}
 
 
@@ -78,55 +92,74 @@ def distribution_metrics(inputs: EvaluationInputs, names: list[str], params: dic
     """Set-vs-set metrics of the external images against the real test images, plus CLIP score.
 
     CLIP scores (only with a text classifier) use each image's class text embedding t_c:
-    clip_score_hessel = mean 2.5 max(cos, 0); clip_score_100 = mean max(100 cos, 0).
+    clip_score_hessel = mean 2.5 max(cos, 0); clip_score_100 = mean max(100 cos, 0);
+    clip_score_paper = mean 100 cos, unclamped, on the selection encoder's features and its
+    "a photo of a {}" embeddings (the original GenBench's CLIP score).
     """
     values = compute_distribution_metrics(names, inputs.external.feats, inputs.test.feats, params)
     ext, labels = inputs.external.feats, inputs.external.labels
     if np.ndim(labels) == 1 and inputs.text_classifier is not None:
         values["clip_score_hessel"] = clip_score_hessel_per_class(ext, labels, inputs.text_classifier)
         values["clip_score_100"] = clip_score_100_per_class(ext, labels, inputs.text_classifier)
+    if np.ndim(labels) == 1 and inputs.paper_clip is not None:
+        selection, paper_text = inputs.paper_clip
+        values["clip_score_paper"] = clip_score_paper_per_class(selection.feats, selection.labels, paper_text)
     return values
 
 
-def proxy_distance(inputs: EvaluationInputs, seed: int = 0) -> dict[str, float]:
-    """Proxy-A distance of external vs real test features: ours (seeded, CV-chosen C) and
-    the DANN reference procedure (labelled ``pad_dann``; optimistic)."""
+def proxy_distance(inputs: EvaluationInputs, seed: int = 0, dann_max_images: int = 1000) -> dict[str, float]:
+    """Proxy-A distance of external vs real test features: ours (seeded, balanced, CV-chosen C)
+    and the original GenBench's / DANN reference procedure (labelled ``pad_dann``; optimistic)."""
     return compute_distribution_metrics(
-        ["pad", "pad_dann"], inputs.external.feats, inputs.test.feats, {"pad": {"seed": seed}}
+        ["pad", "pad_dann"],
+        inputs.external.feats,
+        inputs.test.feats,
+        {"pad": {"seed": seed}, "pad_dann": {"seed": seed, "max_images": dann_max_images}},
     )
+
+
+PROBE_VARIANTS = {"linear_probe": "honest", "linear_probe_elevater": "elevater"}
 
 
 def elevater_probe(inputs: EvaluationInputs, probe: dict, log=None) -> tuple[dict[str, float], dict]:
-    """The ELEVATER linear probe trained on the external set, tested on the real test split.
+    """The ELEVATER linear probe trained on the external set, tested on the real test split,
+    under both protocols of ``run_linear_probe``: ``linear_probe`` (honest: shuffled seeded
+    validation split, sigmoid multi-label scores, last epoch) and ``linear_probe_elevater``
+    (ELEVATER's code: validation in dataset order, softmax scores, best test epoch).
 
-    Returns (metric values, the probe's full report). Values: linear_probe (in the labelled
-    ``mode``), zero_shot (the text classifier alone) and gain = linear_probe - zero_shot.
+    Returns (metric values, the probe reports by variant). Values: both probes, zero_shot (the
+    text classifier alone), gain = linear_probe - zero_shot, gain_elevater likewise, shots_actual.
     """
-    report = run_linear_probe(
-        inputs.external.feats,
-        inputs.external.labels,
-        inputs.test.feats,
-        inputs.test.labels,
-        metric=inputs.metric,
-        text_classifier=inputs.text_classifier,
-        mode=probe.get("mode", "honest"),
-        seed=probe.get("seed", 0),
-        lrs=probe.get("lrs"),
-        epochs_search=probe.get("epochs_search", 10),
-        epochs_final=probe.get("epochs_final", 50),
-        num_classes=len(inputs.class_names),
-        log=log,
-    )
+    reports = {}
+    for name, mode in PROBE_VARIANTS.items():
+        reports[name] = run_linear_probe(
+            inputs.external.feats,
+            inputs.external.labels,
+            inputs.test.feats,
+            inputs.test.labels,
+            metric=inputs.metric,
+            text_classifier=inputs.text_classifier,
+            mode=mode,
+            seed=probe.get("seed", 0),
+            lrs=probe.get("lrs"),
+            epochs_search=probe.get("epochs_search", 10),
+            epochs_final=probe.get("epochs_final", 50),
+            num_classes=len(inputs.class_names),
+            log=log,
+        )
     zero_shot = dataset_metric(
         inputs.metric, inputs.test.labels, zero_shot_scores(l2_normalize(inputs.test.feats), inputs.text_classifier)
     )
+    honest, elevater = reports["linear_probe"]["test_metric"], reports["linear_probe_elevater"]["test_metric"]
     values = {
-        "linear_probe": report["test_metric"],
+        "linear_probe": honest,
+        "linear_probe_elevater": elevater,
         "zero_shot": zero_shot,
-        "gain": report["test_metric"] - zero_shot,
+        "gain": honest - zero_shot,
+        "gain_elevater": elevater - zero_shot,
         "shots_actual": shots_actual(inputs.external.labels, len(inputs.class_names)),
     }
-    return values, report
+    return values, reports
 
 
 def shots_actual(labels: np.ndarray, num_classes: int) -> int:

@@ -34,6 +34,9 @@ def _record_order(records: list[dict], ids: list[str]) -> np.ndarray:
         raise GenBenchError(f"feature id {err.args[0]!r} is not in the image index") from None
 
 
+SELECTIONS = ("clip", "similarity", "random")
+
+
 def select_records(
     records: list[dict],
     k: int,
@@ -43,22 +46,33 @@ def select_records(
     features: FeatureSet | None = None,
     text_classifier: np.ndarray | None = None,
 ):
-    """K records per class: top-K by CLIP score (``clip``) or ELEVATER's seeded sampler (``random``).
+    """K records per class: top-K by CLIP score (``clip``: cos of the image features and their
+    class row of ``text_classifier``), top-K by retrieval similarity (``similarity``: each
+    record's ``similarity``, as the original GenBench packs retrieved images), or ELEVATER's
+    seeded sampler (``random``).
 
     Returns (chosen records, counts per class, shortfall {class: have}).
     """
     labels = np.array([r["label"] for r in records], dtype=np.int64)
-    scores = None
+    scores, score_name = None, None
     if selection == "clip":
         if features is None or text_classifier is None:
             raise GenBenchError("clip selection needs the image set's features and the text classifier")
         order = _record_order(records, features.ids)
         scores = np.empty(len(records))
         scores[order] = clip_scores(features.feats, labels[order], text_classifier)
+        score_name = "clip_score"
+    elif selection == "similarity":
+        missing = [r["id"] for r in records if "similarity" not in r]
+        if missing:
+            raise GenBenchError(f"similarity selection needs retrieved images; {missing[0]!r} has no 'similarity'")
+        scores, score_name = np.array([float(r["similarity"]) for r in records]), "similarity"
+    elif selection != "random":
+        raise GenBenchError(f"unknown selection {selection!r}; valid: {', '.join(SELECTIONS)}")
     indices, counts, shortfall = select_k_per_class(
-        labels, k, selection, seed=seed, clip_scores=scores, num_classes=num_classes
+        labels, k, "random" if scores is None else "clip", seed=seed, clip_scores=scores, num_classes=num_classes
     )
-    chosen = [dict(records[i], **({"clip_score": float(scores[i])} if scores is not None else {})) for i in indices]
+    chosen = [dict(records[i], **({score_name: float(scores[i])} if scores is not None else {})) for i in indices]
     return chosen, counts, shortfall
 
 
@@ -105,9 +119,13 @@ def read_selection(pack_dir: str | Path) -> list[str]:
         return [json.loads(line)["id"] for line in f if line.strip()]
 
 
-def load_external_features(pack_dirs: list[Path], feature_dirs: list[Path]) -> FeatureSet:
-    """The features of every image in the given packs (several packs are concatenated)."""
-    parts = [load_features(fd).select(read_selection(pd)) for pd, fd in zip(pack_dirs, feature_dirs)]
+def load_pack_features(pack_dir: Path, feature_dir: Path) -> FeatureSet:
+    """The features of the images one pack holds, in pack order."""
+    return load_features(feature_dir).select(read_selection(pack_dir))
+
+
+def concatenate_feature_sets(parts: list[FeatureSet]) -> FeatureSet:
+    """One FeatureSet of ``parts`` in order; they must come from one encoder."""
     encoders = {p.meta.get("encoder") for p in parts}
     if len(encoders) > 1:
         raise GenBenchError(f"external sets were encoded with different encoders: {sorted(map(str, encoders))}")
@@ -117,3 +135,8 @@ def load_external_features(pack_dirs: list[Path], feature_dirs: list[Path]) -> F
         ids=[i for p in parts for i in p.ids],
         meta=parts[0].meta,
     )
+
+
+def load_external_features(pack_dirs: list[Path], feature_dirs: list[Path]) -> FeatureSet:
+    """The features of every image in the given packs (several packs are concatenated)."""
+    return concatenate_feature_sets([load_pack_features(pd, fd) for pd, fd in zip(pack_dirs, feature_dirs)])

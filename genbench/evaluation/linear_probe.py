@@ -44,8 +44,11 @@ class WeightDecaySearch:
     ``min(peak + step, n - 1)``, skipping any that equals the peak, where ``peak`` is the best
     index at the start of the stage.  Scores are compared in visiting order and the peak moves
     only on a strictly greater score (ties keep the earlier index).
-    Differences from ELEVATER's code, both bugs there: it trains the right-hand point with the
-    left-hand weight decay, and starts from peak score 0 so that all-zero scores return index -1.
+    This is ELEVATER's default search (``TRAIN.WD_SEARCH_LEFT = False``: each point is trained
+    with its own weight decay; the initial release's ``WD_SEARCH_LEFT = True`` trained both points
+    of a stage with the left-hand one). One difference, a bug there: ELEVATER starts from peak
+    score 0, so all-zero scores return index -1 (the last weight decay, 1e6); here the first
+    visited index wins.
     """
 
     def __init__(
@@ -159,6 +162,35 @@ def validation_split(labels, seed: int, fraction: float = VAL_FRACTION):
     return train, val
 
 
+def validation_split_in_order(labels, fraction: float = VAL_FRACTION):
+    """ELEVATER's split (``feature.py: get_dataloader``), in dataset order, no shuffle.
+
+    Single-label: the first ``ceil(fraction * n_c)`` images of each class c, in the given order.
+    Multi-label (N, C) 0/1 rows: the need of class c is ``ceil(fraction * n_c)``; repeatedly take
+    the first row holding the lowest-numbered class still in need, subtract that row from every
+    need, and remove it from the pool. Returns ``(train_indices, val_indices)``, each sorted.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        val = [
+            np.nonzero(labels == c)[0][: math.ceil(fraction * n)]
+            for c, n in zip(*np.unique(labels, return_counts=True))
+        ]
+        val = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
+    else:
+        remaining = labels.astype(np.int64).copy()
+        need = np.ceil(remaining.sum(axis=0) * fraction)
+        chosen = []
+        while (targets := np.nonzero(need > 0)[0]).size:
+            row = int(np.nonzero(remaining[:, targets[0]] > 0)[0][0])
+            chosen.append(row)
+            need -= remaining[row]
+            remaining[row] = 0
+        val = np.sort(np.asarray(chosen, dtype=np.int64))
+    val = val.astype(np.int64)
+    return np.setdiff1d(np.arange(len(labels)), val), val
+
+
 def _stratum(labels: np.ndarray) -> np.ndarray:
     if labels.ndim == 1:
         return labels.astype(np.int64)
@@ -220,16 +252,20 @@ def _logit_gradient(logits: torch.Tensor, targets: torch.Tensor, multilabel: boo
     return grad / batch
 
 
-def _scores(logits: torch.Tensor, multilabel: bool) -> np.ndarray:
-    probabilities = torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)
+def _scores(logits: torch.Tensor, multilabel: bool, softmax_scores: bool) -> np.ndarray:
+    """Class scores: softmax over classes, or per-class sigmoid for multi-label heads unless
+    ``softmax_scores`` (ELEVATER scores multi-label heads with a softmax too)."""
+    probabilities = torch.sigmoid(logits) if multilabel and not softmax_scores else torch.softmax(logits, dim=1)
     return probabilities.numpy()
 
 
-def _metric_or_zero(metric: str, labels: np.ndarray, logits: torch.Tensor, multilabel: bool) -> float:
+def _metric_or_zero(
+    metric: str, labels: np.ndarray, logits: torch.Tensor, multilabel: bool, softmax_scores: bool = False
+) -> float:
     """The metric in percent; 0 for a diverged head (non-finite logits), as ELEVATER scores failed runs."""
     if not torch.isfinite(logits).all():
         return 0.0
-    return float(dataset_metric(metric, labels, _scores(logits, multilabel)))
+    return float(dataset_metric(metric, labels, _scores(logits, multilabel, softmax_scores)))
 
 
 def train_heads(
@@ -246,13 +282,15 @@ def train_heads(
     batch_size: int = 64,
     seed: int = 0,
     multilabel: bool = False,
+    softmax_scores: bool = False,
 ):
     """Train M = len(lrs) heads at once (head m: lr ``lrs[m]``, weight decay ``wds[m]``).
 
     All heads see the same batches (``epoch_batches`` with ``torch.Generator().manual_seed(seed)``)
     and the same BatchNorm statistics; each does SGD on its own loss:
     g = dL/dp + wd * p; buf = 0.9 * buf + g; p = p - lr * buf (torch.optim.SGD, dampening 0).
-    After every epoch each head is scored on ``(eval_x, eval_y)`` with ``metric``.
+    After every epoch each head is scored on ``(eval_x, eval_y)`` with ``metric`` (multi-label
+    scores: sigmoid, or softmax over classes with ``softmax_scores``).
     Returns ``(weights (M, C, D), biases (M, C), scores (M, epochs) as numpy)``.
     """
     x, x_eval = _as_float_tensor(train_x, "train features"), _as_float_tensor(eval_x, "eval features")
@@ -286,7 +324,7 @@ def train_heads(
         normalised_eval = bn.eval_normalise(x_eval)
         for m in range(num_heads):
             logits = torch.addmm(bias[m], normalised_eval, weight[m])
-            scores[m, epoch] = _metric_or_zero(metric, eval_labels, logits, multilabel)
+            scores[m, epoch] = _metric_or_zero(metric, eval_labels, logits, multilabel, softmax_scores)
     return weight.transpose(1, 2).numpy(), bias[:, 0].numpy(), scores
 
 
@@ -320,6 +358,7 @@ def search_hyperparameters(
     batch_size: int,
     seed: int,
     multilabel: bool,
+    softmax_scores: bool = False,
     wd_steps: Sequence[int] = WD_STEPS,
     log=None,
 ):
@@ -348,6 +387,7 @@ def search_hyperparameters(
             batch_size=batch_size,
             seed=seed,
             multilabel=multilabel,
+            softmax_scores=softmax_scores,
         )
         best_per_run = scores.max(axis=1)
         unstable = [is_unstable(lr, WEIGHT_DECAYS[i]) for lr, i in pending]
@@ -396,14 +436,18 @@ def run_linear_probe(
     num_classes: int | None = None,
     wd_steps: Sequence[int] = WD_STEPS,
 ) -> dict:
-    """The ELEVATER linear probe on cached features.
+    """The ELEVATER linear probe on cached features, under one of two labelled protocols.
 
-    Search (``search=True``): hold out ``validation_split(train_labels, seed)``, pick (lr, wd) by
-    ``search_hyperparameters``; otherwise ``lr`` and ``wd`` must be given.  Final run: train+val,
-    ``epochs_final`` epochs, test metric after every epoch.  ``mode="honest"`` reports the metric
-    after the last epoch; ``mode="elevater"`` the maximum over epochs (epoch chosen on the test set,
-    as ELEVATER's published numbers were; for comparison only).  ``wd_steps=()`` = coarse points only.
-    Labels: int class ids, or multi-hot (N, C) for multi-label (BCE loss, sigmoid scores).
+    ``mode="honest"`` (the default): the validation images are ``validation_split(train_labels,
+    seed)`` (class-balanced, shuffled with the seed), multi-label heads are scored with a sigmoid,
+    and the test metric after the last final epoch is reported.
+    ``mode="elevater"`` (ELEVATER's code, for comparison with published numbers): validation is
+    ``validation_split_in_order`` (dataset order, no shuffle: in a combined set the real images
+    come first), multi-label heads are scored with a softmax over classes, and the reported number
+    is the maximum test metric over the final epochs (the epoch is chosen on the test set).
+    Search (``search=True``): pick (lr, wd) by ``search_hyperparameters`` on that split; otherwise
+    ``lr`` and ``wd`` must be given. Final run: train+val, ``epochs_final`` epochs.
+    ``wd_steps=()`` = coarse points only. Labels: int class ids, or multi-hot (N, C) (BCE loss).
     Returns {"metric_name", "test_metric", "mode", "best_lr", "best_wd", "search", "per_epoch_test"}.
     """
     _check_probe_args(metric, mode, search, lr, wd)
@@ -412,10 +456,20 @@ def run_linear_probe(
     dim = np.asarray(train_feats).shape[-1]
     num_classes = _resolve_num_classes(num_classes, text_classifier, train_labels, test_labels)
     init = initial_weight(text_classifier, num_classes, dim, seed)
-    common = dict(init_weight=init, metric=metric, batch_size=batch_size, seed=seed, multilabel=multilabel)
+    elevater = mode == "elevater"
+    common = dict(
+        init_weight=init,
+        metric=metric,
+        batch_size=batch_size,
+        seed=seed,
+        multilabel=multilabel,
+        softmax_scores=elevater,
+    )
     records = []
     if search:
-        train_idx, val_idx = validation_split(train_labels, seed)
+        train_idx, val_idx = (
+            validation_split_in_order(train_labels) if elevater else validation_split(train_labels, seed)
+        )
         feats = np.asarray(train_feats)
         lrs = list(LEARNING_RATES if lrs is None else lrs)
         lr, wd, records = search_hyperparameters(

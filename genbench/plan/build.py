@@ -19,6 +19,7 @@ from typing import Any
 from genbench.core.config import deep_merge, is_tiny, looks_like_local_path
 from genbench.core.errors import ConfigError
 from genbench.core.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
+from genbench.core.protocol import PAPER_CLIP_PROMPT, pack_settings
 from genbench.data.datasets import DatasetInfo, get_dataset
 from genbench.generation.prompts import STRATEGIES_NEEDING_TEXT2TEXT, TEXTUAL_INVERSION_STRATEGIES, base_strategy
 from genbench.plan import paths
@@ -81,8 +82,9 @@ class Plan(Graph):
         if spec is None:
             spec = self.config.get("models", {}).get(role, {})
         if is_tiny(spec):
-            node = self.add("build_models", role, {"kind": f"tiny_{role}", "seed": 0}, {}, label="tiny")
-            return {"tiny": True}, {role: node}, {"tiny": True}
+            seed = int(spec.get("seed", 0))
+            node = self.add("build_models", role, {"kind": f"tiny_{role}", "seed": seed}, {}, label="tiny")
+            return {"tiny": True, **({"seed": seed} if seed else {})}, {role: node}, {"tiny": True}
         return self.model_identity(spec), {}, dict(spec)
 
     def _data_identity(self, info: DatasetInfo, data: dict) -> tuple[dict, str | None]:
@@ -110,7 +112,7 @@ class Plan(Graph):
         self.evaluations = evaluations
         inputs = {f"m{i:05d}": node for i, node in enumerate(evaluations)}
         if inputs:
-            self.add("aggregate", "all", {}, inputs)
+            self.add("aggregate", "all", {"protocol": self.config.get("protocol", "honest")}, inputs)
 
     def _build_dataset(self, info: DatasetInfo) -> list[Node]:
         d = info.name
@@ -132,19 +134,21 @@ class Plan(Graph):
             runtime={"root": root, "stat_cache": str(self.stat_cache.path)},
             label=info.to_json()["source"].get("type", ""),
         )
-        enc_params, enc_inputs, enc_runtime = self._model("encoder")
+        encoder = _Encoder(*self._model("encoder"))
         features_cfg = self._section(d, "features")
-        device = features_cfg["device"]
-        text_cls = self.add(
-            "text_classifier",
-            d,
-            {"encoder": enc_params, "device": device},
-            {"configure": configure, **enc_inputs},
-            runtime={"encoder": enc_runtime},
+        pack = pack_settings(self._section(d, "pack"), self.config.get("protocol", "honest"))
+        selector = (
+            _Encoder(*self._model("encoder", pack["selection_encoder"])) if pack["selection_encoder"] else encoder
         )
-        ctx = _DatasetContext(info, configure, prepare, text_cls, enc_params, enc_inputs, enc_runtime, features_cfg)
+        ctx = _DatasetContext(info, configure, prepare, encoder, selector, features_cfg, pack)
+        ctx.text_classifier = self._text_classifier(ctx, encoder)
+        ctx.selection_text_classifier = self._text_classifier(ctx, selector, pack["selection_prompt"])
+        ctx.paper_text_classifier = self._text_classifier(ctx, selector, PAPER_CLIP_PROMPT)
         ctx.test_features = self._features(ctx, prepare, "test")
         ctx.train_features = self._features(ctx, prepare, "train")
+        ctx.full_train = [ctx.train_features] + (
+            [self._features(ctx, prepare, "val")] if info.splits.get("val") else []
+        )
 
         sources = self._section(d, "sources")
         fewshot = self._section(d, "fewshot")
@@ -175,19 +179,45 @@ class Plan(Graph):
                         for seed in fewshot["seeds"]:
                             pairs = [(originals[(k, seed)], ctx.train_features), (pack, feats)]
                             evaluations += self._evaluate(
-                                ctx, pairs, source="combined", strategy=strategy, shots=k, seed=seed, probe_only=True
+                                ctx, pairs, source="combined", strategy=strategy, shots=k, seed=seed, combined=True
                             )
         return evaluations
 
-    def _features(self, ctx: "_DatasetContext", images: Node, split: str) -> Node:
+    def _features(self, ctx: "_DatasetContext", images: Node, split: str, encoder: "_Encoder | None" = None) -> Node:
+        """Features of one image set (a prepared split, or a generated / retrieved set) by one
+        encoder (the feature encoder unless given)."""
         cfg = ctx.features_cfg
+        encoder = encoder or ctx.encoder
+        label = split if split != "images" else f"{_SET_KINDS[images.stage]}-{images.label}"
         return self.add(
             "features",
             ctx.info.name,
-            {"split": split, "encoder": ctx.enc_params, "device": cfg["device"]},
-            {"images": images, "configure": ctx.configure, **ctx.enc_inputs},
-            runtime={"encoder": ctx.enc_runtime, "batch_size": cfg["batch_size"], "num_workers": cfg["num_workers"]},
-            label=split if split != "images" else f"{_SET_KINDS[images.stage]}-{images.label}",
+            {"split": split, "encoder": encoder.params, "device": cfg["device"]},
+            {"images": images, "configure": ctx.configure, **encoder.inputs},
+            runtime={"encoder": encoder.runtime, "batch_size": cfg["batch_size"], "num_workers": cfg["num_workers"]},
+            label=label if encoder is ctx.encoder else f"{label}-{encoder.label}",
+        )
+
+    def _features_with(self, ctx: "_DatasetContext", feats: Node, encoder: "_Encoder") -> Node:
+        """The same images as the features artifact ``feats``, encoded by ``encoder``."""
+        if encoder is ctx.encoder:
+            return feats
+        return self._features(ctx, feats.inputs["images"], feats.params["split"], encoder)
+
+    def _text_classifier(self, ctx: "_DatasetContext", encoder: "_Encoder", prompt: str | None = None) -> Node:
+        """Per class, the normalised text embedding of the dataset's templates (averaged), or of
+        the one ``prompt`` when given."""
+        return self.add(
+            "text_classifier",
+            ctx.info.name,
+            {
+                "encoder": encoder.params,
+                "device": ctx.features_cfg["device"],
+                **({"prompt": prompt} if prompt is not None else {}),
+            },
+            {"configure": ctx.configure, **encoder.inputs},
+            runtime={"encoder": encoder.runtime},
+            label="templates" if prompt is None else "prompt",
         )
 
     def _original_pack(self, ctx: "_DatasetContext", k: int, seed: int) -> Node:
@@ -247,16 +277,16 @@ class Plan(Graph):
         """Features of a generated or retrieved set, and its pack of K images per class."""
         d = ctx.info.name
         feats = self._features(ctx, images, "images")
-        pack_cfg = self._section(d, "pack")
+        selection = ctx.pack["retrieval_selection" if stage == "pack_retrieval" else "selection"]
+        inputs = {"images": images, "configure": ctx.configure}
+        if selection == "clip":
+            inputs["features"] = self._features_with(ctx, feats, ctx.selector)
+            inputs["text_classifier"] = ctx.selection_text_classifier
         pack = self.add(
             stage,
             d,
-            {
-                "k": k,
-                "selection": pack_cfg["selection"],
-                "seed": seed,
-            },
-            {"images": images, "features": feats, "text_classifier": ctx.text_classifier, "configure": ctx.configure},
+            {"k": k, "selection": selection, "seed": seed},
+            inputs,
             runtime={"on_shortfall": self._on_shortfall(ctx)},
             label=f"{images.label}-k{k}",
         )
@@ -277,9 +307,9 @@ class Plan(Graph):
         node = self.add(
             "build_pool",
             ctx.info.name,
-            {"captions": "first_template", "encoder": ctx.enc_params},
-            {"images": ctx.prepare, "features": ctx.train_features, "configure": ctx.configure, **ctx.enc_inputs},
-            runtime={"encoder": ctx.enc_runtime},
+            {"captions": "first_template", "encoder": ctx.encoder.params},
+            {"images": ctx.prepare, "features": ctx.train_features, "configure": ctx.configure, **ctx.encoder.inputs},
+            runtime={"encoder": ctx.encoder.runtime},
             label="train_split",
         )
         return {"pool": "train_split"}, {"pool": node}
@@ -288,7 +318,7 @@ class Plan(Graph):
         cfg = self._section(ctx.info.name, "retrieval")
         shots = self._section(ctx.info.name, "fewshot")["shots"]
         pool_params, pool_inputs = self._pool(ctx)
-        runtime = {"encoder": ctx.enc_runtime, "stat_cache": str(self.stat_cache.path)}
+        runtime = {"encoder": ctx.encoder.runtime, "stat_cache": str(self.stat_cache.path)}
         if not pool_inputs:
             runtime["pool"] = cfg["pool"]
         return self.add(
@@ -296,14 +326,14 @@ class Plan(Graph):
             ctx.info.name,
             {
                 **pool_params,
-                "encoder": ctx.enc_params,
+                "encoder": ctx.encoder.params,
                 "device": ctx.features_cfg["device"],
                 "kind": cfg["kind"],
                 "k_per_prompt": cfg["k_per_prompt"],
                 "k_per_class": cfg.get("k_per_class") or max(shots),
                 "on_conflict": cfg["on_conflict"],
             },
-            {"configure": ctx.configure, **ctx.enc_inputs, **pool_inputs},
+            {"configure": ctx.configure, **ctx.encoder.inputs, **pool_inputs},
             runtime=runtime,
             label=cfg["kind"],
         )
@@ -386,8 +416,12 @@ class Plan(Graph):
         return node
 
     def _evaluate(
-        self, ctx: "_DatasetContext", pairs: list[tuple[Node, Node]], *, probe_only: bool = False, **labels
+        self, ctx: "_DatasetContext", pairs: list[tuple[Node, Node]], *, combined: bool = False, **labels
     ) -> list[Node]:
+        """The evaluation artifacts of one external set (packs, with the features of the image
+        sets they come from): the probe and CLER for every set; for a set that is not combined
+        also the distribution metrics and the proxy-A distance. A combined set's pack 0 is the
+        K-shot original pack; the full-train CLER variant replaces it by the full train split."""
         d = ctx.info.name
         external = {}
         for i, (pack, feats) in enumerate(pairs):
@@ -400,25 +434,25 @@ class Plan(Graph):
             "configure": ctx.configure,
         }
         metrics = self._section(d, "metrics")
-        probe = self._section(d, "probe")
         label = _evaluation_label(labels)
-        nodes = [self.add("elevater", d, {"probe": probe, "labels": labels}, common, label=label)]
-        if probe_only:
-            return nodes
-        nodes.append(self.add("zeroshot_metric", d, {"cler": metrics["cler"], "labels": labels}, common, label=label))
+        nodes = [self.add("elevater", d, {"probe": self._section(d, "probe"), "labels": labels}, common, label=label)]
+        cler_inputs = dict(common)
+        if labels["source"] in ("original", "combined"):
+            cler_inputs.update({f"full_train{j}": node for j, node in enumerate(ctx.full_train)})
         nodes.append(
-            self.add(
-                "distribution_metrics",
-                d,
-                {
-                    "metrics": metrics["distribution"],
-                    "kid": metrics.get("kid", {}),
-                    "labels": labels,
-                },
-                common,
-                label=label,
-            )
+            self.add("zeroshot_metric", d, {"cler": metrics["cler"], "labels": labels}, cler_inputs, label=label)
         )
+        if combined:
+            return nodes
+        paper_clip = {
+            "paper_text_classifier": ctx.paper_text_classifier,
+            **{
+                f"selection_features{i}": self._features_with(ctx, feats, ctx.selector)
+                for i, (_, feats) in enumerate(pairs)
+            },
+        }
+        distribution = {"metrics": metrics["distribution"], "kid": metrics.get("kid", {}), "labels": labels}
+        nodes.append(self.add("distribution_metrics", d, distribution, {**common, **paper_clip}, label=label))
         nodes.append(
             self.add("proxy_distance", d, {"pad": metrics.get("pad", {}), "labels": labels}, common, label=label)
         )
@@ -432,21 +466,10 @@ class Plan(Graph):
         """Distribution metrics (e.g. classic FID on Inception features) with another encoder:
         the same image sets and packs, encoded once more, by that encoder only."""
         keyed, _, runtime = self._model("extra_encoder", spec)
-        cfg = ctx.features_cfg
-
-        def features_with(feats: Node) -> Node:
-            return self.add(
-                "features",
-                ctx.info.name,
-                {"split": feats.params["split"], "encoder": keyed, "device": cfg["device"]},
-                {"images": feats.inputs["images"], "configure": ctx.configure},
-                runtime={"encoder": runtime, "batch_size": cfg["batch_size"], "num_workers": cfg["num_workers"]},
-                label=f"{feats.label}-{spec['type']}",
-            )
-
-        inputs = {"test_features": features_with(ctx.test_features), "configure": ctx.configure}
+        extra = _Encoder(keyed, {}, runtime, label=spec["type"])
+        inputs = {"test_features": self._features_with(ctx, ctx.test_features, extra), "configure": ctx.configure}
         for i, (pack, feats) in enumerate(pairs):
-            inputs[f"pack{i}"], inputs[f"features{i}"] = pack, features_with(feats)
+            inputs[f"pack{i}"], inputs[f"features{i}"] = pack, self._features_with(ctx, feats, extra)
         return self.add(
             "distribution_metrics",
             ctx.info.name,
@@ -462,17 +485,31 @@ class Plan(Graph):
 
 
 @dataclass
+class _Encoder:
+    """An encoder as the plan uses it: keyed params, upstream inputs (a tiny model's build),
+    the runtime spec a job loads it from, and the short name its features' folders carry."""
+
+    params: dict
+    inputs: dict
+    runtime: dict
+    label: str = "sel"
+
+
+@dataclass
 class _DatasetContext:
     info: DatasetInfo
     configure: Node
     prepare: Node
-    text_classifier: Node
-    enc_params: dict
-    enc_inputs: dict
-    enc_runtime: dict
+    encoder: _Encoder  # the feature encoder
+    selector: _Encoder  # the encoder whose CLIP score ranks images for the packs
     features_cfg: dict
+    pack: dict  # the pack section, resolved for the protocol (genbench.core.protocol)
+    text_classifier: Node | None = None
+    selection_text_classifier: Node | None = None
+    paper_text_classifier: Node | None = None
     test_features: Node | None = None
     train_features: Node | None = None
+    full_train: list[Node] | None = None
 
 
 def resolve_user_file(path: str) -> Path:

@@ -34,11 +34,11 @@ STAGE_VERSIONS = {
     "pack_generated": 2,  # 2: root_folder is the pack's own folder
     "pack_retrieval": 2,  # 2: root_folder is the pack's own folder
     "pack_original": 2,  # 2: root_folder is the pack's own folder
-    "zeroshot_metric": 1,
-    "distribution_metrics": 1,
-    "proxy_distance": 1,
-    "elevater": 3,  # 2: unstable lr x wd pairs excluded from the search; 3: shots_actual
-    "aggregate": 1,
+    "zeroshot_metric": 2,  # 2: cler_knn_zs, cler_full_train
+    "distribution_metrics": 2,  # 2: fd_paper, clip_score_paper
+    "proxy_distance": 2,  # 2: pad_dann is the original's SVC(kernel=linear) on L2-normalised features
+    "elevater": 4,  # 2: unstable lr x wd pairs excluded; 3: shots_actual; 4: linear_probe_elevater
+    "aggregate": 2,  # 2: the protocol's headline columns and probe column
 }
 
 # Stages whose artifact is gathered from parts that jobs of their own write (one per shard or

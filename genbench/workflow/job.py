@@ -144,23 +144,30 @@ def start_job(smk, torch: bool = False) -> Job:
 
 def evaluation_inputs(job: Job):
     """Load the arrays an evaluation stage needs: real test features, the external set's
-    features (its packs' ids selected from their feature artifacts), the text classifier."""
-    import numpy as np
-
+    features (its packs' ids selected from their feature artifacts), the text classifier, and
+    where the recipe has them the full-train set (``full_train*``: every image of the train
+    split, plus the packs after pack 0 of a combined set) and the paper CLIP-score inputs
+    (``selection_features*`` of the same packs, ``paper_text_classifier``)."""
     from genbench.evaluation.evaluate import EvaluationInputs
-    from genbench.evaluation.external import load_external_features
+    from genbench.evaluation.external import concatenate_feature_sets, load_pack_features
     from genbench.evaluation.features import load_features
     from genbench.evaluation.metrics import check_same_encoder
 
     info = job.dataset_info()
     packs = [job.input_dir(name) for name in job.inputs_named("pack")]
-    feats = [job.input_dir(name) for name in job.inputs_named("features")]
+    parts = [load_pack_features(p, job.input_dir(n)) for p, n in zip(packs, job.inputs_named("features"))]
     test = load_features(job.input_dir("test_features"))
-    external = load_external_features(packs, feats)
+    external = concatenate_feature_sets(parts)
     check_same_encoder(test.meta, external.meta)
-    text_classifier = None  # absent for an extra (e.g. image-only) encoder
-    if job.has_input("text_classifier"):
-        text_classifier = np.load(job.input_dir("text_classifier") / "text_classifier.npy")
+    full_train = None
+    if full := [load_features(job.input_dir(name)) for name in job.inputs_named("full_train")]:
+        full_train = concatenate_feature_sets(full + parts[1:])
+    paper_clip = None
+    if job.has_input("paper_text_classifier"):
+        selection = [
+            load_pack_features(p, job.input_dir(n)) for p, n in zip(packs, job.inputs_named("selection_features"))
+        ]
+        paper_clip = (concatenate_feature_sets(selection), _load_classifier(job, "paper_text_classifier"))
     return EvaluationInputs(
         dataset=info.name,
         class_names=list(info.classes),
@@ -168,8 +175,16 @@ def evaluation_inputs(job: Job):
         labels=job.params["labels"],
         test=test,
         external=external,
-        text_classifier=text_classifier,
+        text_classifier=_load_classifier(job, "text_classifier"),  # None for an image-only encoder
+        full_train=full_train,
+        paper_clip=paper_clip,
     )
+
+
+def _load_classifier(job: Job, name: str):
+    import numpy as np
+
+    return np.load(job.input_dir(name) / "text_classifier.npy") if job.has_input(name) else None
 
 
 def write_rows(writer: ArtifactWriter, rows: list[dict], extra: dict | None = None) -> None:

@@ -14,18 +14,23 @@ import numpy as np
 import pandas as pd
 
 from genbench.core.errors import GenBenchError
+from genbench.core.protocol import headline
 from genbench.evaluation.evaluate import ROW_COLUMNS
 
 SET_COLUMNS = ["dataset", "source", "strategy", "shots", "seed", "encoder"]
-HEADLINE = ["shots_actual", "linear_probe", "zero_shot", "gain", "cler", "fd", "clip_score_100", "pad"]
 TRAINING_FREE = [
     "cler",
+    "cler_full_train",
     "cler_centroid",
+    "cler_knn_zs",
     "fd",
+    "fd_paper",
     "kid_mean",
     "clip_score_100",
     "clip_score_hessel",
+    "clip_score_paper",
     "pad",
+    "pad_dann",
     "cmmd",
     "prdc_precision",
     "prdc_recall",
@@ -48,8 +53,14 @@ def collect_rows(csv_paths: list[str | Path]) -> pd.DataFrame:
     return df[list(ROW_COLUMNS)]
 
 
-def results_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per external set; one column per metric (zero_shot from the probe stage wins)."""
+def probe_column(protocol: str) -> str:
+    """The linear-probe column a protocol correlates the training-free metrics with."""
+    return "linear_probe_elevater" if protocol == "paper" else "linear_probe"
+
+
+def results_table(rows: pd.DataFrame, protocol: str = "honest") -> pd.DataFrame:
+    """One row per external set; one column per metric (zero_shot from the probe stage wins),
+    the protocol's headline columns first (``genbench.core.protocol.headline``)."""
     rows = rows.copy()
     rows.loc[(rows.metric == "zero_shot") & (rows.stage == "zeroshot_metric"), "metric"] = "zero_shot_text"
     wide = rows.pivot_table(index=SET_COLUMNS, columns="metric", values="value", aggfunc="first")
@@ -58,7 +69,7 @@ def results_table(rows: pd.DataFrame) -> pd.DataFrame:
     if "zero_shot" not in wide and "zero_shot_text" in wide:
         wide["zero_shot"] = wide["zero_shot_text"]
     wide = wide.drop(columns=[c for c in ["zero_shot_text"] if c in wide])
-    first = [c for c in SET_COLUMNS + HEADLINE if c in wide]
+    first = [c for c in SET_COLUMNS + headline(protocol) if c in wide]
     return wide[first + sorted(c for c in wide.columns if c not in first)]
 
 
@@ -87,13 +98,14 @@ def metric_correlations(table: pd.DataFrame, target: str = "linear_probe") -> pd
         out.append(
             {
                 "metric": metric,
+                "target": target,
                 "n": n,
                 "pearson": coefficients[0],
                 "spearman": coefficients[1],
                 "kendall": coefficients[2],
             }
         )
-    return pd.DataFrame(out, columns=["metric", "n", "pearson", "spearman", "kendall"])
+    return pd.DataFrame(out, columns=["metric", "target", "n", "pearson", "spearman", "kendall"])
 
 
 def plot_correlations(

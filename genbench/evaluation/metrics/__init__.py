@@ -20,6 +20,7 @@ from genbench.evaluation.metrics.cler import (
     cler_report,
     cler_scores,
     knn_scores,
+    knn_zero_shot_scores,
     l2_normalize,
     prototype_scores,
     zero_shot_scores,
@@ -29,15 +30,25 @@ from genbench.evaluation.metrics.clip_score import (
     clip_score_100_per_class,
     clip_score_hessel,
     clip_score_hessel_per_class,
+    clip_score_paper,
+    clip_score_paper_per_class,
 )
 from genbench.evaluation.metrics.fidelity import cmmd, precision_recall_density_coverage, vendi_score
-from genbench.evaluation.metrics.frechet import feature_statistics, frechet_distance, frechet_distance_from_features
+from genbench.evaluation.metrics.frechet import (
+    feature_statistics,
+    frechet_distance,
+    frechet_distance_from_features,
+    frechet_distance_paper,
+)
 from genbench.evaluation.metrics.kid import kernel_inception_distance
 from genbench.evaluation.metrics.proxy_a import proxy_a_distance, proxy_a_distance_dann_reference
 
 
 def _fd(external_feats, real_feats):
-    return {"fd": frechet_distance_from_features(external_feats, real_feats)}
+    return {
+        "fd": frechet_distance_from_features(external_feats, real_feats),
+        "fd_paper": frechet_distance_paper(external_feats, real_feats),
+    }
 
 
 def _kid(external_feats, real_feats, **params):
@@ -70,7 +81,7 @@ def _pad_dann(external_feats, real_feats, **params):
 
 
 DISTRIBUTION_METRICS = {
-    "fd": _fd,  # {"fd"}
+    "fd": _fd,  # {"fd", "fd_paper"}
     "kid": _kid,  # {"kid_mean", "kid_std"}; params num_subsets, subset_size, seed
     "prdc": _prdc,  # {"prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage"}; k
     "vendi": _vendi,  # {"vendi" (external set), "vendi_real"}
@@ -118,11 +129,14 @@ __all__ = [
     "clip_score_100_per_class",
     "clip_score_hessel",
     "clip_score_hessel_per_class",
+    "clip_score_paper",
+    "clip_score_paper_per_class",
     "centroid_scores",
     "class_centroids",
     "cler_report",
     "cler_scores",
     "knn_scores",
+    "knn_zero_shot_scores",
     "l2_normalize",
     "prototype_scores",
     "zero_shot_scores",
@@ -132,6 +146,7 @@ __all__ = [
     "feature_statistics",
     "frechet_distance",
     "frechet_distance_from_features",
+    "frechet_distance_paper",
     "kernel_inception_distance",
     "proxy_a_distance",
     "proxy_a_distance_dann_reference",

@@ -107,6 +107,14 @@ def knn_scores(test_feats, ext_feats, ext_labels, num_classes, k=10):
     return membership[neighbours].sum(axis=1) / float(k)
 
 
+def knn_zero_shot_scores(test_feats, text_classifier, ext_feats, ext_labels, num_classes, k=10):
+    """The original GenBench's "kNN + zero-shot average" (``image_topk_label_mean_Average_image_
+    text_contrastive``): s_ic = (softmax_c(100 x_i . t_c) + knn_c(x_i)) / 2, with knn the k-NN
+    vote of ``knn_scores`` (the original's k is ``RETRIEVAL.TOP_K = 10``)."""
+    zero_shot = zero_shot_scores(test_feats, text_classifier)
+    return (zero_shot + knn_scores(test_feats, ext_feats, ext_labels, num_classes, k=k)) / 2.0
+
+
 def cler_report(test_feats, y_test, text_classifier, ext_feats, ext_labels, metric, class_names=None):
     """The dataset metric (percent) of zero-shot, CLER and its two ablations.
 

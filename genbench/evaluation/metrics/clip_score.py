@@ -2,7 +2,9 @@
 
 Two definitions are in use; the function names say which one is computed:
 - Hessel et al. (2021), CLIPScore: 2.5 * max(cos(image, text), 0), averaged over images.
-- torchmetrics / the original GenBench: max(100 * cos(image, text), 0), averaged.
+- torchmetrics: max(100 * cos(image, text), 0), averaged.
+- the original GenBench (``packing_utils.py``): 100 * cos(image, text), unclamped, with CLIP
+  ViT-B/16 and the single prompt "a photo of a {class}" (``clip_score_paper``).
 """
 
 import numpy as np
@@ -51,3 +53,14 @@ def clip_score_100_per_class(image_feats, labels, class_text_feats):
     """torchmetrics CLIP score of each image against its class text embedding (C x D):
     mean_i max(100 * cos(x_i, t_{y_i}), 0)."""
     return clip_score_100(*_class_text_rows(image_feats, labels, class_text_feats))
+
+
+def clip_score_paper(image_feats, text_feats):
+    """The original GenBench's CLIP score: mean_i 100 * cos(x_i, t_i), not clamped (range -100-100)."""
+    return float(np.mean(100.0 * paired_cosines(image_feats, text_feats)))
+
+
+def clip_score_paper_per_class(image_feats, labels, class_text_feats):
+    """``clip_score_paper`` of each image against its class text embedding (C x D):
+    mean_i 100 * cos(x_i, t_{y_i}); the paper's t_c embeds "a photo of a {c}" with ViT-B/16."""
+    return clip_score_paper(*_class_text_rows(image_feats, labels, class_text_feats))

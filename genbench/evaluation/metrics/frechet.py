@@ -7,6 +7,7 @@ from scipy.linalg import LinAlgError, cholesky, eigh, eigvalsh
 from scipy.linalg.blas import dtrmm
 
 from genbench.core.errors import GenBenchError
+from genbench.core.io import l2_normalize
 from genbench.evaluation.metrics._checks import as_feature_matrix, same_width
 
 
@@ -101,3 +102,22 @@ def frechet_distance_from_features(a, b):
                 stacklevel=2,
             )
     return frechet_distance(*feature_statistics(a), *feature_statistics(b))
+
+
+def frechet_distance_paper(external, real):
+    """The original GenBench's FD (``tools/fid.py`` as ``evaluation_utils.zeroshot_metric`` calls
+    it), for comparison with the paper's FID column.
+
+    Both sets are L2-normalised row-wise first, and both covariances are divided by the
+    *external* set's N_e - 1: S_e = D_e^T D_e / (N_e - 1), S_r = D_r^T D_r / (N_e - 1), with D the
+    mean-centred features; then ||mu_e - mu_r||^2 + tr S_e + tr S_r - 2 tr((S_e S_r)^(1/2)).
+    ``external`` (N_e x D) is the training set (``real=True`` in the original's call), ``real``
+    (N_r x D) the real test split."""
+    e = l2_normalize(as_feature_matrix(external, "external", min_rows=2), axis=1, where="external")
+    r = l2_normalize(as_feature_matrix(real, "real", min_rows=2), axis=1, where="real")
+    same_width(e, r, "external", "real")
+    denominator = e.shape[0] - 1
+    centred_e, centred_r = e - e.mean(axis=0), r - r.mean(axis=0)
+    return frechet_distance(
+        e.mean(axis=0), centred_e.T @ centred_e / denominator, r.mean(axis=0), centred_r.T @ centred_r / denominator
+    )
