@@ -39,7 +39,7 @@ EXPECTED = {
     "stanford-cars": (196, "accuracy", (8144, None, 8041), 8),
     "voc-2007-classification": (20, "11point_mAP", (2501, 2510, 4952), 1),
     "imagenet-1k": (1000, "accuracy", (None, None, 50000), 80),
-    "sun397": (397, "accuracy", (None, None, 19850), 2),
+    "sun397": (397, "accuracy", (19850, None, 19850), 2),  # partition 1: 50 + 50 per class
 }
 COCO_INDEXED = {"resisc45_clip", "kitti-distance", "hateful-memes"}
 

@@ -191,7 +191,7 @@ def test_changing_one_datasets_cler_param_reruns_only_its_cler_jobs(demo):
     changed.write_text(yaml.safe_dump(data))
     jobs = planned_jobs(workdir, changed)
     assert set(jobs) == {"zeroshot_metric", "aggregate", "summary", "all"}, jobs
-    assert jobs["zeroshot_metric"] == 4  # my-digits: original, retrieval, 2 generated strategies
+    assert jobs["zeroshot_metric"] == 6  # my-digits: original, retrieval, 2 generated, 2 combined
 
 
 def test_rebuild_command_forces_one_stage_of_one_dataset(demo):
@@ -215,7 +215,7 @@ def test_rebuild_command_forces_one_stage_of_one_dataset(demo):
         check=True,
     )
     targets = proc.stdout.split()
-    assert len(targets) == 4 and all("/zeroshot_metric/digits/" in t for t in targets)
+    assert len(targets) == 6 and all("/zeroshot_metric/digits/" in t for t in targets)
     # forcing an artifact rewrites it under the same key, which downstream cannot see: the
     # rebuild command forces the tables after it too
     assert set(planned_jobs(workdir, config, "--forcerun", *targets)) == {"zeroshot_metric"}
@@ -241,7 +241,7 @@ def test_rebuild_command_forces_one_stage_of_one_dataset(demo):
     )
     plans = [job_stats(part) for part in ("\n" + proc.stdout).split("\n+ ")[1:]]
     assert [set(plan) - {"all"} for plan in plans] == [{"zeroshot_metric"}, {"aggregate"}, {"summary"}], plans
-    assert plans[0]["zeroshot_metric"] == 4
+    assert plans[0]["zeroshot_metric"] == 6
 
 
 def test_an_extra_encoder_adds_its_own_features_and_distribution_metrics(tmp_path):

@@ -10,6 +10,13 @@ from genbench.core.errors import GenBenchError
 from genbench.data.prepare.common import SPLITS, SourceImage, _read_file
 from genbench.data.prepare.names import class_name_lookup, match_class
 from genbench.data.prepare.splits import _split_options, stratified_split
+from genbench.data.prepare.standard_splits import (
+    check_recipe,
+    fer2013_splits,
+    partition_splits,
+    sized_splits,
+    val_from_train,
+)
 
 # split -> constructor keyword arguments; "*" = one unsplit set that we split ourselves
 TORCHVISION_SPLITS = {
@@ -149,6 +156,7 @@ TORCHVISION_SOURCE_KEYS = {
     "class_aliases",
     "seed",
     "test_size",
+    "split_recipe",
 }
 
 
@@ -203,6 +211,10 @@ def splits_from_torchvision(info, source, *, seed, test_fraction, download, log,
         raise GenBenchError(f"dataset {info.name}: the torchvision source needs a root directory")
     download = bool(source.get("download", download))
     aliases = source.get("class_aliases")
+    recipe = source.get("split_recipe")
+    kind = check_recipe(info, recipe) if recipe else None
+    if kind == "fer2013_usage":
+        return fer2013_splits(info, root)
     splits = {}
     for split, kwargs in _torchvision_split_kwargs(info, source, class_name).items():
         dataset = _torchvision_dataset(info, class_name, root, kwargs, download)
@@ -211,6 +223,8 @@ def splits_from_torchvision(info, source, *, seed, test_fraction, download, log,
             continue
         label_map = torchvision_label_map(info, dataset, class_name, aliases)
         splits[split] = _torchvision_items(info, dataset, label_map, class_name)
+    if kind is not None:
+        splits = _apply_recipe(info, kind, recipe, splits, root, seed, log)
     if "*" in splits:
         items = splits.pop("*")
         keys = [-1 if it.label is None else it.label for it in items]
@@ -220,4 +234,20 @@ def splits_from_torchvision(info, source, *, seed, test_fraction, download, log,
             f"dataset {info.name}: torchvision {class_name} has no official split; "
             f"made a seeded stratified train/test split"
         )
+    return splits
+
+
+def _apply_recipe(info, kind, recipe, splits, root, seed, log):
+    """The splits after ``source["split_recipe"]`` (genbench.data.prepare.standard_splits)."""
+    seed = recipe.get("seed", seed)
+    if kind == "sizes":
+        splits = sized_splits(info, splits.pop("*"), recipe["sizes"], seed)
+    elif kind == "partition":
+        splits = partition_splits(info, splits.pop("*"), root, int(recipe.get("partition", 1)))
+    elif kind == "val_from_train":
+        train, val = val_from_train(
+            info, splits["train"], recipe["val_size"], recipe["train_total"], seed, recipe.get("group", "gtsrb_track")
+        )
+        splits = {**splits, "train": train, "val": val}
+    log(f"dataset {info.name}: {kind} split recipe: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(splits.items())))
     return splits
