@@ -19,9 +19,9 @@ from genbench.evaluation.external import select_records
 from genbench.evaluation.features import FeatureSet
 from genbench.evaluation.linear_probe import _metric_or_zero, validation_split, validation_split_in_order
 from genbench.evaluation.metrics import (
+    cler_scores,
     clip_score_100_per_class,
     clip_score_paper_per_class,
-    cler_scores,
     frechet_distance_from_features,
     frechet_distance_paper,
     knn_zero_shot_scores,

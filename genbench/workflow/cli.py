@@ -169,6 +169,14 @@ def cmd_pool_build(args) -> int:
     return 0
 
 
+def cmd_profiles(args) -> int:
+    from genbench.workflow.profiles import install_profiles
+
+    for message in install_profiles(args.target):
+        print(message)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -182,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="snakemake profile, e.g. profiles/local or profiles/slurm")
     p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="passed to snakemake (after --)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("install-profiles", help="make `snakemake --profile local|slurm` find this checkout's profiles")
+    p.add_argument("--target", help="profile folder (default: Snakemake's user folder, ~/.config/snakemake)")
+    p.set_defaults(func=cmd_profiles)
 
     p = sub.add_parser("gc", help="remove artifacts the current config no longer references")
     p.add_argument("--configfile", action="append", default=[], help="config overriding config.yaml")
