@@ -225,3 +225,15 @@ def test_several_problems_are_listed_one_line_each(config):
     lines = _error(config).splitlines()
     assert lines[0] == "invalid config, 2 problems:"
     assert sorted(line.strip().split("'")[1] for line in lines[1:]) == ["generation.steps", "probe.sed"]
+
+
+def test_faiss_index_needs_a_pool_folder(config):
+    config["retrieval"]["index"] = "faiss"
+    assert "config key 'retrieval.index': faiss needs a pool folder" in _error(config)
+    config["retrieval"]["index"] = "annoy"
+    assert "config key 'retrieval.index'" in _error(config)
+
+
+def test_removed_probe_mode_is_named(config):
+    config["probe"]["mode"] = "elevater"
+    assert "config key 'probe.mode': unknown key(s) 'mode'" in _error(config)

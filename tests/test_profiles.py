@@ -28,9 +28,7 @@ def test_install_links_each_profile_once_and_keeps_the_users_own(tmp_path):
 def test_snakemake_profile_slurm_by_name_from_the_repository_root(tmp_path):
     config_home = tmp_path / "config"
     env = {**os.environ, "XDG_CONFIG_HOME": str(config_home)}
-    subprocess.run(
-        [sys.executable, "-m", "genbench.workflow.cli", "install-profiles"], env=env, check=True, cwd=REPO
-    )
+    subprocess.run([sys.executable, "-m", "genbench.workflow.cli", "install-profiles"], env=env, check=True, cwd=REPO)
     assert (config_home / "snakemake" / "slurm").is_symlink()
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", "slurm", "--dry-run", "--directory", str(tmp_path / "work")],

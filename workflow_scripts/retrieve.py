@@ -6,7 +6,7 @@ import json
 from loguru import logger
 
 from genbench.evaluation.encoders import load_encoder
-from genbench.retrieval.pool import open_pool
+from genbench.retrieval.pool import faiss_index_path, open_pool
 from genbench.retrieval.search import retrieve_for_classes, write_retrieved_set
 from genbench.workflow.job import check_input_unchanged, start_job
 
@@ -18,6 +18,7 @@ if job.has_input("pool"):
 else:  # a pool folder of the user's: it must still be what the plan fingerprinted
     pool = open_pool(check_input_unchanged(job.runtime["pool"], p["pool"], job.cache))
 encoder = load_encoder(job.encoder_spec(), device=p["device"])
+index_path = faiss_index_path(pool, p["kind"]) if p.get("index") == "faiss" else None
 results = retrieve_for_classes(
     list(info.classes),
     list(info.templates),
@@ -27,6 +28,7 @@ results = retrieve_for_classes(
     k_per_class=p["k_per_class"],
     kind=p["kind"],
     on_conflict=p["on_conflict"],
+    index_path=index_path,
     log=logger.info,
 )
 with job.writer() as w:

@@ -206,6 +206,8 @@ def _cross_key_problems(config: dict) -> list[str]:
             problems.append(_problem(key, "give {type: inception|hf|open_clip, ...}"))
         else:
             problems += _model_problems(key, "extra_encoder", spec)
+    if config.get("retrieval", {}).get("index") == "faiss" and config.get("retrieval", {}).get("pool") == "train_split":
+        problems.append(_problem("retrieval.index", "faiss needs a pool folder with its index, not pool: train_split"))
     return problems + _selection_encoder_problems(config) + _strategy_problems(config)
 
 

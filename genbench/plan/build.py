@@ -332,6 +332,7 @@ class Plan(Graph):
                 "k_per_prompt": cfg["k_per_prompt"],
                 "k_per_class": cfg.get("k_per_class") or max(shots),
                 "on_conflict": cfg["on_conflict"],
+                **({"index": "faiss"} if cfg.get("index", "exact") == "faiss" else {}),
             },
             {"configure": ctx.configure, **ctx.encoder.inputs, **pool_inputs},
             runtime=runtime,

@@ -244,3 +244,16 @@ def open_pool(pool_dir) -> Pool:
     info_path = root / POOL_INFO
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
     return Pool(root=root, shards=shards, info=info)
+
+
+def faiss_index_path(pool: "Pool", kind: str) -> Path:
+    """The pool's faiss index over its ``kind`` embeddings, rows in pool order:
+    ``<pool>/<kind>.index`` (clip-retrieval's index folder names them ``image.index`` and
+    ``text.index``). GenBenchError naming the path when it is absent."""
+    path = Path(pool.root) / f"{kind}.index"
+    if not path.is_file():
+        raise GenBenchError(
+            f"retrieval.index: faiss needs the pool's index {path} (autofaiss writes it from the "
+            f"pool's {EMBED_KINDS[kind][0]}/ folder); or set retrieval.index: exact"
+        )
+    return path

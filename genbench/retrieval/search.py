@@ -75,50 +75,64 @@ def _check_queries(queries) -> np.ndarray:
 
 
 def topk_chunked(
-    queries, pool: Pool, k: int, kind: str = "text", chunk_rows: int = DEFAULT_CHUNK_ROWS, *, index_path=None, log=None
+    queries,
+    pool: Pool,
+    k: int,
+    kind: str = "text",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    *,
+    query_batch: int = 1024,
+    index_path=None,
+    log=None,
 ):
-    """Exact inner-product top-k of every query over all pool rows, streaming chunks.
+    """Exact inner-product top-k of every query over all pool rows, in one streaming pass.
 
     Returns ``(scores, ids)``: ``scores`` float32 Q x k' (k' = min(k, pool rows)), each row
     descending; ``ids[q][j] = (shard, row)`` of ``scores[q, j]``. Ties are broken by the
-    lower global position (shards in pool order, then row). Memory: one Q x chunk_rows
-    float32 score block plus the running Q x k top-k. Every shard's embedding dim must equal
-    the queries' D (else GenBenchError naming the shard).
+    lower global position (shards in pool order, then row). The pool is read once, chunk by
+    chunk, whatever Q: each chunk is scored against the queries ``query_batch`` at a time and
+    merged into a running top-k of every query. Memory: one query_batch x chunk_rows float32
+    score block plus the Q x k running top-k. Every shard's embedding dim must equal the
+    queries' D (else GenBenchError naming the shard).
 
-    With ``index_path`` (a faiss index over the concatenated rows in pool order, as built by
-    autofaiss from clip-retrieval's embedding folder) and faiss installed, the faiss index is
-    searched instead; without faiss the exact search runs and ``log`` is told so.
+    With ``index_path`` (a faiss index over the concatenated rows in pool order, as autofaiss
+    builds from clip-retrieval's embedding folder) the faiss index is searched instead; faiss
+    must then be installed.
     """
     queries = _check_queries(queries)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise GenBenchError(f"k must be a positive int, got {k!r}")
     shards, offsets = _global_offsets(pool)
     if index_path is not None:
-        faiss_result = _faiss_search(queries, k, index_path, log)
-        if faiss_result is not None:
-            scores, pos = faiss_result
-            return scores, _to_ids(pos, shards, offsets)
-    run_scores = np.empty((len(queries), 0), dtype=np.float32)
-    run_pos = np.empty((len(queries), 0), dtype=np.int64)
+        scores, pos = _faiss_search(queries, k, index_path, log)
+        return scores, _to_ids(pos, shards, offsets)
+    blocks = [slice(i, i + query_batch) for i in range(0, len(queries), query_batch)]
+    run = [(np.empty((len(queries[b]), 0), np.float32), np.empty((len(queries[b]), 0), np.int64)) for b in blocks]
     shard_start = dict(zip(shards, offsets[:-1]))
     for shard, start, chunk in pool.iter_chunks(kind, chunk_rows, dim=queries.shape[1]):
-        block = queries @ chunk.T
-        pos = np.broadcast_to(np.arange(len(chunk), dtype=np.int64) + shard_start[shard] + start, block.shape)
-        run_scores, run_pos = _select_topk_in_order(
-            np.concatenate([run_scores, block], axis=1), np.concatenate([run_pos, pos], axis=1), k
-        )
+        positions = np.arange(len(chunk), dtype=np.int64) + shard_start[shard] + start
+        for j, block in enumerate(blocks):
+            scores = queries[block] @ chunk.T
+            pos = np.broadcast_to(positions, scores.shape)
+            run[j] = _select_topk_in_order(
+                np.concatenate([run[j][0], scores], axis=1), np.concatenate([run[j][1], pos], axis=1), k
+            )
+    run_scores = np.concatenate([r[0] for r in run])
+    run_pos = np.concatenate([r[1] for r in run])
     order = np.argsort(-run_scores, axis=1, kind="stable")
     scores = np.take_along_axis(run_scores, order, axis=1)
     return scores, _to_ids(np.take_along_axis(run_pos, order, axis=1), shards, offsets)
 
 
 def _faiss_search(queries: np.ndarray, k: int, index_path, log):
-    """Search a faiss index if faiss is importable; None (and a log line) otherwise."""
+    """(scores, global positions) of the top k of every query in a faiss index."""
     try:
         import faiss  # optional dependency
     except ImportError:
-        emit(log, f"faiss is not installed: exact chunked search instead of the index {index_path}")
-        return None
+        raise GenBenchError(
+            f"retrieval.index: faiss needs faiss-cpu (pip install faiss-cpu) to read {index_path}"
+        ) from None
+    emit(log, f"searching the faiss index {index_path} ({len(queries)} queries, k={k})")
     index = faiss.read_index(str(index_path))
     scores, pos = index.search(np.ascontiguousarray(queries), k)
     if np.any(pos < 0):
@@ -215,16 +229,6 @@ def _encode_prompts(encoder, prompts: list[str], batch_size: int = 256) -> np.nd
     return l2_normalize_rows(np.concatenate(parts), "prompt embeddings")
 
 
-def _search_in_blocks(emb, pool, k, kind, chunk_rows, query_batch, index_path, log) -> list:
-    """``topk_chunked`` ids for blocks of ``query_batch`` queries (bounds the score block memory)."""
-    ids = []
-    for start in range(0, len(emb), query_batch):
-        ids += topk_chunked(
-            emb[start : start + query_batch], pool, k, kind, chunk_rows, index_path=index_path, log=log
-        )[1]
-    return ids
-
-
 def _check_pool_encoder(pool: Pool, encoder) -> None:
     built_with = pool.info.get("encoder")
     name = getattr(encoder, "name", None)
@@ -273,7 +277,9 @@ def retrieve_for_classes(
     prompts = class_prompts(list(class_names), list(templates))
     flat = [p for ps in prompts for p in ps]
     emb = _encode_prompts(encoder, flat)
-    ids = _search_in_blocks(emb, pool, k_per_prompt, kind, chunk_rows, query_batch, index_path, log)
+    ids = topk_chunked(
+        emb, pool, k_per_prompt, kind, chunk_rows, query_batch=query_batch, index_path=index_path, log=log
+    )[1]
     per_class, start, meta_cache = [], 0, {}
     for ps in prompts:
         stop = start + len(ps)
