@@ -5,9 +5,17 @@ from loguru import logger
 from genbench.evaluation.evaluate import distribution_metrics, rows
 from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
-job = start_job(snakemake)
+job = start_job(snakemake, torch=True)
 inputs = evaluation_inputs(job)
-values = distribution_metrics(inputs, job.params["metrics"], {"kid": job.params.get("kid", {})})
+p = job.params
+device = p.get("device", "cpu")
+values = distribution_metrics(
+    inputs,
+    p["metrics"],
+    {"kid": p.get("kid", {})},
+    max_images=p.get("max_images"),
+    device=None if device == "cpu" else device,
+)
 logger.info(values)
 with job.writer() as w:
     write_rows(w, rows(inputs, "distribution_metrics", values))

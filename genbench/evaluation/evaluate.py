@@ -13,7 +13,7 @@ import numpy as np
 
 from genbench.evaluation.features import FeatureSet
 from genbench.evaluation.linear_probe import run_linear_probe
-from genbench.evaluation.metrics import compute_distribution_metrics
+from genbench.evaluation.metrics import cap_rows, compute_distribution_metrics
 from genbench.evaluation.metrics.classification import dataset_metric
 from genbench.evaluation.metrics.cler import (
     centroid_scores,
@@ -88,15 +88,27 @@ def zeroshot_metric(inputs: EvaluationInputs, knn_k: int = 10) -> dict[str, floa
     return {name: dataset_metric(inputs.metric, y, s) for name, s in scores.items()}
 
 
-def distribution_metrics(inputs: EvaluationInputs, names: list[str], params: dict) -> dict[str, float]:
+def distribution_metrics(
+    inputs: EvaluationInputs,
+    names: list[str],
+    params: dict,
+    max_images: int | None = None,
+    seed: int = 0,
+    device: str | None = None,
+) -> dict[str, float]:
     """Set-vs-set metrics of the external images against the real test images, plus CLIP score.
+
+    Each set is first capped at ``max_images`` rows (``cap_rows``, seeded; the literature's
+    50 000, see ``metrics.max_images``); the quadratic metrics run on ``device`` when given.
 
     CLIP scores (only with a text classifier) use each image's class text embedding t_c:
     clip_score_hessel = mean 2.5 max(cos, 0); clip_score_100 = mean max(100 cos, 0);
     clip_score_paper = mean 100 cos, unclamped, on the selection encoder's features and its
     "a photo of a {}" embeddings (the original GenBench's CLIP score).
     """
-    values = compute_distribution_metrics(names, inputs.external.feats, inputs.test.feats, params)
+    external = cap_rows(inputs.external.feats, max_images, seed)
+    real = cap_rows(inputs.test.feats, max_images, seed + 1)
+    values = compute_distribution_metrics(names, external, real, params, device=device)
     ext, labels = inputs.external.feats, inputs.external.labels
     if np.ndim(labels) == 1 and inputs.text_classifier is not None:
         values["clip_score_hessel"] = clip_score_hessel_per_class(ext, labels, inputs.text_classifier)

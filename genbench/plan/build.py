@@ -452,7 +452,12 @@ class Plan(Graph):
                 for i, (_, feats) in enumerate(pairs)
             },
         }
-        distribution = {"metrics": metrics["distribution"], "kid": metrics.get("kid", {}), "labels": labels}
+        distribution = {
+            "metrics": metrics["distribution"],
+            "kid": metrics.get("kid", {}),
+            "labels": labels,
+            **_scale_params(metrics),
+        }
         nodes.append(self.add("distribution_metrics", d, distribution, {**common, **paper_clip}, label=label))
         nodes.append(
             self.add("proxy_distance", d, {"pad": metrics.get("pad", {}), "labels": labels}, common, label=label)
@@ -479,6 +484,7 @@ class Plan(Graph):
                 "kid": metrics.get("kid", {}),
                 "labels": labels,
                 "encoder": keyed,
+                **_scale_params(metrics),
             },
             inputs,
             label=f"{_evaluation_label(labels)}-{spec['type']}",
@@ -521,6 +527,14 @@ def resolve_user_file(path: str) -> Path:
         if candidate.is_file():
             return candidate
     raise ConfigError(f"file {path} not found (looked in {', '.join(str(c) for c in candidates)})")
+
+
+def _scale_params(metrics: dict) -> dict:
+    """The keyed cap and device of the distribution metrics (defaults left out of the key)."""
+    out = {"max_images": metrics.get("max_images", 50000)}
+    if metrics.get("device", "cpu") != "cpu":
+        out["device"] = metrics["device"]
+    return out
 
 
 def _evaluation_label(labels: dict) -> str:

@@ -91,17 +91,50 @@ DISTRIBUTION_METRICS = {
 }
 
 
-def compute_distribution_metrics(names, external_feats, real_feats, params=None):
+def _torch_kernels():
+    from genbench.evaluation.metrics import torch_kernels as tk
+
+    def prdc(external_feats, real_feats, device, **params):
+        return {
+            f"prdc_{key}": value for key, value in tk.prdc(real_feats, external_feats, device=device, **params).items()
+        }
+
+    return {
+        "kid": lambda e, r, device, **p: tk.kid(e, r, device=device, **p),
+        "prdc": prdc,
+        "vendi": lambda e, r, device: {"vendi": tk.vendi(e, device), "vendi_real": tk.vendi(r, device)},
+        "cmmd": lambda e, r, device, **p: {"cmmd": tk.cmmd(e, r, device=device, **p)},
+    }
+
+
+def compute_distribution_metrics(names, external_feats, real_feats, params=None, device=None):
     """Run the named set-vs-set metrics; params maps a metric name to its keyword arguments.
-    Returns one flat dict merging every metric's output."""
+    With ``device`` (e.g. "cuda"), the quadratic ones (kid, prdc, vendi, cmmd) run as the torch
+    kernels of ``torch_kernels`` on it (the same numbers to round-off). Returns one flat dict
+    merging every metric's output."""
     params = params or {}
     unknown = [name for name in list(names) + list(params) if name not in DISTRIBUTION_METRICS]
     if unknown:
         raise GenBenchError(f"unknown distribution metric(s) {unknown}; valid: {', '.join(DISTRIBUTION_METRICS)}")
+    on_device = _torch_kernels() if device is not None else {}
     results = {}
     for name in names:
-        results.update(DISTRIBUTION_METRICS[name](external_feats, real_feats, **params.get(name, {})))
+        if name in on_device:
+            results.update(on_device[name](external_feats, real_feats, device, **params.get(name, {})))
+        else:
+            results.update(DISTRIBUTION_METRICS[name](external_feats, real_feats, **params.get(name, {})))
     return results
+
+
+def cap_rows(feats, max_images, seed=0):
+    """``feats`` itself when it has at most ``max_images`` rows, else ``max_images`` rows drawn
+    without replacement by ``numpy.random.default_rng(seed)``, in their original order."""
+    import numpy as np
+
+    feats = np.asarray(feats)
+    if max_images is None or feats.shape[0] <= max_images:
+        return feats
+    return feats[np.sort(np.random.default_rng(seed).choice(feats.shape[0], max_images, replace=False))]
 
 
 def check_same_encoder(*metas):
@@ -152,5 +185,6 @@ __all__ = [
     "proxy_a_distance_dann_reference",
     "DISTRIBUTION_METRICS",
     "compute_distribution_metrics",
+    "cap_rows",
     "check_same_encoder",
 ]
