@@ -1,0 +1,129 @@
+"""Time and peak memory of every distribution metric against n, the fitted growth, and the
+extrapolation to ImageNet's sizes (500 k generated vs 50 k test images, d = 512).
+
+    .venv/bin/python benchmarks/metrics_scale.py [--sizes 1000 2000 4000] [--dim 512]
+
+Each (metric, backend, n) runs in its own subprocess (n external vs n real features, seeded),
+so its peak RSS above the process's baseline is its own. Backends: numpy (the metric
+kernels), torch on CPU, and torch on CUDA when a GPU is visible. The growth exponent is the
+least-squares slope of log(time) on log(n); extrapolations use it from the largest measured n
+and are printed as such. The capped figure is the stage at metrics.max_images = 50000 per set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+METRICS = ("fd", "kid", "prdc", "vendi", "cmmd", "pad", "pad_dann")
+QUADRATIC = ("prdc", "cmmd")
+IMAGENET = (500_000, 50_000)
+CAP = 50_000
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np, torch
+metric, backend, n, dim, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+torch.set_num_threads(threads)
+from genbench.evaluation.metrics import compute_distribution_metrics
+rng = np.random.default_rng(0)
+ext = rng.normal(size=(n, dim)).astype(np.float32)
+real = (rng.normal(size=(n, dim)) + 0.1).astype(np.float32)
+device = None if backend == "numpy" else backend.split(":", 1)[1]
+params = {"kid": {"num_subsets": 100, "subset_size": 1000}}.get(metric, {})
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if device == "cuda":
+    torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
+start = time.perf_counter()
+compute_distribution_metrics([metric], ext, real, {metric: params} if params else None, device=device)
+if device == "cuda":
+    torch.cuda.synchronize()
+seconds = time.perf_counter() - start
+peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+gpu = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
+print(json.dumps({"seconds": seconds, "peak_mb": peak, "gpu_mb": gpu}))
+"""
+
+
+def measure(metric: str, backend: str, n: int, dim: int, threads: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, metric, backend, str(n), str(dim), str(threads)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def growth(sizes, seconds) -> float:
+    """Least-squares slope of log(seconds) against log(n)."""
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def extrapolate(metric: str, n: int, seconds: float, exponent: float, sizes: tuple[int, int]) -> float:
+    """Seconds at (n_external, n_real) = ``sizes``, from ``seconds`` at n vs n. Quadratic metrics
+    scale with their pair count n_e^2 + n_r^2 + n_e n_r (raised to exponent / 2); the others
+    with the larger set, raised to the fitted exponent; KID draws fixed-size subsets."""
+    n_e, n_r = sizes
+    if metric == "kid":
+        return seconds
+    if metric in QUADRATIC:
+        return seconds * ((n_e**2 + n_r**2 + n_e * n_r) / (3 * n**2)) ** (exponent / 2)
+    return seconds * (max(n_e, n_r) / n) ** exponent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000])
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--metrics", nargs="+", default=list(METRICS))
+    args = parser.parse_args()
+    import torch
+
+    backends = ["numpy", "torch:cpu"] + (["torch:cuda"] if torch.cuda.is_available() else [])
+    print(f"load average {os.getloadavg()[0]:.2f}; d = {args.dim}; {args.threads} thread(s); backends {backends}")
+    if not torch.cuda.is_available():
+        print("no GPU visible: the torch:cuda column is not measured")
+    print(f"{'metric':9} {'backend':10} " + " ".join(f"{'n=' + str(n):>14}" for n in args.sizes) + "  growth")
+    extrapolations = []
+    for metric in args.metrics:
+        for backend in backends:
+            if backend != "numpy" and metric not in ("kid", "prdc", "vendi", "cmmd"):
+                continue  # fd and pad have no torch kernel: they are not quadratic in n
+            runs = [measure(metric, backend, n, args.dim, args.threads) for n in args.sizes]
+            seconds = [r["seconds"] for r in runs]
+            exponent = growth(args.sizes, seconds) if len(args.sizes) > 1 else float("nan")
+            cells = " ".join(f"{r['seconds']:7.2f}s {r['peak_mb']:4.0f}MB" for r in runs)
+            print(f"{metric:9} {backend:10} {cells}  n^{exponent:.2f}")
+            n, t = args.sizes[-1], seconds[-1]
+            extrapolations.append(
+                (
+                    metric,
+                    backend,
+                    extrapolate(metric, n, t, exponent, IMAGENET),
+                    extrapolate(metric, n, t, exponent, (CAP, CAP)),
+                )
+            )
+    print("\nExtrapolated from the largest n (not measured), one process with the threads above:")
+    print(f"{'metric':9} {'backend':10} {'500k vs 50k':>14} {'capped 50k vs 50k':>18}")
+    table = {}
+    for metric, backend, full, capped in extrapolations:
+        print(f"{metric:9} {backend:10} {full / 60:12.1f}min {capped / 60:16.1f}min")
+        table[(metric, backend)] = (full, capped)
+    for backend in backends:  # the stage: this backend's kernels where it has one, numpy's otherwise
+        parts = [table.get((m, backend), table[(m, "numpy")]) for m in args.metrics]
+        full, capped = sum(p[0] for p in parts), sum(p[1] for p in parts)
+        print(f"stage total with {backend:10}: {full / 3600:8.2f} h uncapped, {capped / 60:8.1f} min capped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
