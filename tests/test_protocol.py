@@ -255,3 +255,11 @@ def test_selection_encoder_without_text_tower_names_the_key():
     config = deep_merge(load_config(DEFAULT_CONFIG), {"pack": {"selection_encoder": {"type": "inception"}}})
     with pytest.raises(ConfigError, match=r"pack.selection_encoder': type 'inception' has no text tower"):
         validate_config(config)
+
+
+def test_feature_encoder_without_text_tower_names_the_key():
+    from genbench.core.config import DEFAULT_CONFIG, deep_merge, load_config, validate_config
+
+    config = deep_merge(load_config(DEFAULT_CONFIG), {"models": {"encoder": {"type": "inception"}}})
+    with pytest.raises(ConfigError, match=r"models.encoder': type 'inception' has no text tower.*cler"):
+        validate_config(config)

@@ -208,21 +208,31 @@ def _cross_key_problems(config: dict) -> list[str]:
             problems += _model_problems(key, "extra_encoder", spec)
     if config.get("retrieval", {}).get("index") == "faiss" and config.get("retrieval", {}).get("pool") == "train_split":
         problems.append(_problem("retrieval.index", "faiss needs a pool folder with its index, not pool: train_split"))
-    return problems + _selection_encoder_problems(config) + _strategy_problems(config)
+    return problems + _text_encoder_problems(config) + _strategy_problems(config)
 
 
 TEXT_ENCODER_TYPES = ("open_clip", "hf")
 
 
-def _selection_encoder_problems(config: dict) -> list[str]:
-    """``pack.selection_encoder`` (top level or per dataset) names an encoder with a text tower:
-    clip selection and clip_score_paper embed prompts with it."""
+def _text_encoder_problems(config: dict) -> list[str]:
+    """``models.encoder`` and ``pack.selection_encoder`` (top level or per dataset) name encoders
+    with a text tower: zero-shot, CLER, clip selection and the CLIP scores embed prompts with them."""
+    encoder = config.get("models", {}).get("encoder", {})
+    problems = []
+    if isinstance(encoder, dict) and not is_tiny(encoder) and encoder.get("type") == "inception":
+        problems.append(
+            _problem(
+                "models.encoder",
+                "type 'inception' has no text tower, but zero_shot, cler, clip_score_100 and clip_score_paper "
+                "embed class prompts with the feature encoder; use open_clip or hf here, and inception under "
+                "metrics.extra_encoders",
+            )
+        )
     sections = [("pack.selection_encoder", config.get("pack", {}))]
     sections += [
         (f"per_dataset.{d}.pack.selection_encoder", o.get("pack") or {})
         for d, o in config.get("per_dataset", {}).items()
     ]
-    problems = []
     for key, pack in sections:
         spec = pack.get("selection_encoder") if isinstance(pack, dict) else None
         if not isinstance(spec, dict):

@@ -188,7 +188,10 @@ def build_text_classifier(encoder, class_names, templates, batch_size: int = 256
     """Zero-shot classifier (C x D float32): per class, the L2-normalised mean of the
     L2-normalised embeddings of every template filled with the class name."""
     if not getattr(encoder, "has_text", False):
-        raise GenBenchError(f"encoder {encoder.name!r} has no text tower: no text classifier")
+        raise GenBenchError(
+            f"encoder {encoder.name!r} has no text tower: no text classifier (zero_shot, cler and the CLIP "
+            "scores need one); models.encoder and pack.selection_encoder must be CLIP-like encoders"
+        )
     class_names, templates = list(class_names), list(templates)
     if not class_names or not templates:
         raise GenBenchError(f"text classifier needs classes and templates, got {len(class_names)} and {len(templates)}")
