@@ -20,6 +20,13 @@ include: "rules/pack.smk"
 include: "rules/report.smk"
 
 
+# The tables are read and written on the submitting host: a cluster job each would cost more
+# in queueing and start-up than they take.
+localrules:
+    aggregate,
+    summary,
+
+
 rule all:
     default_target: True
     input:

@@ -24,7 +24,7 @@ from workflow_helpers import REPO, planned_jobs, quick_config
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 GPU_RULES = {"sample_shard", "features", "text_classifier"}
-LOCAL_RULES = {"all"}  # no script: Snakemake runs it itself
+LOCAL_RULES = {"all", "aggregate", "summary"}  # all: no script; the tables: localrules
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 
 
