@@ -4,15 +4,16 @@ Runs the demo workflow (the embedded config, optionally reduced by ``--configfil
 fresh temp directory, then reads every features artifact's MANIFEST.json under
 ``results/features/`` and the image index each one encoded, and checks:
 
-1. forward passes == number of (encoder, image-set entry) pairs: every image of every image
-   set is encoded once per encoder. Passes are counted over every stage that encodes images:
-   ``features`` (``summary.images_encoded``, the encoder's own counter) and ``build_pool``
+1. forward passes == number of distinct (encoder, image content) pairs, content = the pixel
+   hash: every image is encoded once per encoder, whichever image sets hold it. Passes are
+   counted over every stage that encodes images: ``features`` (``summary.images_encoded``,
+   the encoder's own counter) and ``build_pool``
    (its ``images_encoded``: 0 when the pool reuses the train features, as the demo's does).
-   Images with identical pixels in two different sets (the demo's retrieved images are
-   copies of its train images, since its pool is built from the train split) are listed as
-   notes: each set is still encoded once;
+   The demo's retrieved images are copies of its train images (its pool is built from the
+   train split): their features are taken from the train split's (``reused`` in the
+   manifest). Images with identical pixels in two sets are listed as notes;
 2. each (encoder, image index) has exactly one features artifact, and each artifact encoded
-   exactly the rows of its index (``count`` == ``images_encoded`` == index length);
+   exactly the rows of its index (``count`` == ``images_encoded + reused`` == index length);
 3. the metric, probe and pack scripts never load an encoder (their imports, read with
    ``ast``); other scripts that import one are listed.
 
@@ -151,31 +152,35 @@ def encoding_artifacts(results: Path) -> list[dict]:
 
 # -- the checks ------------------------------------------------------------------------------
 def check_counts(rows: list[dict]) -> tuple[int, int, list[str]]:
-    """(distinct (encoder, image) pairs, forward passes, problems)."""
+    """(distinct (encoder, image content) pairs, forward passes, problems).
+
+    An image's content is its pixel hash: one encoder must encode each content once, whichever
+    image sets hold it (the demo's retrieved images are copies of train images)."""
     problems, pairs, passes = [], set(), 0
     for row in rows:
         s, n = row["summary"], len(row["images"])
         passes += row["passes"]
-        if row["passes"]:  # an artifact that encoded nothing (build_pool from features) adds no pairs
-            pairs.update((row["encoder"], row["index"], i) for i in range(n))
-        if row["stage"] == "features" and (s.get("images_encoded") != n or s.get("count") != n):
+        if row["stage"] == "features" or row["passes"]:  # build_pool from features encodes nothing
+            pairs.update((row["encoder"], h) for h in row["images"])
+        if row["stage"] == "features" and (s.get("images_encoded", 0) + s.get("reused", 0) != n or s.get("count") != n):
             problems.append(
-                f"{row['dir']}: count {s.get('count')}, images_encoded {s.get('images_encoded')}, index has {n} rows"
+                f"{row['dir']}: count {s.get('count')}, images_encoded {s.get('images_encoded')} + reused "
+                f"{s.get('reused')}, index has {n} rows"
             )
-    twice = Counter((row["encoder"], row["index"]) for row in rows)
+    twice = Counter((row["encoder"], row["index"]) for row in rows if row["passes"])
     problems += [f"image set {index} encoded {n} times by one encoder" for (_, index), n in twice.items() if n > 1]
     return len(pairs), passes, problems
 
 
 def repeated_images(rows: list[dict]) -> list[str]:
-    """Problems: images that one encoder encoded in more than one artifact (by pixels)."""
+    """Notes: images (by pixels) that appear in more than one artifact of one encoder."""
     seen: dict[tuple[str, str], list[str]] = {}
     for row in rows:
         label = f"{row['stage']}/{row['dir'].parent.name}/{row['dir'].name}"
         for h in set(row["images"]):
             seen.setdefault((row["encoder"], h), []).append(label)
     overlaps = Counter(tuple(sorted(v)) for v in seen.values() if len(v) > 1)
-    return [f"{n} images encoded again in {' and '.join(arts)}" for arts, n in overlaps.items()]
+    return [f"{n} images in {' and '.join(arts)}" for arts, n in overlaps.items()]
 
 
 def imported_names(script: Path) -> set[str]:
@@ -233,7 +238,7 @@ def report(rows: list[dict], problems: list[str], scripts_dir: Path) -> int:
     print(f"encoding artifacts          : {dict(stages)} ({len({r['encoder'] for r in rows})} encoder(s))")
     print(f"scripts importing an encoder: {', '.join(encoder_scripts(scripts_dir))}")
     print(f"distinct images (pixels)    : {len({h for row in rows for h in row['images']})}")
-    print(f"(encoder, image-set entry)  : {pairs}")
+    print(f"(encoder, image content)    : {pairs}")
     print(f"encoder forward passes      : {passes}")
     ratio = passes / pairs if pairs else float("nan")
     print(f"passes per (encoder, image) : {ratio:.2f} (target 1.00)")
@@ -245,7 +250,7 @@ def report(rows: list[dict], problems: list[str], scripts_dir: Path) -> int:
     for problem in problems:
         print(f"  problem: {problem}")
     for note in repeated_images(rows):
-        print(f"  note (same pixels in two image sets, each set encoded once): {note}")
+        print(f"  note (same pixels in two image sets): {note}")
     ok = bool(rows) and passes == pairs and not problems
     print(
         f"{'PASS' if ok else 'FAIL'}: one encoder forward pass per (encoder, image); "

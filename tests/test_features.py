@@ -87,6 +87,7 @@ def test_save_load_roundtrip_and_select(encoder, index_path, tmp_path):
     fs = extract_image_features(encoder, index_path, num_classes=3, batch_size=8, progress=False)
     save_features(tmp_path / "feats", fs)
     assert sorted(p.name for p in (tmp_path / "feats").iterdir()) == [
+        "digests.json",
         "features.npy",
         "ids.json",
         "labels.npy",
@@ -95,7 +96,7 @@ def test_save_load_roundtrip_and_select(encoder, index_path, tmp_path):
     loaded = load_features(tmp_path / "feats")
     np.testing.assert_array_equal(loaded.feats, fs.feats)
     np.testing.assert_array_equal(loaded.labels, fs.labels)
-    assert loaded.ids == fs.ids and loaded.meta["count"] == 7
+    assert loaded.ids == fs.ids and loaded.meta["count"] == 7 and loaded.digests == fs.digests
     assert json.loads((tmp_path / "feats" / "meta.json").read_text())["encoder"] == encoder.name
     picked = loaded.select(["file/5", "train/001"])
     np.testing.assert_array_equal(picked.feats, fs.feats[[5, 1]])
@@ -154,3 +155,30 @@ def test_text_classifier_needs_placeholder_and_text_tower(encoder):
 
     with pytest.raises(GenBenchError, match="image-only"):
         build_text_classifier(ImageOnly(), ["cat"], ["{}"])
+
+
+def test_an_image_is_encoded_once_per_content_and_reused_across_sets(encoder, index_path, tmp_path):
+    """Rows another set of the same encoder already holds (same stored bytes) are copied, not
+    encoded; the result equals encoding everything."""
+    import hashlib
+    import shutil
+
+    full = extract_image_features(encoder, index_path, num_classes=3, batch_size=8, progress=False)
+    with ImageSetReader(index_path) as reader:
+        assert full.digests == [hashlib.sha256(reader.open_bytes(r)).hexdigest() for r in reader.records]
+    copy_dir = tmp_path / "copy"
+    shutil.copytree(index_path.parent, copy_dir)
+    before = encoder.images_encoded
+    again = extract_image_features(
+        encoder, copy_dir / index_path.name, num_classes=3, batch_size=8, progress=False, reuse=[full]
+    )
+    assert encoder.images_encoded == before and again.meta["reused"] == len(full)
+    np.testing.assert_array_equal(again.feats, full.feats)
+    with pytest.raises(GenBenchError, match="no digests.json"):
+        extract_image_features(
+            encoder,
+            index_path,
+            num_classes=3,
+            progress=False,
+            reuse=[FeatureSet(full.feats, full.labels, full.ids, full.meta)],
+        )

@@ -1,7 +1,8 @@
-"""features: encode every image of one image set once with one encoder (float32, + labels, ids)."""
+"""features: encode every image of one image set once with one encoder (float32, + labels, ids,
+content digests); images that a ``reuse*`` input already encoded are taken from it."""
 
 from genbench.evaluation.encoders import load_encoder
-from genbench.evaluation.features import extract_image_features, save_features
+from genbench.evaluation.features import extract_image_features, load_features, save_features
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)
@@ -15,6 +16,7 @@ features = extract_image_features(
     num_classes=info.num_classes,
     batch_size=job.runtime["batch_size"],
     num_workers=job.runtime["num_workers"],
+    reuse=[load_features(job.input_dir(name)) for name in job.inputs_named("reuse")],
 )
 with job.writer() as w:
     save_features(w.dir, features)
@@ -23,4 +25,5 @@ with job.writer() as w:
         dim=int(features.feats.shape[1]),
         encoder=encoder.name,
         images_encoded=encoder.images_encoded,
+        reused=features.meta["reused"],
     )

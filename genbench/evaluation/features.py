@@ -2,8 +2,13 @@
 
 A feature set on disk (one per encoder x image index) is a directory with
 ``features.npy`` (float32 N x D, raw encoder output), ``labels.npy`` (int64 N, or N x C
-multi-hot for multi-label indexes), ``ids.json`` (N ids in index order) and ``meta.json``
-(``{"encoder", "preprocess", "dim", "count", ...}``).
+multi-hot for multi-label indexes), ``ids.json`` (N ids in index order), ``digests.json``
+(the sha256 of each image's stored bytes, index order) and ``meta.json`` (``{"encoder",
+"preprocess", "dim", "count", ...}``).
+
+Features are computed once per (encoder, image content): ``extract_image_features`` encodes
+each distinct image of an index once, and takes the row of an image that a ``reuse`` feature
+set of the same encoder already holds (by content digest) instead of encoding it again.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class FeatureSet:
     labels: np.ndarray
     ids: list[str]
     meta: dict = field(default_factory=dict)
+    digests: list[str] | None = None  # sha256 of each image's stored bytes, when known
 
     def __post_init__(self):
         self.feats = np.asarray(self.feats, dtype=np.float32)
@@ -41,6 +47,8 @@ class FeatureSet:
         n = self.feats.shape[0]
         if len(self.labels) != n or len(self.ids) != n:
             raise GenBenchError(f"FeatureSet sizes differ: {n} feats, {len(self.labels)} labels, {len(self.ids)} ids")
+        if self.digests is not None and len(self.digests) != n:
+            raise GenBenchError(f"FeatureSet sizes differ: {n} feats, {len(self.digests)} digests")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -66,21 +74,45 @@ class FeatureSet:
         ids = list(ids)
         rows = self.rows(ids)
         meta = dict(self.meta, count=len(ids))
-        return FeatureSet(self.feats[rows], self.labels[rows], ids, meta)
+        digests = [self.digests[r] for r in rows] if self.digests is not None else None
+        return FeatureSet(self.feats[rows], self.labels[rows], ids, meta, digests)
 
 
 class _EncoderImageDataset(Dataset):
-    """Index-ordered images of an ImageSetReader passed through an encoder's preprocess."""
+    """The given rows of an ImageSetReader, in order, passed through an encoder's preprocess."""
 
-    def __init__(self, reader: ImageSetReader, preprocess):
+    def __init__(self, reader: ImageSetReader, preprocess, rows: list[int]):
         self.reader = reader
         self.preprocess = preprocess
+        self.rows = rows
 
     def __len__(self) -> int:
-        return len(self.reader)
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return self.preprocess(self.reader.load(i))
+        return self.preprocess(self.reader.load(self.rows[i]))
+
+
+def image_digests(reader: ImageSetReader) -> list[str]:
+    """sha256 hex digest of each record's stored image bytes, in index order."""
+    import hashlib
+
+    return [hashlib.sha256(reader.open_bytes(r)).hexdigest() for r in reader.records]
+
+
+def _reusable_rows(reuse: list["FeatureSet"], encoder_name: str) -> dict[str, np.ndarray]:
+    """digest -> feature row of every image the ``reuse`` sets hold (same encoder only)."""
+    known = {}
+    for other in reuse:
+        if other.digests is None:
+            raise GenBenchError(f"feature set {other.meta.get('index', '?')} has no digests.json to reuse rows from")
+        if other.meta.get("encoder") != encoder_name:
+            raise GenBenchError(
+                f"cannot reuse features of encoder {other.meta.get('encoder')!r} for encoder {encoder_name!r}"
+            )
+        for digest, row in zip(other.digests, other.feats):
+            known.setdefault(digest, row)
+    return known
 
 
 def labels_array(records, num_classes: int) -> np.ndarray:
@@ -113,11 +145,15 @@ def extract_image_features(
     batch_size: int = 64,
     num_workers: int = 0,
     progress: bool = True,
+    reuse: list[FeatureSet] | None = None,
 ) -> FeatureSet:
-    """Encode every image of an index once, in index order; returns a FeatureSet.
+    """Encode an index's images, in index order, once per distinct image; returns a FeatureSet.
 
-    Images are loaded and preprocessed by a DataLoader (``num_workers`` processes, order
-    kept) and encoded in batches under ``torch.inference_mode``.
+    Images are keyed by the sha256 of their stored bytes: an image whose digest a ``reuse``
+    set (same encoder) holds takes that row, a repeated image takes its first copy's row, and
+    only the rest are loaded, preprocessed by a DataLoader (``num_workers`` processes, order
+    kept) and encoded in batches under ``torch.inference_mode``. ``meta["reused"]`` counts the
+    rows not encoded here.
     """
     if batch_size < 1:
         raise GenBenchError(f"batch_size must be >= 1, got {batch_size}")
@@ -126,7 +162,21 @@ def extract_image_features(
         labels = labels_array(reader.records, num_classes)
     except GenBenchError as exc:
         raise GenBenchError(f"{index_path}: {exc}") from exc
-    feats = _encode_index(encoder, reader, batch_size, num_workers, progress)
+    if len(reader) == 0:
+        raise GenBenchError(f"image index {reader.index_path} is empty: nothing to encode")
+    digests = image_digests(reader)
+    known = _reusable_rows(reuse or [], encoder.name)
+    first = {}
+    for row, digest in enumerate(digests):
+        if digest not in known:
+            first.setdefault(digest, row)
+    to_encode = sorted(first.values())
+    encoded = dict(
+        zip(
+            (digests[r] for r in to_encode), _encode_rows(encoder, reader, to_encode, batch_size, num_workers, progress)
+        )
+    )
+    feats = np.stack([known[d] if d in known else encoded[d] for d in digests]).astype(np.float32, copy=False)
     meta = {
         "encoder": encoder.name,
         "preprocess": encoder.preprocess_mode,
@@ -135,26 +185,28 @@ def extract_image_features(
         "index": str(index_path),
         "num_classes": int(num_classes),
         "multilabel": bool(labels.ndim == 2),
+        "reused": int(len(digests) - len(to_encode)),
     }
-    return FeatureSet(feats, labels, [r["id"] for r in reader.records], meta)
+    return FeatureSet(feats, labels, [r["id"] for r in reader.records], meta, digests)
 
 
-def _encode_index(encoder, reader, batch_size: int, num_workers: int, progress: bool) -> np.ndarray:
-    if len(reader) == 0:
-        raise GenBenchError(f"image index {reader.index_path} is empty: nothing to encode")
+def _encode_rows(encoder, reader, rows: list[int], batch_size: int, num_workers: int, progress: bool):
+    """Encoder features of the given rows of ``reader``, in order (an empty list for none)."""
+    if not rows:
+        return []
     loader = DataLoader(
-        _EncoderImageDataset(reader, encoder.preprocess),
+        _EncoderImageDataset(reader, encoder.preprocess, rows),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
         persistent_workers=False,
     )
     chunks = []
-    total = (len(reader) + batch_size - 1) // batch_size
+    total = (len(rows) + batch_size - 1) // batch_size
     with torch.inference_mode():
         for batch in _progress(loader, progress, total, f"encode {Path(reader.index_path).name}"):
             chunks.append(encoder.encode_images(batch).numpy())
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    return list(np.concatenate(chunks).astype(np.float32, copy=False))
 
 
 def save_features(out_dir, fs: FeatureSet) -> None:
@@ -164,6 +216,8 @@ def save_features(out_dir, fs: FeatureSet) -> None:
     np.save(out_dir / "features.npy", fs.feats.astype(np.float32, copy=False))
     np.save(out_dir / "labels.npy", fs.labels.astype(np.int64, copy=False))
     (out_dir / "ids.json").write_text(json.dumps(fs.ids), encoding="utf-8")
+    if fs.digests is not None:
+        (out_dir / "digests.json").write_text(json.dumps(fs.digests), encoding="utf-8")
     meta = dict(fs.meta, dim=int(fs.feats.shape[1]), count=len(fs))
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
@@ -178,8 +232,10 @@ def load_features(directory) -> FeatureSet:
     labels = np.load(directory / "labels.npy")
     ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
     meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+    digests_file = directory / "digests.json"
+    digests = json.loads(digests_file.read_text(encoding="utf-8")) if digests_file.is_file() else None
     try:
-        return FeatureSet(feats, labels, ids, meta)
+        return FeatureSet(feats, labels, ids, meta, digests)
     except GenBenchError as exc:
         raise GenBenchError(f"feature set {directory}: {exc}") from exc
 

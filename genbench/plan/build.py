@@ -183,9 +183,17 @@ class Plan(Graph):
                             )
         return evaluations
 
-    def _features(self, ctx: "_DatasetContext", images: Node, split: str, encoder: "_Encoder | None" = None) -> Node:
+    def _features(
+        self,
+        ctx: "_DatasetContext",
+        images: Node,
+        split: str,
+        encoder: "_Encoder | None" = None,
+        reuse: list[Node] = (),
+    ) -> Node:
         """Features of one image set (a prepared split, or a generated / retrieved set) by one
-        encoder (the feature encoder unless given)."""
+        encoder (the feature encoder unless given); images already encoded in a ``reuse``
+        features artifact (same encoder) are taken from it by content digest."""
         cfg = ctx.features_cfg
         encoder = encoder or ctx.encoder
         label = split if split != "images" else f"{_SET_KINDS[images.stage]}-{images.label}"
@@ -193,7 +201,12 @@ class Plan(Graph):
             "features",
             ctx.info.name,
             {"split": split, "encoder": encoder.params, "device": cfg["device"]},
-            {"images": images, "configure": ctx.configure, **encoder.inputs},
+            {
+                "images": images,
+                "configure": ctx.configure,
+                **encoder.inputs,
+                **{f"reuse{i}": node for i, node in enumerate(reuse)},
+            },
             runtime={"encoder": encoder.runtime, "batch_size": cfg["batch_size"], "num_workers": cfg["num_workers"]},
             label=label if encoder is ctx.encoder else f"{label}-{encoder.label}",
         )
@@ -202,7 +215,10 @@ class Plan(Graph):
         """The same images as the features artifact ``feats``, encoded by ``encoder``."""
         if encoder is ctx.encoder:
             return feats
-        return self._features(ctx, feats.inputs["images"], feats.params["split"], encoder)
+        reuse = [
+            self._features_with(ctx, node, encoder) for name, node in feats.inputs.items() if name.startswith("reuse")
+        ]
+        return self._features(ctx, feats.inputs["images"], feats.params["split"], encoder, reuse=reuse)
 
     def _text_classifier(self, ctx: "_DatasetContext", encoder: "_Encoder", prompt: str | None = None) -> Node:
         """Per class, the normalised text embedding of the dataset's templates (averaged), or of
@@ -273,10 +289,12 @@ class Plan(Graph):
         samples = self._sample_images(ctx, prompt_plan, gen)
         return self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
 
-    def _pack_external(self, ctx: "_DatasetContext", stage: str, images: Node, k: int, seed: int) -> tuple[Node, Node]:
+    def _pack_external(
+        self, ctx: "_DatasetContext", stage: str, images: Node, k: int, seed: int, reuse: list[Node] = ()
+    ) -> tuple[Node, Node]:
         """Features of a generated or retrieved set, and its pack of K images per class."""
         d = ctx.info.name
-        feats = self._features(ctx, images, "images")
+        feats = self._features(ctx, images, "images", reuse=reuse)
         selection = ctx.pack["retrieval_selection" if stage == "pack_retrieval" else "selection"]
         inputs = {"images": images, "configure": ctx.configure}
         if selection == "clip":
@@ -340,7 +358,11 @@ class Plan(Graph):
         )
 
     def _retrieval_pack(self, ctx: "_DatasetContext", k: int) -> tuple[Node, Node]:
-        return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0)
+        """A pack of retrieved images. From the pool built of the train split, the retrieved
+        images are copies of train images: their features are taken from the train split's."""
+        from_train = self._section(ctx.info.name, "retrieval")["pool"] == "train_split"
+        reuse = ctx.full_train if from_train else []
+        return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0, reuse=reuse)
 
     def _textual_inversion(self, ctx: "_DatasetContext", source: str) -> Node:
         d = ctx.info.name

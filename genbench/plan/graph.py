@@ -29,7 +29,7 @@ STAGE_VERSIONS = {
     "build_pool": 1,
     "textual_inversion_prepare": 1,
     "textual_inversion": 2,  # 2: class tokens carry part manifests
-    "features": 1,
+    "features": 2,  # 2: digests.json; rows reused by content digest
     "text_classifier": 1,
     "pack_generated": 2,  # 2: root_folder is the pack's own folder
     "pack_retrieval": 2,  # 2: root_folder is the pack's own folder
