@@ -93,8 +93,8 @@ def test_demo_workflow_runs_through_slurm(tmp_path):
     first = {rule: min(int(j["id"]) for j in jobs) for rule, jobs in by_rule.items()}
     last = {rule: max(int(j["id"]) for j in jobs) for rule, jobs in by_rule.items()}
     assert first["sample_images"] > last["sample_shard"]
-    assert first["aggregate"] > max(last["elevater"], last["zeroshot_metric"])
-    assert first["summary"] > last["aggregate"]
+    # the table rules ran on the submitting host, after every Slurm job (their output exists)
+    assert not LOCAL_RULES & set(by_rule), sorted(by_rule)
 
     for rule, jobs in by_rule.items():
         for job in jobs:
