@@ -15,7 +15,17 @@ PAPER_SELECTION_ENCODER = {"type": "open_clip", "model": "ViT-B-16", "pretrained
 PAPER_CLIP_PROMPT = "a photo of a {}"
 
 HEADLINE = {
-    "honest": ["shots_actual", "linear_probe", "zero_shot", "gain", "cler", "fd", "clip_score_100", "pad"],
+    "honest": [
+        "shots_actual",
+        "linear_probe",
+        "zero_shot",
+        "gain",
+        "cler",
+        "fd",
+        "clip_score_100",
+        "pad",
+        "gen_recognised",
+    ],
     "paper": [
         "shots_actual",
         "linear_probe_elevater",
@@ -26,6 +36,7 @@ HEADLINE = {
         "fd_paper",
         "clip_score_paper",
         "pad_dann",
+        "gen_recognised",
     ],
 }
 

@@ -14,7 +14,7 @@ import numpy as np
 from genbench.evaluation.features import FeatureSet
 from genbench.evaluation.linear_probe import run_linear_probe
 from genbench.evaluation.metrics import cap_rows, compute_distribution_metrics
-from genbench.evaluation.metrics.classification import dataset_metric
+from genbench.evaluation.metrics.classification import accuracy, dataset_metric
 from genbench.evaluation.metrics.cler import (
     centroid_scores,
     cler_scores,
@@ -70,6 +70,7 @@ def zeroshot_metric(inputs: EvaluationInputs, knn_k: int = 10) -> dict[str, floa
     vote over the external images; cler_knn_zs: (zero-shot + k-NN vote) / 2, the original's
     "kNN + zero-shot average". With ``inputs.full_train`` (original and combined sets; the
     original GenBench's centroids): cler_full_train, the CLER score with mu_c over that set.
+    gen_recognised (top-1 percent, on the external set itself): see ``recognised``.
     """
     x, y = inputs.test.feats, inputs.test.labels
     ext, ext_y = inputs.external.feats, inputs.external.labels
@@ -85,7 +86,16 @@ def zeroshot_metric(inputs: EvaluationInputs, knn_k: int = 10) -> dict[str, floa
     if inputs.full_train is not None:
         full = inputs.full_train
         scores["cler_full_train"] = cler_scores(x, inputs.text_classifier, full.feats, full.labels, inputs.class_names)
-    return {name: dataset_metric(inputs.metric, y, s) for name, s in scores.items()}
+    values = {name: dataset_metric(inputs.metric, y, s) for name, s in scores.items()}
+    values["gen_recognised"] = recognised(ext, ext_y, inputs.text_classifier)
+    return values
+
+
+def recognised(ext_feats: np.ndarray, ext_labels: np.ndarray, text_classifier: np.ndarray) -> float:
+    """Percent of the external images (N x D) that the encoder's zero-shot classifier (C x D)
+    puts in the class they were made for: 100 * mean_j [argmax_c g_j . t_c == y_j]. For a
+    generated set: how often the generator drew what the prompt asked for."""
+    return accuracy(ext_labels, zero_shot_scores(ext_feats, text_classifier))
 
 
 def distribution_metrics(

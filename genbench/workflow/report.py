@@ -37,6 +37,7 @@ TRAINING_FREE = [
     "prdc_density",
     "prdc_coverage",
     "vendi",
+    "gen_recognised",
 ]
 
 
@@ -73,39 +74,60 @@ def results_table(rows: pd.DataFrame, protocol: str = "honest") -> pd.DataFrame:
     return wide[first + sorted(c for c in wide.columns if c not in first)]
 
 
+CORRELATIONS = ("pearson", "spearman", "kendall")
+BOOTSTRAP_SAMPLES = 1000
+
+
+def _coefficient(kind: str, x: np.ndarray, y: np.ndarray) -> float:
+    from scipy import stats
+
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return np.nan
+    fn = {"pearson": stats.pearsonr, "spearman": stats.spearmanr, "kendall": stats.kendalltau}[kind]
+    return float(fn(x, y)[0])
+
+
+def bootstrap_interval(kind: str, x, y, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95 % interval of a correlation coefficient: the 2.5th and 97.5th
+    percentiles of the coefficient over ``samples`` resamples of the (x, y) pairs with
+    replacement (seeded). Resamples where it is undefined (a constant column) are skipped;
+    NaN when fewer than half remain."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 3:
+        return np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(samples):
+        pick = rng.integers(0, len(x), len(x))
+        values.append(_coefficient(kind, x[pick], y[pick]))
+    values = np.asarray(values)
+    values = values[np.isfinite(values)]
+    if len(values) < samples / 2:
+        return np.nan, np.nan
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def metric_correlations(table: pd.DataFrame, target: str = "linear_probe") -> pd.DataFrame:
-    """Pearson, Spearman and Kendall correlation of each training-free metric with ``target``.
+    """Pearson, Spearman and Kendall correlation of each training-free metric with ``target``,
+    each with its bootstrap 95 % interval (``<kind>_low``, ``<kind>_high``).
 
     Computed over the external sets that have both values; ``n`` is that count. With fewer
     than 3 sets, or a constant column, the coefficients are NaN.
     """
-    from scipy import stats
-
     out = []
     for metric in [m for m in TRAINING_FREE if m in table]:
-        pair = table[[metric, target]].dropna() if target in table else pd.DataFrame()
-        n = len(pair)
-        usable = n >= 3 and pair[metric].nunique() > 1 and pair[target].nunique() > 1
-        coefficients = (
-            (
-                stats.pearsonr(pair[metric], pair[target])[0],
-                stats.spearmanr(pair[metric], pair[target])[0],
-                stats.kendalltau(pair[metric], pair[target])[0],
+        pair = table[[metric, target]].dropna() if target in table else pd.DataFrame(columns=[metric, target])
+        x, y = pair[metric].to_numpy(dtype=float), pair[target].to_numpy(dtype=float)
+        row = {"metric": metric, "target": target, "n": len(pair)}
+        for kind in CORRELATIONS:
+            row[kind] = _coefficient(kind, x, y)
+            row[f"{kind}_low"], row[f"{kind}_high"] = (
+                bootstrap_interval(kind, x, y) if np.isfinite(row[kind]) else (np.nan, np.nan)
             )
-            if usable
-            else (np.nan,) * 3
-        )
-        out.append(
-            {
-                "metric": metric,
-                "target": target,
-                "n": n,
-                "pearson": coefficients[0],
-                "spearman": coefficients[1],
-                "kendall": coefficients[2],
-            }
-        )
-    return pd.DataFrame(out, columns=["metric", "target", "n", "pearson", "spearman", "kendall"])
+        out.append(row)
+    columns = ["metric", "target", "n"] + [f"{k}{s}" for k in CORRELATIONS for s in ("", "_low", "_high")]
+    return pd.DataFrame(out, columns=columns)
 
 
 def plot_correlations(

@@ -1,0 +1,68 @@
+"""Metric-vs-probe correlations of the report, with bootstrap intervals checked against scipy."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from genbench.evaluation.evaluate import recognised
+from genbench.workflow.report import bootstrap_interval, metric_correlations
+
+
+def _table(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    probe = rng.uniform(20, 90, n)
+    return pd.DataFrame(
+        {
+            "linear_probe": probe,
+            "cler": probe + rng.normal(0, 8, n),
+            "fd": rng.uniform(0, 5, n),
+            "pad": np.full(n, 2.0),
+        }
+    )
+
+
+def test_coefficients_equal_scipys():
+    table = _table()
+    corr = metric_correlations(table).set_index("metric")
+    assert corr.loc["cler", "n"] == 12
+    assert corr.loc["cler", "pearson"] == pytest.approx(stats.pearsonr(table.cler, table.linear_probe)[0])
+    assert corr.loc["cler", "spearman"] == pytest.approx(stats.spearmanr(table.cler, table.linear_probe)[0])
+    assert corr.loc["fd", "kendall"] == pytest.approx(stats.kendalltau(table.fd, table.linear_probe)[0])
+
+
+def test_a_constant_column_has_nan_coefficients_and_intervals():
+    corr = metric_correlations(_table()).set_index("metric")
+    assert corr.loc["pad", ["pearson", "pearson_low", "kendall_high"]].isna().all()
+
+
+@pytest.mark.parametrize("kind, statistic", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr)])
+def test_bootstrap_interval_agrees_with_scipys_percentile_bootstrap(kind, statistic):
+    table = _table(n=30, seed=3)
+    x, y = table.cler.to_numpy(), table.linear_probe.to_numpy()
+    low, high = bootstrap_interval(kind, x, y, samples=4000, seed=1)
+    reference = stats.bootstrap(
+        (x, y),
+        lambda a, b: statistic(a, b)[0],
+        paired=True,
+        vectorized=False,
+        n_resamples=4000,
+        method="percentile",
+        random_state=np.random.default_rng(7),
+    ).confidence_interval
+    assert low == pytest.approx(reference.low, abs=0.03)
+    assert high == pytest.approx(reference.high, abs=0.03)
+    assert low < statistic(x, y)[0] < high
+
+
+def test_bootstrap_interval_is_seeded():
+    table = _table()
+    args = ("kendall", table.cler, table.linear_probe)
+    assert bootstrap_interval(*args) == bootstrap_interval(*args)
+    assert np.isnan(bootstrap_interval("pearson", [1.0, 2.0], [2.0, 1.0])).all()
+
+
+def test_recognised_counts_images_put_in_their_own_class():
+    text = np.eye(3)
+    feats = np.array([[1.0, 0.1, 0], [0.2, 1.0, 0], [0, 0, 1.0], [1.0, 0, 0.2]])
+    assert recognised(feats, np.array([0, 1, 2, 2]), text) == pytest.approx(75.0)
