@@ -18,10 +18,13 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 
 
 def quick_config(workdir: Path, **overrides) -> Path:
-    """A demo config small enough for tests (2 strategies, few images, short probe search)."""
+    """A demo config small enough for tests (2 strategies, few images, short probe search,
+    the tiny random encoder instead of the trained one and the train split as the pool)."""
     config = {
         "results_dir": "results",
         "datasets": ["digits"],
+        "models": {"encoder": {"type": "open_clip", "model": "tiny"}},
+        "retrieval": {"pool": "train_split"},
         "generation": {"images_per_class": 4, "shard_size": 20, "steps": 2, "batch_size": 8},
         "strategies": ["simple_template", "descriptions"],
         "strategy_params": {"descriptions": {"file": str(REPO / "demo/descriptions.json")}},

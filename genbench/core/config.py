@@ -202,12 +202,13 @@ def _cross_key_problems(config: dict) -> list[str]:
         problems += _model_problems(f"models.{role}", role, spec)
     for i, spec in enumerate(config.get("metrics", {}).get("extra_encoders", [])):
         key = f"metrics.extra_encoders[{i}]"
-        if is_tiny(spec) or not spec.get("type"):
+        if is_built(spec) or not spec.get("type"):
             problems.append(_problem(key, "give {type: inception|hf|open_clip, ...}"))
         else:
             problems += _model_problems(key, "extra_encoder", spec)
-    if config.get("retrieval", {}).get("index") == "faiss" and config.get("retrieval", {}).get("pool") == "train_split":
-        problems.append(_problem("retrieval.index", "faiss needs a pool folder with its index, not pool: train_split"))
+    pool = config.get("retrieval", {}).get("pool")
+    if config.get("retrieval", {}).get("index") == "faiss" and pool in ("train_split", "corpus"):
+        problems.append(_problem("retrieval.index", f"faiss needs a pool folder with its index, not pool: {pool}"))
     return problems + _text_encoder_problems(config) + _strategy_problems(config)
 
 
@@ -219,7 +220,7 @@ def _text_encoder_problems(config: dict) -> list[str]:
     with a text tower: zero-shot, CLER, clip selection and the CLIP scores embed prompts with them."""
     encoder = config.get("models", {}).get("encoder", {})
     problems = []
-    if isinstance(encoder, dict) and not is_tiny(encoder) and encoder.get("type") == "inception":
+    if isinstance(encoder, dict) and not is_built(encoder) and encoder.get("type") == "inception":
         problems.append(
             _problem(
                 "models.encoder",
@@ -237,7 +238,7 @@ def _text_encoder_problems(config: dict) -> list[str]:
         spec = pack.get("selection_encoder") if isinstance(pack, dict) else None
         if not isinstance(spec, dict):
             continue
-        if not is_tiny(spec) and spec.get("type") not in TEXT_ENCODER_TYPES:
+        if not is_built(spec) and spec.get("type") not in TEXT_ENCODER_TYPES:
             problems.append(
                 _problem(
                     key,
@@ -306,9 +307,22 @@ def is_tiny(spec: dict) -> bool:
     return spec.get("model") == "tiny" and spec.get("type", "open_clip") == "open_clip"
 
 
+def is_trained(spec: dict) -> bool:
+    """True for {type: open_clip, model: trained}: the CLIP the workflow trains on its corpus
+    (``training.encoder``); encoders only."""
+    return spec.get("model") == "trained" and spec.get("type", "open_clip") == "open_clip"
+
+
+def is_built(spec: dict) -> bool:
+    """A model the workflow makes itself (tiny or trained), not one a user points at."""
+    return is_tiny(spec) or is_trained(spec)
+
+
 def _model_problems(key: str, role: str, spec: dict) -> list[str]:
     """A model spec names what it needs, and each of its local-looking paths exists."""
-    if is_tiny(spec):
+    if is_trained(spec) and role != "encoder":
+        return [_problem(key, "{model: trained} is only for models.encoder (the CLIP trained on the corpus)")]
+    if is_built(spec):
         return []
     if role in ("generator", "text2text") and not spec.get("model"):
         return [_problem(key, "give {model: tiny} or {model: <hub id or folder>}")]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genbench.core.config import deep_merge, is_tiny, looks_like_local_path
+from genbench.core.config import deep_merge, is_tiny, is_trained, looks_like_local_path
 from genbench.core.errors import ConfigError
 from genbench.core.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
 from genbench.core.protocol import PAPER_CLIP_PROMPT, pack_settings
@@ -84,8 +84,32 @@ class Plan(Graph):
         if is_tiny(spec):
             seed = int(spec.get("seed", 0))
             node = self.add("build_models", role, {"kind": f"tiny_{role}", "seed": seed}, {}, label="tiny")
-            return {"tiny": True, **({"seed": seed} if seed else {})}, {role: node}, {"tiny": True}
+            return {"tiny": True, **({"seed": seed} if seed else {})}, {role: node}, {"built": True}
+        if is_trained(spec):
+            node = self.add("train_encoder", role, self._training("encoder"), {"corpus": self._corpus()}, label="clip")
+            return {"trained": node.key}, {role: node}, {"built": True}
         return self.model_identity(spec), {}, dict(spec)
+
+    def _training(self, section: str) -> dict:
+        """The keyed params of a training stage: ``training.<section>`` and the threads it runs
+        with (torch's CPU reductions depend on the thread count, so they change the bytes)."""
+        training = self.config.get("training", {})
+        if section not in training:
+            raise ConfigError(f"training.{section}: missing (needed by {{model: trained}})")
+        return {**copy.deepcopy(training[section]), "threads": int(training.get("threads", 1))}
+
+    def _corpus(self) -> Node:
+        """The "web" corpus the trained models learn from, keyed by its config and its fonts."""
+        from genbench.models.corpus import check_corpus_config, font_files
+
+        cfg = self._training("corpus")
+        fonts_dir = cfg.get("fonts_dir")
+        fonts = font_files(fonts_dir)
+        check_corpus_config(cfg, fonts, where="training.corpus")
+        params = {k: v for k, v in cfg.items() if k not in ("fonts_dir", "threads")}
+        params["fonts"] = content_key(self.fingerprint(fonts[0].parent))
+        runtime = {"fonts_dir": str(fonts[0].parent)}
+        return self.add("build_corpus", "corpus", params, {}, runtime=runtime, label="digits")
 
     def _data_identity(self, info: DatasetInfo, data: dict) -> tuple[dict, str | None]:
         """(keyed identity, path) of a dataset's files: the fingerprint of its root folder or
@@ -320,6 +344,8 @@ class Plan(Graph):
         """(params, inputs) of the retrieval pool: an existing pool folder, or one built from
         the dataset's own prepared train split (captioned with its first template; the demo)."""
         pool = self._section(ctx.info.name, "retrieval")["pool"]
+        if pool == "corpus":
+            return {"pool": "corpus"}, {"pool": self._corpus_pool(ctx.encoder)}
         if pool != "train_split":
             return {"pool": content_key(self.fingerprint(pool))}, {}
         node = self.add(
@@ -331,6 +357,18 @@ class Plan(Graph):
             label="train_split",
         )
         return {"pool": "train_split"}, {"pool": node}
+
+    def _corpus_pool(self, encoder: "_Encoder") -> Node:
+        """The corpus as a retrieval pool: its images and captions embedded by the encoder
+        (clip-retrieval's layout beside img2dataset's), shared by every dataset."""
+        return self.add(
+            "build_pool",
+            "corpus",
+            {"captions": "corpus", "encoder": encoder.params},
+            {"corpus": self._corpus(), **encoder.inputs},
+            runtime={"encoder": encoder.runtime},
+            label="corpus",
+        )
 
     def _retrieve(self, ctx: "_DatasetContext") -> Node:
         cfg = self._section(ctx.info.name, "retrieval")

@@ -20,6 +20,8 @@ from genbench.plan import paths
 # stage (and everything downstream) then gets a new key and is rebuilt beside the old one.
 STAGE_VERSIONS = {
     "build_models": 1,
+    "build_corpus": 1,
+    "train_encoder": 1,
     "configure": 1,
     "prepare": 2,  # 2: zip members marked as regular files (one zip-member helper)
     "fewshot": 1,
@@ -34,7 +36,7 @@ STAGE_VERSIONS = {
     "pack_generated": 2,  # 2: root_folder is the pack's own folder
     "pack_retrieval": 2,  # 2: root_folder is the pack's own folder
     "pack_original": 2,  # 2: root_folder is the pack's own folder
-    "zeroshot_metric": 2,  # 2: cler_knn_zs, cler_full_train
+    "zeroshot_metric": 3,  # 2: cler_knn_zs, cler_full_train; 3: gen_recognised
     "distribution_metrics": 2,  # 2: fd_paper, clip_score_paper
     "proxy_distance": 2,  # 2: pad_dann is the original's SVC(kernel=linear) on L2-normalised features
     "elevater": 4,  # 2: unstable lr x wd pairs excluded; 3: shots_actual; 4: linear_probe_elevater

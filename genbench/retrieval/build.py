@@ -96,11 +96,11 @@ def _encode_in_batches(encode, values: list, keys: list[str], batch_size: int) -
     return np.concatenate(parts)
 
 
-def _tar_members(items: list[dict], blobs: list[bytes], exts: list[str]) -> dict[str, bytes]:
+def _tar_members(items: list[dict], blobs: list[bytes], exts: list[str], extra=None) -> dict[str, bytes]:
     from PIL import Image
 
     members = {}
-    for item, blob, ext in zip(items, blobs, exts):
+    for number, (item, blob, ext) in enumerate(zip(items, blobs, exts)):
         width, height = Image.open(io.BytesIO(blob)).size
         meta = {
             "key": item["key"],
@@ -109,6 +109,7 @@ def _tar_members(items: list[dict], blobs: list[bytes], exts: list[str]) -> dict
             "status": "success",
             "width": width,
             "height": height,
+            **(extra[number] if extra else {}),
         }
         members[f"{item['key']}.{ext}"] = blob
         members[f"{item['key']}.txt"] = item["caption"].encode("utf-8")
@@ -140,12 +141,15 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def write_pool_shard(pool_dir, shard: str, keys, captions, images, img_emb=None, text_emb=None, urls=None) -> None:
+def write_pool_shard(
+    pool_dir, shard: str, keys, captions, images, img_emb=None, text_emb=None, urls=None, extra=None
+) -> None:
     """Write one shard of the layout from given arrays (no encoding, no normalisation).
 
     ``images`` are encoded image bytes (the tar gets ``<key>.<detected ext>``, ``<key>.txt``,
     ``<key>.json``); ``img_emb`` / ``text_emb`` are N x D arrays saved as given (either may
     be None to skip it); the metadata parquet gets ``key, caption, url`` in the same order.
+    ``extra``: optional per-item dicts added to each ``<key>.json``.
     """
     from genbench.core.io import write_tar_atomic
 
@@ -161,7 +165,7 @@ def write_pool_shard(pool_dir, shard: str, keys, captions, images, img_emb=None,
                 )
             _save_npy(embedding_path(pool_dir, kind, shard), np.asarray(emb))
     _write_metadata(metadata_path(pool_dir, shard), items)
-    write_tar_atomic(pool_dir / f"{shard}.tar", _tar_members(items, blobs, exts))
+    write_tar_atomic(pool_dir / f"{shard}.tar", _tar_members(items, blobs, exts, extra))
 
 
 def _write_shard(out_dir: Path, shard: str, items: list[dict], encoder, batch_size: int) -> int:

@@ -92,7 +92,7 @@ class Job:
         return DatasetInfo.from_json(json.loads((self.input_dir("configure") / "dataset.json").read_text()))
 
     def generator_source(self) -> str:
-        """The diffusers model to load: the tiny model's folder, or the user's id/path."""
+        """The diffusers model to load: the built model's folder, or the user's id/path."""
         return self._model_source("generator")
 
     def text2text_source(self) -> str:
@@ -100,12 +100,12 @@ class Job:
 
     def _model_source(self, role: str) -> str:
         spec = self.runtime[role]
-        return str(self.input_dir(role)) if spec.get("tiny") else spec["model"]
+        return str(self.input_dir(role)) if spec.get("built") else spec["model"]
 
     def encoder_spec(self) -> dict[str, Any]:
-        """The encoder spec for ``load_encoder``: the tiny model's saved spec, or the user's."""
+        """The encoder spec for ``load_encoder``: the built model's saved spec, or the user's."""
         spec = self.runtime["encoder"]
-        if not spec.get("tiny"):
+        if not spec.get("built"):
             return dict(spec)
         folder = self.input_dir("encoder")
         saved = json.loads((folder / "encoder_spec.json").read_text())
