@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/snakemake --profile profiles/local "$@"
 .venv/bin/genbench verify results
+cat results/report/findings.txt
 echo "Done: results/summary.csv, results/report/ (snakemake --report report.html for the HTML report)"

@@ -66,3 +66,30 @@ def test_recognised_counts_images_put_in_their_own_class():
     text = np.eye(3)
     feats = np.array([[1.0, 0.1, 0], [0.2, 1.0, 0], [0, 0, 1.0], [1.0, 0, 0.2]])
     assert recognised(feats, np.array([0, 1, 2, 2]), text) == pytest.approx(75.0)
+
+
+def test_study_findings_state_each_target_with_its_verdict():
+    from genbench.workflow.report import study_findings
+
+    table = pd.DataFrame(
+        {
+            "source": ["original", "generated", "generated", "retrieval"],
+            "strategy": [np.nan, "simple_template", "ti_original", np.nan],
+            "linear_probe": [47.0, 13.0, 15.0, 26.0],
+            "zero_shot": [31.0, 31.0, 31.0, 31.0],
+            "cler": [43.0, 27.0, 28.0, 24.0],
+            "fd": [np.nan, 1700.0, 1710.0, 350.0],
+            "gen_recognised": [34.0, 12.0, 14.0, 30.0],
+        }
+    )
+    correlations = metric_correlations(table)
+    lines = study_findings(table, correlations)
+    assert lines[0].startswith("PASS zero-shot 31.0 %") and "47.0 %" in lines[0]
+    assert lines[1].startswith("FAIL gen_recognised for simple_template 12.0 %")
+    assert lines[2].startswith("PASS metric columns")
+    assert any(line.startswith("finding: cler vs linear_probe over 4 sets: Pearson") for line in lines)
+    assert lines[-1] == "finding: linear_probe ti_original 15.0 % vs simple_template 13.0 %"
+    table.loc[1:3, "fd"] = 5.0
+    assert study_findings(table, correlations)[2].startswith("FAIL") and "constant ['fd']" in study_findings(
+        table, correlations
+    )[2]

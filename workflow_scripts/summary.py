@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from genbench.workflow.job import setup_logging
-from genbench.workflow.report import image_grid, plot_correlations, plot_gain, probe_column
+from loguru import logger
+
+from genbench.workflow.report import image_grid, plot_correlations, plot_gain, probe_column, study_findings
 from genbench.workflow.tracking import maybe_log_results
 
 setup_logging(snakemake)
@@ -17,9 +19,12 @@ shutil.copyfile(aggregate / "summary.csv", out.summary)
 shutil.copyfile(aggregate / "correlations.csv", out.correlations)
 table = pd.read_csv(aggregate / "summary.csv", keep_default_na=False, na_values=[""])
 correlations = pd.read_csv(aggregate / "correlations.csv")
-plot_correlations(
-    table, correlations, out.correlation_plot, probe_column(snakemake.params.run_config.get("protocol", "honest"))
-)
+probe = probe_column(snakemake.params.run_config.get("protocol", "honest"))
+plot_correlations(table, correlations, out.correlation_plot, probe)
+findings = study_findings(table, correlations, probe)
+Path(out.findings).write_text("\n".join(findings) + "\n", encoding="utf-8")
+for line in findings:
+    logger.info(line)
 plot_gain(table, out.gain_plot)
 Path(out.grids).mkdir(parents=True, exist_ok=True)
 for manifest, label in zip(snakemake.input.samples, snakemake.params.sample_labels):

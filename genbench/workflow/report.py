@@ -206,3 +206,48 @@ def image_grid(
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+STUDY_METRICS = ("cler", "fd", "clip_score_100", "pad", "gen_recognised")
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def _first(table: pd.DataFrame, source: str, column: str, strategy: str | None = None) -> float:
+    rows = table[(table.source == source) & ((table.strategy == strategy) if strategy else True)]
+    return float(rows[column].iloc[0]) if len(rows) and column in rows else np.nan
+
+
+def study_findings(table: pd.DataFrame, correlations: pd.DataFrame, probe: str = "linear_probe") -> list[str]:
+    """The demo's targets and findings, one line each, from the results table (first seed and
+    shot count per source) and the correlations: what the README's demo section reports."""
+    zero_shot = _first(table, "original", "zero_shot")
+    original = _first(table, "original", probe)
+    recognised = _first(table, "generated", "gen_recognised", "simple_template")
+    external = table[table.source.isin(["generated", "retrieval"])]
+    columns = [c for c in STUDY_METRICS if c in external]
+    constant = [c for c in columns if external[c].nunique(dropna=True) <= 1]
+    missing = [c for c in columns if external[c].isna().any()]
+    lines = [
+        f"{_verdict(zero_shot >= 30 and zero_shot < original)} zero-shot {zero_shot:.1f} % "
+        f"(target >= 30 % and below the 5-shot original probe, {original:.1f} %)",
+        f"{_verdict(recognised >= 60)} gen_recognised for simple_template {recognised:.1f} % (target >= 60 %)",
+        f"{_verdict(not constant and not missing)} metric columns over generated and retrieved sets: "
+        f"constant {constant or 'none'}, NaN {missing or 'none'}",
+    ]
+    for metric in ("cler", "fd", "clip_score_100", "pad"):
+        row = correlations[correlations.metric == metric]
+        if len(row):
+            r = row.iloc[0]
+            lines.append(
+                f"finding: {metric} vs {probe} over {int(r.n)} sets: Pearson {r.pearson:.2f} "
+                f"[{r.pearson_low:.2f}, {r.pearson_high:.2f}], Spearman {r.spearman:.2f} "
+                f"[{r.spearman_low:.2f}, {r.spearman_high:.2f}], Kendall {r.kendall:.2f} "
+                f"[{r.kendall_low:.2f}, {r.kendall_high:.2f}]"
+            )
+    ti, simple = _first(table, "generated", probe, "ti_original"), _first(table, "generated", probe, "simple_template")
+    if np.isfinite(ti) and np.isfinite(simple):
+        lines.append(f"finding: {probe} ti_original {ti:.1f} % vs simple_template {simple:.1f} %")
+    return lines
