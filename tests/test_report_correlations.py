@@ -90,6 +90,7 @@ def test_study_findings_state_each_target_with_its_verdict():
     assert any(line.startswith("finding: cler vs linear_probe over 4 sets: Pearson") for line in lines)
     assert lines[-1] == "finding: linear_probe ti_original 15.0 % vs simple_template 13.0 %"
     table.loc[1:3, "fd"] = 5.0
-    assert study_findings(table, correlations)[2].startswith("FAIL") and "constant ['fd']" in study_findings(
-        table, correlations
-    )[2]
+    assert (
+        study_findings(table, correlations)[2].startswith("FAIL")
+        and "constant ['fd']" in study_findings(table, correlations)[2]
+    )

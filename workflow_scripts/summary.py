@@ -5,10 +5,9 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-
-from genbench.workflow.job import setup_logging
 from loguru import logger
 
+from genbench.workflow.job import setup_logging
 from genbench.workflow.report import image_grid, plot_correlations, plot_gain, probe_column, study_findings
 from genbench.workflow.tracking import maybe_log_results
 
