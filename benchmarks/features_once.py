@@ -8,9 +8,9 @@ fresh temp directory, then reads every features artifact's MANIFEST.json under
    hash: every image is encoded once per encoder, whichever image sets hold it. Passes are
    counted over every stage that encodes images: ``features`` (``summary.images_encoded``,
    the encoder's own counter) and ``build_pool``
-   (its ``images_encoded``: 0 when the pool reuses the train features, as the demo's does).
-   The demo's retrieved images are copies of its train images (its pool is built from the
-   train split): their features are taken from the train split's (``reused`` in the
+   (its ``images_encoded``: 0 when the pool reuses an image set's features, as the demo's
+   does). The demo's retrieved images are copies of its pool's images (the training corpus,
+   or the train split): their features are taken from that image set's (``reused`` in the
    manifest). Images with identical pixels in two sets are listed as notes;
 2. each (encoder, image index) has exactly one features artifact, and each artifact encoded
    exactly the rows of its index (``count`` == ``images_encoded + reused`` == index length);
@@ -49,8 +49,11 @@ NO_ENCODER_SCRIPTS = (
     "pack_original",
 )
 ENCODER_NAMES = ("genbench.evaluation.encoders", "load_encoder", "open_clip")
-# stage -> the index (in its ``images`` input) it encodes, formatted with its recipe params
-ENCODING_STAGES = {"features": "{split}.jsonl", "build_pool": "train.jsonl"}
+# stage -> the index (in its ``images`` input) it encodes, from its recipe params
+ENCODING_STAGES = {
+    "features": lambda params: f"{params['split']}.jsonl",
+    "build_pool": lambda params: "corpus.jsonl" if params.get("captions") == "corpus" else "train.jsonl",
+}
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -134,7 +137,7 @@ def encoding_artifacts(results: Path) -> list[dict]:
             images_dir = by_key.get(recipe["inputs"].get("images"))
             if images_dir is None:
                 raise SystemExit(f"{manifest}: its images artifact is not under {results}")
-            index = images_dir / index_name.format(**recipe["params"])
+            index = images_dir / index_name(recipe["params"])
             passes = summary.get("images_encoded", summary.get("count") if stage != "features" else None)
             rows.append(
                 {

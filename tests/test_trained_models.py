@@ -70,6 +70,15 @@ def test_corpus_captions_name_the_digit_except_at_the_error_rate():
     assert not any(i.named != i.digit for i in render_corpus({**CORPUS, "caption_error_rate": 0.0}))
 
 
+def test_corpus_is_an_image_set_too(corpus_dir):
+    from genbench.data.imageset import ImageSetReader
+
+    items = render_corpus(CORPUS)
+    with ImageSetReader(corpus_dir / "corpus.jsonl") as reader:
+        assert [r["caption"] for r in reader.records] == [i.caption for i in items]
+        assert [reader.open_bytes(r) for r in reader.records[:5]] == [i.png for i in items[:5]]
+
+
 def test_corpus_is_written_in_the_img2dataset_layout(corpus_dir):
     assert (corpus_dir / "00000.tar").is_file()
     assert (corpus_dir / "metadata" / "metadata_00000.parquet").is_file()
@@ -122,7 +131,11 @@ def test_the_plan_trains_one_encoder_on_one_corpus_and_pools_the_corpus():
     (train,) = plan.by_stage("train_encoder")
     (pool,) = plan.by_stage("build_pool")
     assert train.inputs["corpus"].stage == "build_corpus"
-    assert pool.inputs["corpus"] is train.inputs["corpus"] and pool.inputs["encoder"] is train
+    corpus_features = pool.inputs["features"]
+    assert pool.inputs["images"] is train.inputs["corpus"] and pool.inputs["encoder"] is train
+    assert corpus_features.params["split"] == "corpus" and corpus_features.inputs["images"] is train.inputs["corpus"]
+    (retrieved,) = [n for n in plan.by_stage("features") if n.inputs["images"].stage == "retrieve"]
+    assert retrieved.inputs["reuse0"] is corpus_features  # retrieved copies are never encoded again
     assert train.params["threads"] == config["training"]["threads"]
     changed = copy.deepcopy(config)
     changed["training"]["encoder"]["steps"] += 1

@@ -187,12 +187,16 @@ def fonts_identity(fonts: list[Path]) -> dict[str, str]:
 
 
 CORPUS_SHARD_SIZE = 1000
+# The corpus as an image set (genbench.data.imageset), so that the feature stage encodes it
+# once and the pool and retrieved copies reuse those rows. A pool carries no class: label 0.
+CORPUS_INDEX = "corpus.jsonl"
 
 
 def write_corpus(cfg: dict, out_dir: str | Path) -> dict:
     """Render the corpus of ``cfg`` into ``out_dir`` in the img2dataset layout (``00000.tar``
     with ``<key>.png``, ``<key>.txt``, ``<key>.json`` holding also the digit really drawn, and
-    ``metadata/metadata_<shard>.parquet``), plus ``corpus_info.json``. Returns the info."""
+    ``metadata/metadata_<shard>.parquet``), plus ``corpus_info.json`` and the image-set index
+    ``corpus.jsonl`` (id, ``<shard>.tar@<key>.png``, label 0, caption, digit). Returns the info."""
     import json
 
     from genbench.models.training import CORPUS_INFO
@@ -215,6 +219,18 @@ def write_corpus(cfg: dict, out_dir: str | Path) -> dict:
             urls=[f"genbench://corpus/{i.key}" for i in part],
             extra=[{"digit": i.digit} for i in part],
         )
+    index = [
+        {
+            "id": item.key,
+            "path": f"{shard_name(number // CORPUS_SHARD_SIZE)}.tar@{item.key}.png",
+            "label": 0,
+            "caption": item.caption,
+            "digit": item.digit,
+        }
+        for number, item in enumerate(items)
+    ]
+    lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in index)
+    (out_dir / CORPUS_INDEX).write_text(lines, encoding="utf-8")
     wrong = sum(i.digit != i.named for i in items)
     info = {
         "count": len(items),

@@ -345,7 +345,7 @@ class Plan(Graph):
         the dataset's own prepared train split (captioned with its first template; the demo)."""
         pool = self._section(ctx.info.name, "retrieval")["pool"]
         if pool == "corpus":
-            return {"pool": "corpus"}, {"pool": self._corpus_pool(ctx.encoder)}
+            return {"pool": "corpus"}, {"pool": self._corpus_pool(ctx)}
         if pool != "train_split":
             return {"pool": content_key(self.fingerprint(pool))}, {}
         node = self.add(
@@ -358,15 +358,25 @@ class Plan(Graph):
         )
         return {"pool": "train_split"}, {"pool": node}
 
-    def _corpus_pool(self, encoder: "_Encoder") -> Node:
-        """The corpus as a retrieval pool: its images and captions embedded by the encoder
-        (clip-retrieval's layout beside img2dataset's), shared by every dataset."""
+    def _corpus_features(self, ctx: "_DatasetContext") -> Node:
+        """The corpus's images encoded once by the feature encoder (the pool's image rows, and
+        the rows retrieved copies reuse)."""
+        return self._features(ctx, self._corpus(), "corpus")
+
+    def _corpus_pool(self, ctx: "_DatasetContext") -> Node:
+        """The corpus as a retrieval pool: its images (from the corpus's features) and captions
+        embedded by the feature encoder, in clip-retrieval's layout beside img2dataset's."""
         return self.add(
             "build_pool",
-            "corpus",
-            {"captions": "corpus", "encoder": encoder.params},
-            {"corpus": self._corpus(), **encoder.inputs},
-            runtime={"encoder": encoder.runtime},
+            ctx.info.name,
+            {"captions": "corpus", "encoder": ctx.encoder.params},
+            {
+                "images": self._corpus(),
+                "features": self._corpus_features(ctx),
+                "configure": ctx.configure,
+                **ctx.encoder.inputs,
+            },
+            runtime={"encoder": ctx.encoder.runtime},
             label="corpus",
         )
 
@@ -396,10 +406,14 @@ class Plan(Graph):
         )
 
     def _retrieval_pack(self, ctx: "_DatasetContext", k: int) -> tuple[Node, Node]:
-        """A pack of retrieved images. From the pool built of the train split, the retrieved
-        images are copies of train images: their features are taken from the train split's."""
-        from_train = self._section(ctx.info.name, "retrieval")["pool"] == "train_split"
-        reuse = ctx.full_train if from_train else []
+        """A pack of retrieved images. From the pool built of the train split (or the corpus),
+        the retrieved images are copies of its images: their features are taken from its own."""
+        pool = self._section(ctx.info.name, "retrieval")["pool"]
+        reuse = []
+        if pool == "train_split":
+            reuse = ctx.full_train
+        elif pool == "corpus":
+            reuse = [self._corpus_features(ctx)]
         return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0, reuse=reuse)
 
     def _textual_inversion(self, ctx: "_DatasetContext", source: str) -> Node:

@@ -20,7 +20,7 @@ from genbench.plan import paths
 # stage (and everything downstream) then gets a new key and is rebuilt beside the old one.
 STAGE_VERSIONS = {
     "build_models": 1,
-    "build_corpus": 1,
+    "build_corpus": 2,  # 2: corpus.jsonl, the corpus as an image set
     "train_encoder": 1,
     "configure": 1,
     "prepare": 2,  # 2: zip members marked as regular files (one zip-member helper)
@@ -28,7 +28,7 @@ STAGE_VERSIONS = {
     "prompt_plan": 1,
     "sample_images": 2,  # 2: shards carry part manifests
     "retrieve": 1,
-    "build_pool": 1,
+    "build_pool": 2,  # 2: the corpus pool from the corpus's features
     "textual_inversion_prepare": 1,
     "textual_inversion": 2,  # 2: class tokens carry part manifests
     "features": 2,  # 2: digests.json; rows reused by content digest
