@@ -1,5 +1,5 @@
 """Test selection: every test without the ``workflow`` or ``slurm`` marker is a ``unit`` test
-(in process, no Snakemake subprocess, no cluster): ``pytest -m unit`` runs them in about a minute."""
+(in process, no Snakemake subprocess, no cluster): ``pytest -m unit`` runs them in about 3 minutes."""
 
 import pytest
 
