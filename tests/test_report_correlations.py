@@ -75,6 +75,7 @@ def test_study_findings_state_each_target_with_its_verdict():
         {
             "source": ["original", "generated", "generated", "retrieval"],
             "strategy": [np.nan, "simple_template", "ti_original", np.nan],
+            "shots": [5, 5, 5, 5],
             "linear_probe": [47.0, 13.0, 15.0, 26.0],
             "zero_shot": [31.0, 31.0, 31.0, 31.0],
             "cler": [43.0, 27.0, 28.0, 24.0],
@@ -84,7 +85,7 @@ def test_study_findings_state_each_target_with_its_verdict():
     )
     correlations = metric_correlations(table)
     lines = study_findings(table, correlations)
-    assert lines[0].startswith("PASS zero-shot 31.0 %") and "47.0 %" in lines[0]
+    assert lines[0].startswith("PASS zero-shot 31.0 %") and "5-shot original probe, 47.0 %" in lines[0]
     assert lines[1].startswith("FAIL gen_recognised for simple_template 12.0 %")
     assert lines[2].startswith("PASS metric columns")
     assert any(line.startswith("finding: cler vs linear_probe over 4 sets: Pearson") for line in lines)

@@ -6,8 +6,8 @@ some of them rendered at low resolution and blown up (pixel-art digits), and cap
 way alt-texts are: "the number 7 in bold serif type", "a sign with a seven on it". A
 configured fraction of captions names the wrong digit, as web captions do.
 
-The corpus is the pretraining set of the trained encoder and generator and the retrieval pool
-of the demo. The benchmark's target stays the real *handwritten* digits, whose test split no
+The corpus is the pretraining set of the trained encoder (and of the trained generator to come)
+and the retrieval pool of the demo. The benchmark's target stays the real *handwritten* digits, whose test split no
 training ever sees: printed vs handwritten is a real domain gap.
 
 Everything is drawn from one ``numpy.random.default_rng(seed)``, so one config gives the same

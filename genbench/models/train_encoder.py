@@ -1,6 +1,7 @@
 """train_encoder: a small open_clip CLIP trained contrastively on the corpus, on CPU.
 
-The model is an open_clip model config (a ViT image tower and a text transformer) written as
+The model is an open_clip model config (a ModifiedResNet or ViT image tower and a text
+transformer) written as
 ``<name>.json`` and registered with open_clip; the weights are saved as safetensors. It is
 loaded back exactly as a user's ViT-B/32 is: ``open_clip.create_model_and_transforms(name,
 pretrained=<file>)``.
@@ -39,12 +40,12 @@ def encoder_model_config(cfg: dict, image_size: int) -> dict:
     checked against the corpus image size."""
     config = cfg.get("model_config")
     if not isinstance(config, dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= set(config):
-        raise ConfigError("models.encoder.train.model_config: needs embed_dim, vision_cfg and text_cfg")
+        raise ConfigError("training.encoder.model_config: needs embed_dim, vision_cfg and text_cfg")
     size = config["vision_cfg"].get("image_size")
     if size != image_size:
         raise ConfigError(
-            f"models.encoder.train.model_config.vision_cfg.image_size: {size} differs from the corpus "
-            f"image size {image_size} (corpus.image_size)"
+            f"training.encoder.model_config.vision_cfg.image_size: {size} differs from the corpus "
+            f"image size {image_size} (training.corpus.image_size)"
         )
     return config
 

@@ -1,8 +1,8 @@
 """What the training stages share: the corpus as tensors, a NaN-checked loss curve, progress.
 
-The corpus is read from its img2dataset layout (``<shard>.tar`` with ``<key>.png`` and
-``<key>.txt``, ``metadata/metadata_<shard>.parquet`` giving the order), the way a user's
-LAION subset would be.
+The corpus is read from the shards of its img2dataset layout, in key order: ``<shard>.tar``
+with ``<key>.png`` and ``<key>.json`` (caption, and the digit really drawn, which only
+GenBench's own corpus records).
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ class Plan(Graph):
         with (torch's CPU reductions depend on the thread count, so they change the bytes)."""
         training = self.config.get("training", {})
         if section not in training:
-            raise ConfigError(f"training.{section}: missing (needed by {{model: trained}})")
+            raise ConfigError(f"training.{section}: missing (needed by {{model: trained}} and retrieval.pool: corpus)")
         return {**copy.deepcopy(training[section]), "threads": int(training.get("threads", 1))}
 
     def _corpus(self) -> Node:

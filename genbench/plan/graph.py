@@ -40,7 +40,7 @@ STAGE_VERSIONS = {
     "distribution_metrics": 2,  # 2: fd_paper, clip_score_paper
     "proxy_distance": 2,  # 2: pad_dann is the original's SVC(kernel=linear) on L2-normalised features
     "elevater": 4,  # 2: unstable lr x wd pairs excluded; 3: shots_actual; 4: linear_probe_elevater
-    "aggregate": 2,  # 2: the protocol's headline columns and probe column
+    "aggregate": 3,  # 2: the protocol's headline columns and probe column; 3: correlation intervals
 }
 
 # Stages whose artifact is gathered from parts that jobs of their own write (one per shard or

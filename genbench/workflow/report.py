@@ -225,6 +225,7 @@ def study_findings(table: pd.DataFrame, correlations: pd.DataFrame, probe: str =
     shot count per source) and the correlations: what the README's demo section reports."""
     zero_shot = _first(table, "original", "zero_shot")
     original = _first(table, "original", probe)
+    shots = _first(table, "original", "shots")
     recognised = _first(table, "generated", "gen_recognised", "simple_template")
     external = table[table.source.isin(["generated", "retrieval"])]
     columns = [c for c in STUDY_METRICS if c in external]
@@ -232,7 +233,8 @@ def study_findings(table: pd.DataFrame, correlations: pd.DataFrame, probe: str =
     missing = [c for c in columns if external[c].isna().any()]
     lines = [
         f"{_verdict(zero_shot >= 30 and zero_shot < original)} zero-shot {zero_shot:.1f} % "
-        f"(target >= 30 % and below the 5-shot original probe, {original:.1f} %)",
+        f"(target >= 30 % and below the {f'{shots:.0f}-shot ' if np.isfinite(shots) else ''}original probe, "
+        f"{original:.1f} %)",
         f"{_verdict(recognised >= 60)} gen_recognised for simple_template {recognised:.1f} % (target >= 60 %)",
         f"{_verdict(not constant and not missing)} metric columns over generated and retrieved sets: "
         f"constant {constant or 'none'}, NaN {missing or 'none'}",
