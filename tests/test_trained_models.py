@@ -193,3 +193,27 @@ def test_the_model_config_must_match_the_corpus_image_size(corpus_dir, tmp_path)
     bad["model_config"]["vision_cfg"]["image_size"] = 64
     with pytest.raises(ConfigError, match=r"vision_cfg\.image_size: 64 differs"):
         train_encoder(corpus_dir, bad, tmp_path)
+
+
+def test_the_corpus_is_keyed_by_the_fonts_it_draws_with(tmp_path):
+    import shutil
+
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    for font in font_files()[:3]:
+        shutil.copy(font, fonts / font.name)
+    config = default_config()
+    config["models"]["encoder"] = {"type": "open_clip", "model": "trained"}
+    config["training"]["corpus"]["fonts_dir"] = str(fonts)
+
+    def corpus_key():
+        (node,) = checked_plan(copy.deepcopy(config)).by_stage("build_corpus")
+        return node.key
+
+    before = corpus_key()
+    (fonts / "README.txt").write_text("not a font")
+    (fonts / "Symbol.ttf").write_bytes(b"a font the corpus does not use")
+    assert corpus_key() == before
+    used = sorted(fonts.glob("*.ttf"))[0]
+    used.write_bytes(used.read_bytes() + b"\0")
+    assert corpus_key() != before

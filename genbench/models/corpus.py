@@ -16,7 +16,6 @@ images (PNG bytes) and captions on every machine with the same fonts and Pillow.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from genbench.core.errors import ConfigError
+from genbench.core.fingerprint import sha256_file
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # text fonts of matplotlib's mpl-data/fonts/ttf (the symbol and fallback fonts are left out)
@@ -98,7 +98,7 @@ def _style_of(font: Path) -> str:
     return style
 
 
-def check_corpus_config(cfg: dict, fonts: list[Path], where: str = "corpus") -> None:
+def check_corpus_config(cfg: dict, fonts: list[Path], where: str = "training.corpus") -> None:
     """Stop with the key at fault when a corpus cannot be built as configured."""
     if not fonts:
         raise ConfigError(f"{where}.fonts_dir: no text fonts found (looked for {', '.join(FONT_FAMILIES)})")
@@ -183,13 +183,14 @@ def render_corpus(cfg: dict, fonts: list[Path] | None = None) -> list[CorpusItem
 
 def fonts_identity(fonts: list[Path]) -> dict[str, str]:
     """File name -> sha256 of every font a corpus is drawn with (part of the corpus key)."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in fonts}
+    return {p.name: sha256_file(p)[:16] for p in fonts}
 
 
 CORPUS_SHARD_SIZE = 1000
 # The corpus as an image set (genbench.data.imageset), so that the feature stage encodes it
 # once and the pool and retrieved copies reuse those rows. A pool carries no class: label 0.
 CORPUS_INDEX = "corpus.jsonl"
+CORPUS_INFO = "corpus_info.json"
 
 
 def write_corpus(cfg: dict, out_dir: str | Path) -> dict:
@@ -199,7 +200,6 @@ def write_corpus(cfg: dict, out_dir: str | Path) -> dict:
     ``corpus.jsonl`` (id, ``<shard>.tar@<key>.png``, label 0, caption, digit). Returns the info."""
     import json
 
-    from genbench.models.training import CORPUS_INFO
     from genbench.retrieval.build import write_pool_shard
     from genbench.retrieval.pool import shard_name
 

@@ -1,14 +1,11 @@
 """What the training stages share: the corpus as tensors, a NaN-checked loss curve, progress.
 
-The corpus is read from the shards of its img2dataset layout, in key order: ``<shard>.tar``
-with ``<key>.png`` and ``<key>.json`` (caption, and the digit really drawn, which only
-GenBench's own corpus records).
+The corpus is read through its image-set index ``corpus.jsonl`` (the image reader every
+stage uses), which also records each caption and the digit really drawn.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
 from pathlib import Path
 
@@ -16,8 +13,8 @@ import numpy as np
 import torch
 
 from genbench.core.errors import GenBenchError
+from genbench.models.corpus import CORPUS_INDEX
 
-CORPUS_INFO = "corpus_info.json"
 CURVE_POINTS = 50
 
 
@@ -65,32 +62,25 @@ def progress(steps, stage: str):
 
 
 def corpus_records(corpus_dir: str | Path) -> list[dict]:
-    """The corpus items in order: ``{"key", "caption", "digit", "png"}`` (PNG bytes)."""
-    import tarfile
+    """The corpus items in order, read through its image-set index ``corpus.jsonl``:
+    ``{"key", "caption", "digit", "png"}`` (PNG bytes)."""
+    from genbench.data.imageset import ImageSetReader
 
-    corpus_dir = Path(corpus_dir)
-    info_path = corpus_dir / CORPUS_INFO
-    if not info_path.is_file():
-        raise GenBenchError(f"{corpus_dir}: not a corpus (no {CORPUS_INFO})")
-    info = json.loads(info_path.read_text())
-    records = []
-    for shard in info["shards"]:
-        with tarfile.open(corpus_dir / f"{shard}.tar") as tar:
-            members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
-        keys = sorted({name.rsplit(".", 1)[0] for name in members})
-        for key in keys:
-            meta = json.loads(members[f"{key}.json"])
-            records.append(
-                {"key": key, "caption": meta["caption"], "digit": meta["digit"], "png": members[f"{key}.png"]}
-            )
-    return records
+    index = Path(corpus_dir) / CORPUS_INDEX
+    if not index.is_file():
+        raise GenBenchError(f"{corpus_dir}: not a corpus (no {CORPUS_INDEX})")
+    with ImageSetReader(index) as reader:
+        return [
+            {"key": r["id"], "caption": r["caption"], "digit": r["digit"], "png": reader.open_bytes(r)}
+            for r in reader.records
+        ]
 
 
 def decode_corpus_images(corpus_dir: str | Path) -> tuple[torch.Tensor, list[str], np.ndarray]:
     """(uint8 N x 3 x H x W images, N captions, N digits really drawn) of a corpus."""
-    from PIL import Image
+    from genbench.data.imageset import decode_image
 
     records = corpus_records(corpus_dir)
-    arrays = [np.asarray(Image.open(io.BytesIO(r["png"])).convert("RGB")) for r in records]
+    arrays = [np.asarray(decode_image(r["png"], f"corpus image {r['key']!r}")) for r in records]
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return images, [r["caption"] for r in records], np.array([r["digit"] for r in records])

@@ -99,7 +99,8 @@ class Plan(Graph):
         return {**copy.deepcopy(training[section]), "threads": int(training.get("threads", 1))}
 
     def _corpus(self) -> Node:
-        """The "web" corpus the trained models learn from, keyed by its config and its fonts."""
+        """The "web" corpus the trained models learn from, keyed by its config and the fonts it
+        draws with (not the other files of their folder)."""
         from genbench.models.corpus import check_corpus_config, font_files
 
         cfg = self._training("corpus")
@@ -107,7 +108,7 @@ class Plan(Graph):
         fonts = font_files(fonts_dir)
         check_corpus_config(cfg, fonts, where="training.corpus")
         params = {k: v for k, v in cfg.items() if k not in ("fonts_dir", "threads")}
-        params["fonts"] = content_key(self.fingerprint(fonts[0].parent))
+        params["fonts"] = {font.name: content_key(self.fingerprint(font)) for font in fonts}
         runtime = {"fonts_dir": str(fonts[0].parent)}
         return self.add("build_corpus", "corpus", params, {}, runtime=runtime, label="digits")
 
