@@ -12,7 +12,14 @@ from genbench.core.config import check_results_dir, validate_config
 from genbench.core.errors import GenBenchError
 from genbench.core.housekeeping import acquire_run_lock, clean_staging, describe_problems, preflight
 from genbench.plan import paths
-from genbench.plan.build import FINGERPRINTS_ENV, build_plan, load_fingerprints, save_fingerprints
+from genbench.plan.build import (
+    EVALUATION_GROUP,
+    FINGERPRINTS_ENV,
+    build_plan,
+    evaluation_group,
+    load_fingerprints,
+    save_fingerprints,
+)
 
 try:
     validate_config(config)
@@ -91,6 +98,21 @@ def runtime_of(stage):
 
 def all_targets():
     return PLAN.targets() + [f"{RESULTS}/summary.csv"]
+
+
+def get_evaluation_group(stage):
+    """Group function: the cluster group of an evaluation job, one per evaluated set.
+
+    Snakemake merges same-id groups only under ``--group-components <parent id>=<n>``, and it
+    records a parent id for wildcard strings only; a function's ids are registered here under
+    "evaluate", so the Slurm profile's ``group-components: [evaluate=...]`` applies to all."""
+
+    def group(wc):
+        group_id = evaluation_group(get_node(stage, wc))
+        workflow.parent_groupids[group_id] = EVALUATION_GROUP
+        return group_id
+
+    return group
 
 
 def gpus_for(node):

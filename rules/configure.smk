@@ -8,6 +8,8 @@ rule configure:
         manifest_of("configure"),
     log:
         log_of("configure"),
+    group:
+        "prepare"
     conda:
         "../envs/genbench.yaml"
     threads: 1

@@ -46,6 +46,8 @@ rule zeroshot_metric:
         manifest_of("zeroshot_metric"),
     log:
         log_of("zeroshot_metric"),
+    group:
+        get_evaluation_group("zeroshot_metric")
     conda:
         "../envs/genbench.yaml"
     threads: 1
@@ -63,6 +65,8 @@ rule distribution_metrics:
         manifest_of("distribution_metrics"),
     log:
         log_of("distribution_metrics"),
+    group:
+        get_evaluation_group("distribution_metrics")
     conda:
         "../envs/genbench.yaml"
     threads: 1
@@ -80,6 +84,8 @@ rule proxy_distance:
         manifest_of("proxy_distance"),
     log:
         log_of("proxy_distance"),
+    group:
+        get_evaluation_group("proxy_distance")
     conda:
         "../envs/genbench.yaml"
     threads: 1
@@ -99,6 +105,8 @@ rule elevater:
         log_of("elevater"),
     benchmark:
         paths.benchmark_pattern(RESULTS, "elevater")
+    group:
+        get_evaluation_group("elevater")
     conda:
         "../envs/genbench.yaml"
     threads: THREADS

@@ -25,6 +25,8 @@ rule pack_original:
         manifest_of("pack_original"),
     log:
         log_of("pack_original"),
+    group:
+        "subset"
     conda:
         "../envs/genbench.yaml"
     threads: 1

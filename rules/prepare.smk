@@ -8,6 +8,8 @@ rule prepare:
         manifest_of("prepare"),
     log:
         log_of("prepare"),
+    group:
+        "prepare"
     conda:
         "../envs/genbench.yaml"
     threads: 1
@@ -25,6 +27,8 @@ rule fewshot:
         manifest_of("fewshot"),
     log:
         log_of("fewshot"),
+    group:
+        "subset"
     conda:
         "../envs/genbench.yaml"
     threads: 1

@@ -145,3 +145,24 @@ def test_encode_images_rejects_single_image(tiny_clip_spec):
     with pytest.raises(GenBenchError, match="N x C x H x W"):
         encoder.encode_images(encoder.preprocess(_image(0)))
     assert encoder.images_encoded == 0
+
+
+def test_quick_gelu_follows_the_openai_tag_or_the_spec():
+    from genbench.core.config import open_clip_quick_gelu
+
+    assert open_clip_quick_gelu({"type": "open_clip", "model": "ViT-B-32", "pretrained": "openai"})
+    assert not open_clip_quick_gelu({"type": "open_clip", "model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k"})
+    assert open_clip_quick_gelu({"type": "open_clip", "model": "ViT-B-32", "pretrained": "/w.pt", "quick_gelu": True})
+    assert not open_clip_quick_gelu({"model": "ViT-B-32", "pretrained": "openai", "quick_gelu": False})
+
+
+def test_quick_gelu_spec_builds_quick_gelu_towers(tiny_clip_spec):
+    import open_clip
+
+    plain = load_encoder(tiny_clip_spec)
+    quick = load_encoder({**tiny_clip_spec, "quick_gelu": True})
+    act = quick.model.visual.transformer.resblocks[0].mlp.gelu
+    assert isinstance(act, open_clip.transformer.QuickGELU)
+    assert not isinstance(plain.model.visual.transformer.resblocks[0].mlp.gelu, open_clip.transformer.QuickGELU)
+    batch = torch.stack([plain.preprocess(_image(0))])
+    assert not torch.allclose(plain.encode_images(batch), quick.encode_images(batch))  # same weights, other activation

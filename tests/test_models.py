@@ -127,3 +127,88 @@ def test_dtype_and_hub_id_helpers():
     assert not generators.looks_local("stabilityai/stable-diffusion-2-1-base")
     assert generators.looks_local("./sd") and generators.looks_local("/abs/sd")
     assert generators.looks_local("~/sd") and generators.looks_local("a/b/c")
+
+
+def _fp16_variant_copy(tiny_sd_dir, out):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_sd_dir), torch_dtype=torch.float16)
+    pipe.save_pretrained(str(out), variant="fp16")
+    return out
+
+
+def test_fp16_variant_folder_loads_without_naming_the_variant(tiny_sd_dir, tmp_path):
+    fp16 = _fp16_variant_copy(tiny_sd_dir, tmp_path / "fp16")
+    assert (fp16 / "unet" / "diffusion_pytorch_model.fp16.safetensors").is_file()
+    assert not (fp16 / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    assert generators.weights_variant(fp16) == "fp16"
+    assert generators.weights_variant(tiny_sd_dir) is None
+    pipe = load_text_to_image_pipeline(str(fp16))
+    assert pipe.unet.dtype == torch.float32  # auto on CPU: the fp16 weights, upcast
+    reference = load_text_to_image_pipeline(str(tiny_sd_dir))
+    for name, value in reference.unet.state_dict().items():
+        assert torch.equal(pipe.unet.state_dict()[name], value.half().float()), name
+
+
+def test_mixed_weight_variants_are_an_error(tiny_sd_dir, tmp_path):
+    import shutil
+
+    fp16 = _fp16_variant_copy(tiny_sd_dir, tmp_path / "fp16")
+    weights = fp16 / "vae" / "diffusion_pytorch_model.fp16.safetensors"
+    shutil.move(weights, weights.with_name("diffusion_pytorch_model.bf16.safetensors"))
+    with pytest.raises(GenBenchError, match=r"different weight variants \['bf16', 'fp16'\]"):
+        generators.weights_variant(fp16)
+
+
+def test_hub_id_resolves_offline_from_a_cache_snapshot(tiny_sd_dir, tmp_path, monkeypatch):
+    from genbench.core.fingerprint import hub_revision
+    from genbench.models.full_size import write_hub_snapshot
+
+    hub = tmp_path / "hub"
+    snapshot = write_hub_snapshot(_fp16_variant_copy(tiny_sd_dir, tmp_path / "fp16"), hub, "someone/tiny-sd")
+    assert (snapshot / "unet" / "config.json").is_symlink()
+    for name, value in [("HF_HUB_OFFLINE", "1"), ("HF_HUB_CACHE", str(hub))]:
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub))
+    assert hub_revision("someone/tiny-sd") == snapshot.name
+    pipe = load_text_to_image_pipeline("someone/tiny-sd", scheduler="dpm++")
+    assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert pipe.scheduler.config.beta_schedule == "scaled_linear"  # from the pipeline's own config
+
+
+def test_v_prediction_survives_a_scheduler_swap(tiny_sd_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "v"
+    shutil.copytree(tiny_sd_dir, folder)
+    config_path = folder / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "prediction_type": "v_prediction"}))
+    for name in ("dpm++", "euler", "ddim"):
+        pipe = load_text_to_image_pipeline(str(folder), scheduler=name)
+        assert pipe.scheduler.config.prediction_type == "v_prediction", name
+
+
+def test_safety_checker_is_off_unless_asked(tiny_sd_dir, tmp_path):
+    from diffusers import StableDiffusionPipeline
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    tower = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 4}
+    config = CLIPConfig(
+        text_config=tower, vision_config={**tower, "image_size": 32, "patch_size": 8}, projection_dim=32
+    )
+    torch.manual_seed(0)
+    parts = StableDiffusionPipeline.from_pretrained(str(tiny_sd_dir)).components
+    parts.update(
+        safety_checker=StableDiffusionSafetyChecker(config),
+        feature_extractor=CLIPImageProcessor(crop_size=32, size={"shortest_edge": 32}),
+        requires_safety_checker=True,
+    )
+    StableDiffusionPipeline(**parts).save_pretrained(str(tmp_path / "sd"))
+    assert json.loads((tmp_path / "sd" / "model_index.json").read_text())["safety_checker"][1] == (
+        "StableDiffusionSafetyChecker"
+    )
+    assert load_text_to_image_pipeline(str(tmp_path / "sd")).safety_checker is None
+    assert load_text_to_image_pipeline(str(tmp_path / "sd"), safety_checker=True).safety_checker is not None

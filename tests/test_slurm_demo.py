@@ -4,7 +4,9 @@
 Needs the cluster of scripts/slurm/start_cluster.sh (SLURM_CONF exported) and is skipped
 with the reason otherwise. Checks that the run completes, the results are right and
 verify, and that every job really was a Slurm job: one per planned workflow job, run to
-COMPLETED, with the GPU rules submitted with one GPU and the others with none.
+COMPLETED, with the GPU rules submitted with one GPU and the others with none; and that the
+rules' job groups hold: each external set's evaluations are one Slurm job, and so are a
+dataset's configure + prepare and a K-shot subset's fewshot + pack.
 """
 
 from __future__ import annotations
@@ -25,17 +27,58 @@ pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 GPU_RULES = {"sample_shard", "features", "text_classifier"}
 LOCAL_RULES = {"all", "aggregate", "summary"}  # all: no script; the tables: localrules
-SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+# rule -> its group (rules/*.smk `group:`; "evaluate" ids are per external set)
+GROUPS = {
+    "configure": "prepare",
+    "prepare": "prepare",
+    "fewshot": "subset",
+    "pack_original": "subset",
+    "elevater": "evaluate",
+    "zeroshot_metric": "evaluate",
+    "distribution_metrics": "evaluate",
+    "proxy_distance": "evaluate",
+}
+SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 
 
 def _submissions(output: str) -> dict[str, list[dict]]:
-    """Slurm jobs of the run by rule (from the executor's submission lines + scontrol)."""
+    """Slurm jobs of the run by rule, or by group ("group:evaluate", ...), from the executor's
+    submission lines (its log folder is ``rule_<rule>`` or ``group_<group id>_<rules>``) and
+    scontrol."""
     by_rule = defaultdict(list)
     for _, slurm_id, log in SUBMITTED.findall(output):
-        info = slurm_job_info(slurm_id)
-        rule = re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", info["Comment"]).group(1)
-        by_rule[rule].append({"id": slurm_id, "log": Path(log.rstrip(".")), "info": info})
+        log = Path(log.rstrip("."))
+        folder = next(p for p in log.parts if p.startswith(("rule_", "group_")))
+        kind, name = folder.split("_", 1)
+        key = name if kind == "rule" else f"group:{re.split(r'[-_]', name, maxsplit=1)[0]}"
+        by_rule[key].append({"id": slurm_id, "log": log, "folder": folder, "info": slurm_job_info(slurm_id)})
     return by_rule
+
+
+def _expected_submissions(planned: Counter) -> Counter:
+    """One Slurm job per planned job outside the groups and the local rules, plus one per group:
+    per external set (one elevater job each), per dataset (prepare), per K-shot subset (fewshot)."""
+    expected = Counter({rule: n for rule, n in planned.items() if rule not in LOCAL_RULES | set(GROUPS)})
+    expected.update(
+        {"group:evaluate": planned["elevater"], "group:prepare": planned["prepare"], "group:subset": planned["fewshot"]}
+    )
+    return expected
+
+
+def _check_group_job(job: dict) -> None:
+    """A group job ran all its members in one Slurm job of at most the profile's 2 cores, for
+    10 minutes (slurm-ci's runtime) per layer of members that fit in them, without a GPU."""
+    info, log = job["info"], job["log"].read_text(errors="replace")
+    members = job["folder"].split("_", 1)[1]
+    ran = re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", log)
+    for rule in GROUPS:
+        if members.endswith(f"_{rule}") or f"_{rule}_" in members:
+            assert rule in ran, (rule, job["folder"], ran)
+    assert int(info["NumCPUs"]) <= 2, info
+    layers = -(-len(set(ran)) // 2) if job["folder"].startswith("group_evaluate") else len(set(ran))
+    assert info["TimeLimit"] == f"00:{10 * layers}:00", (job["folder"], info["TimeLimit"], ran)
+    tres = info.get("TresPerJob", "") + info.get("TresPerNode", "")
+    assert "gpu" not in tres, info
 
 
 @requires_slurm
@@ -83,10 +126,9 @@ def test_demo_workflow_runs_through_slurm(tmp_path):
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
-    # every planned job except the local target rule was its own Slurm job
+    # every planned job outside the groups was its own Slurm job, each group one Slurm job
     by_rule = _submissions(proc.stdout)
-    expected = Counter({rule: n for rule, n in planned.items() if rule not in LOCAL_RULES})
-    assert Counter({rule: len(jobs) for rule, jobs in by_rule.items()}) == expected
+    assert Counter({rule: len(jobs) for rule, jobs in by_rule.items()}) == _expected_submissions(planned)
     ids = [int(job["id"]) for jobs in by_rule.values() for job in jobs]
     assert len(set(ids)) == len(ids)
     # a downstream job was submitted only after its inputs' jobs had finished
@@ -104,7 +146,9 @@ def test_demo_workflow_runs_through_slurm(tmp_path):
             assert Path(info["StdOut"]).is_relative_to(tmp_path / ".snakemake" / "slurm_logs")
             assert job["log"].is_file(), job["log"]  # kept: slurm-keep-successful-logs
             tres = info.get("TresPerJob", "") + info.get("TresPerNode", "")
-            if rule in GPU_RULES:
+            if rule.startswith("group:"):
+                _check_group_job(job)
+            elif rule in GPU_RULES:
                 assert "gpu:1" in tres, (rule, info)
                 assert info["TimeLimit"] == "00:15:00", (rule, info)
             else:

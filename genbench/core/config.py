@@ -307,6 +307,13 @@ def is_tiny(spec: dict) -> bool:
     return spec.get("model") == "tiny" and spec.get("type", "open_clip") == "open_clip"
 
 
+def open_clip_quick_gelu(spec: dict) -> bool:
+    """Whether an open_clip encoder spec is built with QuickGELU: ``quick_gelu`` when given,
+    else True for ``pretrained: openai`` (OpenAI's CLIPs use it; open_clip's plain model names,
+    ViT-B-32 and so on, build GELU unless told)."""
+    return bool(spec.get("quick_gelu", spec.get("pretrained") == "openai"))
+
+
 def is_trained(spec: dict) -> bool:
     """True for {type: open_clip, model: trained}: the CLIP the workflow trains on its corpus
     (``training.encoder``); encoders only."""

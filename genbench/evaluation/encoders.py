@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genbench.core.config import looks_like_local_path
+from genbench.core.config import looks_like_local_path, open_clip_quick_gelu
 from genbench.core.errors import ConfigError, GenBenchError
 from genbench.core.fingerprint import sha256_file
 
@@ -102,12 +102,20 @@ class OpenClipEncoder(Encoder):
     ``pretrained`` is an open_clip tag (e.g. "openai", needs the weights in open_clip's
     cache on an offline machine), a local weights file, or None for random weights.
     ``config`` is an optional model config json registered with open_clip first (its file
-    stem must equal ``model_name``).
+    stem must equal ``model_name``). ``quick_gelu`` builds the towers with QuickGELU, as
+    OpenAI's weights need (``load_encoder`` sets it for ``pretrained: openai``).
     """
 
     has_text = True
 
-    def __init__(self, model_name: str, pretrained: str | None, device: str = "cpu", config: str | None = None):
+    def __init__(
+        self,
+        model_name: str,
+        pretrained: str | None,
+        device: str = "cpu",
+        config: str | None = None,
+        quick_gelu: bool = False,
+    ):
         import open_clip
 
         super().__init__(device)
@@ -115,7 +123,9 @@ class OpenClipEncoder(Encoder):
             _register_config(config, model_name)
         pretrained = _check_pretrained(model_name, pretrained)
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=pretrained, force_quick_gelu=quick_gelu
+            )
         except RuntimeError as exc:
             raise GenBenchError(
                 f"open_clip could not load model {model_name!r} with pretrained={pretrained!r}: {exc}"
@@ -285,7 +295,13 @@ def _require(spec: dict, key: str):
 
 
 def _open_clip_from_spec(spec: dict, device: str) -> Encoder:
-    return OpenClipEncoder(_require(spec, "model"), spec.get("pretrained"), device=device, config=spec.get("config"))
+    return OpenClipEncoder(
+        _require(spec, "model"),
+        spec.get("pretrained"),
+        device=device,
+        config=spec.get("config"),
+        quick_gelu=open_clip_quick_gelu(spec),
+    )
 
 
 def _inception_from_spec(spec: dict, device: str) -> Encoder:

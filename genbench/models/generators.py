@@ -104,13 +104,46 @@ def _safety_kwargs(index: dict, safety_checker: bool) -> dict:
     return {"safety_checker": None, "requires_safety_checker": False}
 
 
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def weights_variant(folder: str | Path | None) -> str | None:
+    """The weights variant a diffusers folder holds: None when its components have plain
+    weight files (``unet/diffusion_pytorch_model.safetensors``), else the variant of the
+    ``<name>.<variant>.safetensors`` files (``"fp16"`` after ``download(variant="fp16")``,
+    which leaves no plain files and which ``from_pretrained`` without ``variant=`` rejects)."""
+    if folder is None:
+        return None
+    variants = set()
+    for component in Path(folder).iterdir():
+        weights = (
+            [p.name for p in component.glob("*") if p.name.endswith(_WEIGHT_SUFFIXES)] if component.is_dir() else []
+        )
+        if not weights or any(name.count(".") == 1 for name in weights):
+            continue  # no weights (tokenizer, scheduler) or plain ones
+        variants.update(name.split(".")[-2] for name in weights)
+    if len(variants) > 1:
+        raise GenBenchError(f"{folder}: components hold different weight variants {sorted(variants)}")
+    return variants.pop() if variants else None
+
+
+def _cached_snapshot(model: str) -> Path | None:
+    """The local cache snapshot folder of hub id ``model`` (None when it is not cached)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    index = try_to_load_from_cache(model, "model_index.json")
+    return Path(index).parent if isinstance(index, str) else None
+
+
 def _from_pretrained(source: str, torch_dtype: torch.dtype, safety_checker: bool, local_files_only: bool):
     from diffusers import AutoPipelineForText2Image
 
     index = _model_index(source, local_files_only)
     kwargs = _safety_kwargs(index, safety_checker)
+    folder = Path(source) if Path(source).is_dir() else _cached_snapshot(source)
+    variant = weights_variant(folder)
     return AutoPipelineForText2Image.from_pretrained(
-        source, dtype=torch_dtype, local_files_only=local_files_only, **kwargs
+        source, dtype=torch_dtype, local_files_only=local_files_only, variant=variant, **kwargs
     )
 
 

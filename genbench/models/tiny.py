@@ -149,7 +149,8 @@ def _tiny_text_encoder():
     return CLIPTextModel(config)
 
 
-def _sd_scheduler():
+def sd_scheduler():
+    """Stable Diffusion 2.1 base's DDIM scheduler config (scaled-linear betas, epsilon)."""
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(
@@ -185,7 +186,7 @@ def build_tiny_stable_diffusion(out_dir: str | Path, seed: int = 0) -> Path:
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=_sd_scheduler(),
+        scheduler=sd_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         image_encoder=None,
@@ -246,30 +247,3 @@ def build_tiny_open_clip(out_dir: str | Path, seed: int = 0) -> dict:
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(weights_path))
     return {"type": "open_clip", "model": name, "pretrained": str(weights_path), "config": str(config_path)}
-
-
-def build_full_size_unet(seed: int = 0):
-    """Stable Diffusion 2.1-base sized UNet with random weights (for speed figures; not saved)."""
-    from diffusers import UNet2DConditionModel
-
-    torch.manual_seed(seed)
-    return UNet2DConditionModel(
-        sample_size=64,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(320, 640, 1280, 1280),
-        layers_per_block=2,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=1024,
-        attention_head_dim=(5, 10, 20, 20),
-        use_linear_projection=True,
-    )
-
-
-def build_full_size_vit_b32(seed: int = 0):
-    """open_clip ViT-B-32 with random weights (for speed figures; not saved, nothing downloaded)."""
-    import open_clip
-
-    torch.manual_seed(seed)
-    return open_clip.create_model("ViT-B-32", pretrained=None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genbench.core.config import deep_merge, is_tiny, is_trained, looks_like_local_path
+from genbench.core.config import deep_merge, is_tiny, is_trained, looks_like_local_path, open_clip_quick_gelu
 from genbench.core.errors import ConfigError
 from genbench.core.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
 from genbench.core.protocol import PAPER_CLIP_PROMPT, pack_settings
@@ -74,6 +74,8 @@ class Plan(Graph):
         model = spec.get("model")
         if isinstance(model, str) and _is_hub_id(model) and not looks_like_local_path(model):
             keyed["revision"] = hub_revision(model)
+        if spec.get("type") == "open_clip" and open_clip_quick_gelu(spec):
+            keyed["quick_gelu"] = True  # the activation the towers are built with
         return keyed
 
     def _model(self, role: str, spec: dict | None = None) -> tuple[dict, dict[str, Node], dict]:
@@ -616,6 +618,21 @@ def _evaluation_label(labels: dict) -> str:
     """``generated-lang_enc-k5-s0``, ``original-k5-s0``: which external set an evaluation is of."""
     parts = [labels["source"], labels["strategy"], f"k{labels['shots']}", f"s{labels['seed']}"]
     return "-".join(p for p in parts if p and p != "-")
+
+
+EVALUATION_GROUP = "evaluate"
+EVALUATION_STAGES = ("elevater", "zeroshot_metric", "distribution_metrics", "proxy_distance")
+
+
+def evaluation_group(node: Node) -> str:
+    """The cluster group of an evaluation job: ``evaluate-<dataset>-<set label>``.
+
+    Every evaluation of one external set (its probe, CLER, distribution metrics, PAD and the
+    extra encoders' metrics) shares the id, so a cluster run with
+    ``--group-components evaluate=<n>`` submits them as one Slurm job instead of one each."""
+    if node.stage not in EVALUATION_STAGES:
+        raise ValueError(f"{node.stage} is not an evaluation stage ({', '.join(EVALUATION_STAGES)})")
+    return f"{EVALUATION_GROUP}-{node.scope}-{_evaluation_label(node.params['labels'])}"
 
 
 def _is_hub_id(value: str) -> bool:
