@@ -181,3 +181,58 @@ def test_bad_filter_and_truncated_prompts(pipe, tmp_path):
     assert not os.path.exists(tmp_path / "x.tar")
     stats = sample_shard(pipe, rows, tmp_path / "x.tar", batch_size=1, resize_filter="lanczos", **SETTINGS)
     assert stats["truncated_prompts"] == 1
+
+
+def _with_speed_options(model_dir, **options):
+    from genbench.models.generators import apply_speed_options
+
+    return apply_speed_options(load_text_to_image_pipeline(str(model_dir)), **options)
+
+
+@pytest.fixture(scope="module")
+def tiny_sd_dir(tmp_path_factory):
+    return build_tiny_stable_diffusion(tmp_path_factory.mktemp("tiny_sd_speed"), seed=0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"attention": "eager"},
+        {"channels_last": True},
+        pytest.param({"compile": True}, marks=pytest.mark.workflow, id="compile (about a minute)"),
+    ],
+    ids=str,
+)
+def test_speed_options_change_pixels_by_at_most_one_level(tiny_sd_dir, plan, tmp_path, options):
+    """On CPU: eager attention vs SDPA, NHWC vs NCHW and the compiled UNet differ from the
+    default in float32 by about 1e-6, so a PNG pixel moves by at most one level of 255."""
+    sample_shard(_with_speed_options(tiny_sd_dir), plan, tmp_path / "default.tar", batch_size=3, **SETTINGS)
+    sample_shard(_with_speed_options(tiny_sd_dir, **options), plan, tmp_path / "fast.tar", batch_size=3, **SETTINGS)
+    default, fast = tar_pixels(tmp_path / "default.tar"), tar_pixels(tmp_path / "fast.tar")
+    assert default.keys() == fast.keys()
+    for name in default:
+        assert np.abs(default[name].astype(int) - fast[name].astype(int)).max() <= 1, (options, name)
+
+
+def test_unknown_attention_names_the_key(pipe):
+    from genbench.models.generators import apply_speed_options
+
+    with pytest.raises(ConfigError, match=r"generation.attention: unknown 'flash'; valid: sdpa, eager"):
+        apply_speed_options(pipe, attention="flash")
+
+
+def test_speed_options_are_keyed_only_off_their_defaults(tmp_path):
+    from workflow_helpers import quick_config
+
+    from genbench.core.config import load_run_config
+    from genbench.plan.build import build_plan
+
+    def sample_keys(**generation):
+        config = load_run_config([quick_config(tmp_path, generation={"steps": 2, **generation})])
+        config["results_dir"] = str(tmp_path / "results")
+        return {n.label: n.key for n in build_plan(config).nodes.values() if n.stage == "sample_images"}
+
+    base = sample_keys()
+    assert sample_keys(attention="sdpa", channels_last=False, compile=False) == base
+    assert set(sample_keys(channels_last=True).values()).isdisjoint(base.values())
+    assert set(sample_keys(attention="eager").values()).isdisjoint(base.values())

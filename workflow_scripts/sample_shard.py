@@ -5,8 +5,9 @@ import json
 from loguru import logger
 
 from genbench.core.artifacts import write_part_manifest
+from genbench.core.config import SAMPLING_SPEED_DEFAULTS
 from genbench.generation.sampling import sample_shard, split_into_shards
-from genbench.models.generators import load_text_to_image_pipeline
+from genbench.models.generators import apply_speed_options, load_text_to_image_pipeline
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)
@@ -21,6 +22,7 @@ pipe = load_text_to_image_pipeline(
     scheduler=p["scheduler"],
     safety_checker=p["safety_checker"],
 )
+apply_speed_options(pipe, **{k: p.get(k, default) for k, default in SAMPLING_SPEED_DEFAULTS.items()})
 if job.has_input("embeddings"):  # textual-inversion strategies: one learned token per class
     from genbench.generation.textual_inversion import load_learned_embeds
 

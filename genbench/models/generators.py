@@ -186,3 +186,27 @@ def load_text_to_image_pipeline(
         pipe.scheduler = sched_cls.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+ATTENTION_PROCESSORS = {"sdpa": "AttnProcessor2_0", "eager": "AttnProcessor"}
+
+
+def apply_speed_options(pipe, *, attention: str = "sdpa", channels_last: bool = False, compile: bool = False):
+    """Set a pipeline's speed options in place and return it.
+
+    ``attention``: "sdpa" (torch's scaled_dot_product_attention, diffusers' default on torch 2,
+    flash / memory-efficient kernels on CUDA) or "eager" (softmax(QK^T / sqrt(d)) V written out).
+    ``channels_last``: UNet and VAE weights and activations in NHWC (faster convolutions on
+    tensor cores). ``compile``: the UNet wrapped by ``torch.compile`` (the first batch compiles).
+    """
+    import diffusers.models.attention_processor as processors
+
+    if attention not in ATTENTION_PROCESSORS:
+        raise ConfigError(f"generation.attention: unknown {attention!r}; valid: {', '.join(ATTENTION_PROCESSORS)}")
+    pipe.unet.set_attn_processor(getattr(processors, ATTENTION_PROCESSORS[attention])())
+    if channels_last:
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    if compile:
+        pipe.unet = torch.compile(pipe.unet)
+    return pipe

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genbench.core.config import deep_merge, is_tiny, is_trained, looks_like_local_path, open_clip_quick_gelu
+from genbench.core.config import (
+    SAMPLING_SPEED_DEFAULTS,
+    deep_merge,
+    is_tiny,
+    is_trained,
+    looks_like_local_path,
+    open_clip_quick_gelu,
+)
 from genbench.core.errors import ConfigError
 from genbench.core.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
 from genbench.core.protocol import PAPER_CLIP_PROMPT, pack_settings
@@ -479,6 +486,7 @@ class Plan(Graph):
                 )
             },
             "num_images": total,
+            **_speed_params(gen),
         }
         node = self.add(
             "sample_images",
@@ -604,6 +612,11 @@ def resolve_user_file(path: str) -> Path:
         if candidate.is_file():
             return candidate
     raise ConfigError(f"file {path} not found (looked in {', '.join(str(c) for c in candidates)})")
+
+
+def _speed_params(gen: dict) -> dict:
+    """The sampling speed options that differ from their defaults (keyed: kernels change bits)."""
+    return {k: gen[k] for k, default in SAMPLING_SPEED_DEFAULTS.items() if k in gen and gen[k] != default}
 
 
 def _scale_params(metrics: dict) -> dict:
