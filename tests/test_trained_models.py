@@ -114,6 +114,14 @@ def test_a_fonts_dir_without_fonts_is_refused_naming_the_key(tmp_path):
         checked_plan(config)
 
 
+def test_a_model_config_for_another_image_size_is_refused_at_plan_time():
+    config = default_config()
+    config["models"]["encoder"] = {"type": "open_clip", "model": "trained"}
+    config["training"]["encoder"]["model_config"]["vision_cfg"]["image_size"] = 64
+    with pytest.raises(ConfigError, match=r"training\.encoder\.model_config\.vision_cfg\.image_size: 64 differs"):
+        checked_plan(config)
+
+
 def test_trained_is_only_for_the_encoder():
     config = default_config()
     config["models"]["generator"] = {"model": "trained"}

@@ -111,6 +111,23 @@ def check_corpus_config(cfg: dict, fonts: list[Path], where: str = "training.cor
         raise ConfigError(f"{where}.image_size: must be at least 16 pixels, got {cfg['image_size']}")
 
 
+def encoder_model_config(cfg: dict, image_size: int) -> dict:
+    """The open_clip model config of ``cfg["model_config"]`` (``embed_dim``, ``vision_cfg``,
+    ``text_cfg``; a ``vision_cfg.layers`` list gives open_clip's ModifiedResNet, an int a ViT),
+    checked against the corpus image size (here, not in train_encoder.py, so that the plan
+    checks it without importing torch)."""
+    config = cfg.get("model_config")
+    if not isinstance(config, dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= set(config):
+        raise ConfigError("training.encoder.model_config: needs embed_dim, vision_cfg and text_cfg")
+    size = config["vision_cfg"].get("image_size")
+    if size != image_size:
+        raise ConfigError(
+            f"training.encoder.model_config.vision_cfg.image_size: {size} differs from the corpus "
+            f"image size {image_size} (training.corpus.image_size)"
+        )
+    return config
+
+
 def _draw_digit(digit: int, font_path: Path, rng: np.random.Generator, size: int) -> tuple[Image.Image, dict]:
     """One printed digit on a plain background: (RGB image of ``size`` px, what was drawn)."""
     names = list(COLOURS)

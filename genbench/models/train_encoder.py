@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genbench.core.errors import ConfigError
+from genbench.models.corpus import encoder_model_config
 from genbench.models.tiny import register_open_clip_config
 from genbench.models.training import LossCurve, decode_corpus_images, progress
 
@@ -32,22 +32,6 @@ ENCODER_NAME = "genbench-corpus-clip"
 ENCODER_WEIGHTS = "open_clip_model.safetensors"
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def encoder_model_config(cfg: dict, image_size: int) -> dict:
-    """The open_clip model config of ``cfg["model_config"]`` (``embed_dim``, ``vision_cfg``,
-    ``text_cfg``; a ``vision_cfg.layers`` list gives open_clip's ModifiedResNet, an int a ViT),
-    checked against the corpus image size."""
-    config = cfg.get("model_config")
-    if not isinstance(config, dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= set(config):
-        raise ConfigError("training.encoder.model_config: needs embed_dim, vision_cfg and text_cfg")
-    size = config["vision_cfg"].get("image_size")
-    if size != image_size:
-        raise ConfigError(
-            f"training.encoder.model_config.vision_cfg.image_size: {size} differs from the corpus "
-            f"image size {image_size} (training.corpus.image_size)"
-        )
-    return config
 
 
 def _normalise(images: torch.Tensor) -> torch.Tensor:

@@ -95,7 +95,12 @@ class Plan(Graph):
             node = self.add("build_models", role, {"kind": f"tiny_{role}", "seed": seed}, {}, label="tiny")
             return {"tiny": True, **({"seed": seed} if seed else {})}, {role: node}, {"built": True}
         if is_trained(spec):
-            node = self.add("train_encoder", role, self._training("encoder"), {"corpus": self._corpus()}, label="clip")
+            from genbench.models.corpus import encoder_model_config
+
+            corpus = self._corpus()
+            params = self._training("encoder")
+            encoder_model_config(params, int(corpus.params["image_size"]))  # a mismatch stops the plan
+            node = self.add("train_encoder", role, params, {"corpus": corpus}, label="clip")
             return {"trained": node.key}, {role: node}, {"built": True}
         return self.model_identity(spec), {}, dict(spec)
 
