@@ -232,3 +232,18 @@ def test_pool_from_features_reuses_image_features_and_encodes_only_captions(tmp_
         for kind in ("image", "text"):
             np.testing.assert_allclose(a.embeddings(kind, shard), b.embeddings(kind, shard), atol=1e-5)
         assert a.metadata(shard) == b.metadata(shard)
+
+
+def test_pool_source_names_the_index_and_the_captions(tmp_path):
+    from types import SimpleNamespace
+
+    from genbench.retrieval.build import pool_source
+
+    index, captions = pool_source("corpus", tmp_path)
+    assert index == tmp_path / "corpus.jsonl" and captions({"caption": "a bold 7"}) == "a bold 7"
+    info = SimpleNamespace(templates=["a photo of the number: {}."], classes=["zero", "one"])
+    index, captions = pool_source("first_template", tmp_path, info)
+    assert index == tmp_path / "train.jsonl"
+    assert captions == {0: "a photo of the number: zero.", 1: "a photo of the number: one."}
+    with pytest.raises(GenBenchError, match="unknown pool source 'laion'"):
+        pool_source("laion", tmp_path)

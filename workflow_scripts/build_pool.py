@@ -5,18 +5,13 @@ image set's features (already computed): no image is encoded again."""
 
 from genbench.evaluation.encoders import load_encoder
 from genbench.evaluation.features import load_features
-from genbench.models.corpus import CORPUS_INDEX
-from genbench.retrieval.build import build_pool_from_features
+from genbench.retrieval.build import build_pool_from_features, pool_source
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)
 encoder = load_encoder(job.encoder_spec())
-if job.params["captions"] == "corpus":
-    index, captions = job.input_dir("images") / CORPUS_INDEX, lambda record: record["caption"]
-else:
-    info = job.dataset_info()
-    index = job.input_dir("images") / "train.jsonl"
-    captions = {label: info.templates[0].format(name) for label, name in enumerate(info.classes)}
+corpus = job.params["captions"] == "corpus"
+index, captions = pool_source(job.params["captions"], job.input_dir("images"), None if corpus else job.dataset_info())
 with job.writer() as w:
     summary = build_pool_from_features(index, load_features(job.input_dir("features")), captions, w.dir, encoder)
     w.summary.update(summary, images_encoded=encoder.images_encoded)

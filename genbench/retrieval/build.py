@@ -300,3 +300,22 @@ def build_pool_from_index(
             (reader.open_bytes(r), _caption_for(captions, r), pool_key_for(r["id"]), r["path"]) for r in reader.records
         ]
     return build_pool(items, out_dir, encoder, shard_size=shard_size, batch_size=batch_size)
+
+
+def pool_source(kind: str, images_dir: Path, info=None) -> tuple[Path, object]:
+    """(image-set index, captions) of a pool built from images the workflow has.
+
+    ``kind`` (the pool's keyed ``captions`` param) "corpus": the training corpus's index
+    (``corpus.jsonl``), each image captioned by its own alt text; "first_template": the
+    dataset's train split (``train.jsonl``), each image
+    captioned by the dataset's first template filled with its class name (``info``: the
+    dataset's DatasetInfo). Captions are a callable of the record, or a label -> text dict.
+    """
+    from genbench.models.corpus import CORPUS_INDEX
+
+    if kind == "corpus":
+        return Path(images_dir) / CORPUS_INDEX, lambda record: record["caption"]
+    if kind == "first_template":
+        captions = {label: info.templates[0].format(name) for label, name in enumerate(info.classes)}
+        return Path(images_dir) / "train.jsonl", captions
+    raise GenBenchError(f"build_pool: unknown pool source {kind!r} (corpus or first_template)")
