@@ -20,15 +20,13 @@ Run: .venv/bin/python benchmarks/slurm_jobs.py
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
+from plan import timed_dry_run as dry_run  # benchmarks/plan.py: snakemake -n in a fresh temp dir
+
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 PROFILE = ROOT / "profiles" / "slurm"
 LOCAL_RULES = {"all", "aggregate", "summary"}
 CONFIGS = {"demo": [], "full plan": ["--configfile", str(ROOT / "configs" / "genbench.yaml")]}
@@ -36,18 +34,6 @@ ONE_RULE = 'rule all:\n    output: "done.txt"\n    shell: "touch {output}"\n'
 TOP_LEVEL_RULE = re.compile(r"^(?:localrule|rule) (\w+):$", re.MULTILINE)
 GROUP_JOB = re.compile(r"Group job (\S+) \(jobs in", re.MULTILINE)
 MEMBER_RULE = re.compile(r"^\s+(?:localrule|rule) (\w+):$", re.MULTILINE)
-
-
-def dry_run(snakefile: Path, extra: list[str]) -> tuple[float, str]:
-    """(wall seconds, output) of ``snakemake -n`` in a fresh temp directory."""
-    with tempfile.TemporaryDirectory(prefix="genbench-slurm-jobs-") as workdir:
-        cmd = [str(SNAKEMAKE), "-n", "--snakefile", str(snakefile), "--directory", workdir, *extra]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
-        seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"dry run failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    return seconds, proc.stdout + proc.stderr
 
 
 def submissions(output: str) -> dict:
