@@ -225,3 +225,23 @@ def test_the_corpus_is_keyed_by_the_fonts_it_draws_with(tmp_path):
     used = sorted(fonts.glob("*.ttf"))[0]
     used.write_bytes(used.read_bytes() + b"\0")
     assert corpus_key() != before
+
+
+@pytest.mark.parametrize(
+    "name, style",
+    [
+        ("DejaVuSans-BoldOblique.ttf", "italic bold sans-serif"),
+        ("DejaVuSerif-Italic.ttf", "italic serif"),
+        ("STIXGeneralBol.ttf", "bold serif"),
+        ("STIXGeneralBolIta.ttf", "italic bold serif"),
+        ("STIXGeneralItalic.ttf", "italic serif"),
+        ("cmb10.ttf", "bold serif"),
+        ("cmtt10.ttf", "typewriter"),
+    ],
+)
+def test_captions_name_the_face_each_font_file_draws(name, style):
+    from pathlib import Path
+
+    from genbench.models.corpus import _style_of
+
+    assert _style_of(Path(name)) == style

@@ -91,9 +91,10 @@ def _style_of(font: Path) -> str:
     family = next(f for f in sorted(FONT_FAMILIES, key=len, reverse=True) if font.stem.startswith(f))
     style = FONT_FAMILIES[family]
     suffix = font.stem[len(family) :].lower()
-    if "bold" in suffix and "bold" not in style:
+    # face suffixes: DejaVu's "-Bold", "-Oblique", "-BoldItalic"; STIX's "Bol", "Ita", "BolIta"
+    if "bol" in suffix and "bold" not in style:
         style = f"bold {style}"
-    if ("oblique" in suffix or "italic" in suffix) and "italic" not in style:
+    if ("oblique" in suffix or "ita" in suffix) and "italic" not in style:
         style = f"italic {style}"
     return style
 

@@ -20,7 +20,7 @@ from genbench.plan import paths
 # stage (and everything downstream) then gets a new key and is rebuilt beside the old one.
 STAGE_VERSIONS = {
     "build_models": 1,
-    "build_corpus": 2,  # 2: corpus.jsonl, the corpus as an image set
+    "build_corpus": 3,  # 2: corpus.jsonl, the corpus as an image set; 3: STIX bold/italic captions
     "train_encoder": 1,
     "configure": 1,
     "prepare": 2,  # 2: zip members marked as regular files (one zip-member helper)
