@@ -115,6 +115,29 @@ def get_evaluation_group(stage):
     return group
 
 
+def get_training_threads(section):
+    """Threads of a training stage: ``training.<section>.threads``, else ``training.threads``
+    (keyed: torch's CPU reductions, hence the weights, depend on the thread count)."""
+    training = config.get("training", {})
+    return int((training.get(section) or {}).get("threads", training.get("threads", 1)))
+
+
+TRAINING_STAGES = ("train_encoder", "train_vae", "train_generator", "train_text2text")
+
+
+def get_training_jobs():
+    """Where each training job's time is recorded: its benchmark file and its log."""
+    return [
+        {
+            "stage": node.stage,
+            "benchmark": paths.benchmark_pattern(RESULTS, node.stage).format(scope=node.scope, folder=node.folder),
+            "log": paths.log_pattern(RESULTS, node.stage).format(scope=node.scope, folder=node.folder),
+        }
+        for stage in TRAINING_STAGES
+        for node in PLAN.by_stage(stage)
+    ]
+
+
 def gpus_for(node):
     """GPUs a job asks for (Slurm: --gpus): one when the artifact's device is CUDA."""
     device = str(node.params.get("device", "cpu"))

@@ -102,7 +102,7 @@ def test_overlay_config_validates_and_sets_the_three_keys(tmp_path):
     config = load_run_config([str(path)])  # default config + overlay passes the schema
     assert config["datasets"] == ["digits", "cifar-10"] and config["strategies"] == ["lang_enc"]
     assert config["results_dir"] == "work_dirs"
-    assert config["generation"]["steps"] == 4  # the rest comes from the default config
+    assert config["generation"]["steps"] == 20  # the rest comes from the default config
 
 
 @pytest.mark.parametrize(

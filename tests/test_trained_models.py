@@ -122,10 +122,12 @@ def test_a_model_config_for_another_image_size_is_refused_at_plan_time():
         checked_plan(config)
 
 
-def test_trained_is_only_for_the_encoder():
+def test_trained_is_for_the_encoder_generator_and_text2text_only():
     config = default_config()
-    config["models"]["generator"] = {"model": "trained"}
-    with pytest.raises(ConfigError, match=r"models\.generator"):
+    assert all(config["models"][role]["model"] == "trained" for role in ("encoder", "generator", "text2text"))
+    validate_config(config)
+    config["metrics"]["extra_encoders"] = [{"type": "open_clip", "model": "trained"}]
+    with pytest.raises(ConfigError, match=r"metrics\.extra_encoders\[0\]"):
         validate_config(config)
 
 

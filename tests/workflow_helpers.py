@@ -19,13 +19,25 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 
 def quick_config(workdir: Path, **overrides) -> Path:
     """A demo config small enough for tests (2 strategies, few images, short probe search,
-    the tiny random encoder instead of the trained one and the train split as the pool)."""
+    tiny random models instead of the trained ones and the train split as the pool)."""
     config = {
         "results_dir": "results",
         "datasets": ["digits"],
-        "models": {"encoder": {"type": "open_clip", "model": "tiny"}},
+        "models": {
+            "encoder": {"type": "open_clip", "model": "tiny"},
+            "generator": {"model": "tiny"},
+            "text2text": {"model": "tiny"},
+        },
         "retrieval": {"pool": "train_split"},
-        "generation": {"images_per_class": 4, "shard_size": 20, "steps": 2, "batch_size": 8},
+        "generation": {
+            "images_per_class": 4,
+            "shard_size": 20,
+            "steps": 2,
+            "batch_size": 8,
+            "height": 32,
+            "width": 32,
+        },
+        "textual_inversion": {"steps": 10, "batch_size": 2, "resolution": 32},
         "strategies": ["simple_template", "descriptions"],
         "strategy_params": {"descriptions": {"file": str(REPO / "demo/descriptions.json")}},
         "fewshot": {"shots": [3], "seeds": [0]},

@@ -320,8 +320,8 @@ def open_clip_quick_gelu(spec: dict) -> bool:
 
 
 def is_trained(spec: dict) -> bool:
-    """True for {type: open_clip, model: trained}: the CLIP the workflow trains on its corpus
-    (``training.encoder``); encoders only."""
+    """True for {model: trained} ({type: open_clip, model: trained} for the encoder): a model
+    the workflow trains on its corpus (``training.encoder``, ``generator``, ``text2text``)."""
     return spec.get("model") == "trained" and spec.get("type", "open_clip") == "open_clip"
 
 
@@ -330,10 +330,13 @@ def is_built(spec: dict) -> bool:
     return is_tiny(spec) or is_trained(spec)
 
 
+TRAINED_ROLES = ("encoder", "generator", "text2text")  # what the workflow can train on its corpus
+
+
 def _model_problems(key: str, role: str, spec: dict) -> list[str]:
     """A model spec names what it needs, and each of its local-looking paths exists."""
-    if is_trained(spec) and role != "encoder":
-        return [_problem(key, "{model: trained} is only for models.encoder (the CLIP trained on the corpus)")]
+    if is_trained(spec) and role not in TRAINED_ROLES:
+        return [_problem(key, "{model: trained} is only for models.encoder, generator and text2text")]
     if is_built(spec):
         return []
     if role in ("generator", "text2text") and not spec.get("model"):

@@ -1,14 +1,16 @@
 """The "web" corpus: a stand-in for LAION that the workflow builds in code from real fonts.
 
 Each item is a printed digit, drawn with one of the text fonts matplotlib ships (DejaVu,
-STIX, Computer Modern), at a random size, rotation, stroke, position, colour and background,
-some of them rendered at low resolution and blown up (pixel-art digits), and captioned the
-way alt-texts are: "the number 7 in bold serif type", "a sign with a seven on it". A
-configured fraction of captions names the wrong digit, as web captions do.
+STIX, Computer Modern), at a random size, rotation, stroke and position, in a foreground and a
+background colour drawn from the configured palette (``colours``), some of them rendered at
+low resolution and blown up (pixel-art digits), and captioned the way alt-texts are: "the
+number 7 in bold serif type", "a sign with a seven on it". A configured fraction of captions
+names the wrong digit, as web captions do.
 
-The corpus is the pretraining set of the trained encoder (and of the trained generator to come)
-and the retrieval pool of the demo. The benchmark's target stays the real *handwritten* digits, whose test split no
-training ever sees: printed vs handwritten is a real domain gap.
+The corpus is the pretraining set of every model the workflow trains (the CLIP, the VAE and
+UNet of the generator, the T5 of ``model_enc``) and the retrieval pool of the demo. The
+benchmark's target stays the real *handwritten* digits, whose test split no training ever
+sees: printed vs handwritten is a real domain gap.
 
 Everything is drawn from one ``numpy.random.default_rng(seed)``, so one config gives the same
 images (PNG bytes) and captions on every machine with the same fonts and Pillow.
@@ -99,8 +101,21 @@ def _style_of(font: Path) -> str:
     return style
 
 
+def corpus_palette(cfg: dict, where: str = "training.corpus") -> list[str]:
+    """The colour names a corpus draws foregrounds and backgrounds from (``cfg["colours"]``, all
+    of ``COLOURS`` when absent): at least two, since a digit never has its background's colour."""
+    names = list(cfg.get("colours") or COLOURS)
+    unknown = [n for n in names if n not in COLOURS]
+    if unknown:
+        raise ConfigError(f"{where}.colours: unknown colour(s) {unknown}; valid: {list(COLOURS)}")
+    if len(set(names)) < 2:
+        raise ConfigError(f"{where}.colours: needs at least two different colours, got {names}")
+    return list(dict.fromkeys(names))
+
+
 def check_corpus_config(cfg: dict, fonts: list[Path], where: str = "training.corpus") -> None:
     """Stop with the key at fault when a corpus cannot be built as configured."""
+    corpus_palette(cfg, where)
     if not fonts:
         raise ConfigError(f"{where}.fonts_dir: no text fonts found (looked for {', '.join(FONT_FAMILIES)})")
     rate = cfg["caption_error_rate"]
@@ -129,9 +144,11 @@ def encoder_model_config(cfg: dict, image_size: int) -> dict:
     return config
 
 
-def _draw_digit(digit: int, font_path: Path, rng: np.random.Generator, size: int) -> tuple[Image.Image, dict]:
-    """One printed digit on a plain background: (RGB image of ``size`` px, what was drawn)."""
-    names = list(COLOURS)
+def _draw_digit(
+    digit: int, font_path: Path, rng: np.random.Generator, size: int, names: list[str]
+) -> tuple[Image.Image, dict]:
+    """One printed digit on a plain background of colour names ``names``: (RGB image of
+    ``size`` px, what was drawn)."""
     background = names[rng.integers(len(names))]
     foreground = background
     while foreground == background:
@@ -179,10 +196,11 @@ def _png(image: Image.Image) -> bytes:
 
 def render_corpus(cfg: dict, fonts: list[Path] | None = None) -> list[CorpusItem]:
     """The corpus of ``cfg`` (``images_per_digit``, ``image_size``, ``caption_error_rate``,
-    ``seed``; optional ``fonts_dir``): 10 x images_per_digit captioned PNG images, in a
-    seeded shuffled order. A wrong caption names another digit than the one drawn."""
+    ``seed``; optional ``fonts_dir`` and ``colours``): 10 x images_per_digit captioned PNG
+    images, in a seeded shuffled order. A wrong caption names another digit than the one drawn."""
     fonts = fonts if fonts is not None else font_files(cfg.get("fonts_dir"))
     check_corpus_config(cfg, fonts)
+    palette = corpus_palette(cfg)
     rng = np.random.default_rng(int(cfg["seed"]))
     size = int(cfg["image_size"])
     digits = np.repeat(np.arange(10), int(cfg["images_per_digit"]))
@@ -190,7 +208,7 @@ def render_corpus(cfg: dict, fonts: list[Path] | None = None) -> list[CorpusItem
     items = []
     for number, digit in enumerate(digits.tolist()):
         font = fonts[rng.integers(len(fonts))]
-        image, colours = _draw_digit(digit, font, rng, size)
+        image, colours = _draw_digit(digit, font, rng, size, palette)
         named = digit
         if rng.random() < float(cfg["caption_error_rate"]):
             named = int((digit + rng.integers(1, 10)) % 10)
@@ -215,7 +233,8 @@ def write_corpus(cfg: dict, out_dir: str | Path) -> dict:
     """Render the corpus of ``cfg`` into ``out_dir`` in the img2dataset layout (``00000.tar``
     with ``<key>.png``, ``<key>.txt``, ``<key>.json`` holding also the digit really drawn, and
     ``metadata/metadata_<shard>.parquet``), plus ``corpus_info.json`` and the image-set index
-    ``corpus.jsonl`` (id, ``<shard>.tar@<key>.png``, label 0, caption, digit). Returns the info."""
+    ``corpus.jsonl`` (id, ``<shard>.tar@<key>.png``, label 0, caption, the digit drawn and the
+    digit the caption names). Returns the info."""
     import json
 
     from genbench.retrieval.build import write_pool_shard
@@ -235,7 +254,7 @@ def write_corpus(cfg: dict, out_dir: str | Path) -> dict:
             [i.caption for i in part],
             [i.png for i in part],
             urls=[f"genbench://corpus/{i.key}" for i in part],
-            extra=[{"digit": i.digit} for i in part],
+            extra=[{"digit": i.digit, "named": i.named} for i in part],
         )
     index = [
         {
@@ -244,6 +263,7 @@ def write_corpus(cfg: dict, out_dir: str | Path) -> dict:
             "label": 0,
             "caption": item.caption,
             "digit": item.digit,
+            "named": item.named,
         }
         for number, item in enumerate(items)
     ]
@@ -254,6 +274,7 @@ def write_corpus(cfg: dict, out_dir: str | Path) -> dict:
         "count": len(items),
         "shards": shards,
         "image_size": int(cfg["image_size"]),
+        "colours": corpus_palette(cfg),
         "fonts": fonts_identity(fonts),
         "captions_wrong": wrong,
     }

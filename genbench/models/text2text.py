@@ -1,8 +1,9 @@
 """Text-to-text models for the ``model_enc`` prompt strategy.
 
 A real run points ``load_text2text`` at a T5 "common-gen" checkpoint (a model id or local
-directory). Tests and the demo use ``build_tiny_text2text``: a tiny randomly initialised T5
-with a word-level tokenizer built offline. It writes gibberish, which is fine for plumbing.
+directory). The demo trains its own on the corpus captions (``genbench.models.train_text2text``).
+Tests use ``build_tiny_text2text``: a tiny randomly initialised T5 with a word-level tokenizer
+built offline. It writes gibberish, which is fine for plumbing.
 """
 
 from __future__ import annotations
@@ -25,16 +26,19 @@ TINY_WORDS = (
 SPECIAL_TOKENS = ["<pad>", "</s>", "<unk>"]
 
 
-def _build_tokenizer():
+def word_tokenizer(words, split_punctuation: bool = True):
+    """A word-level T5-style tokenizer: ``SPECIAL_TOKENS`` (pad 0, ``</s>`` 1, unk 2), then
+    ``words`` in order, lower-cased, each sentence ending in ``</s>``. Words are split at
+    whitespace, and at punctuation too when ``split_punctuation``."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
-    for word in dict.fromkeys(TINY_WORDS):
-        vocab[word] = len(vocab)
+    for word in dict.fromkeys(words):
+        vocab.setdefault(word, len(vocab))
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.normalizer = normalizers.Lowercase()
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.pre_tokenizer = pre_tokenizers.Whitespace() if split_punctuation else pre_tokenizers.WhitespaceSplit()
     backend.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", vocab["</s>"])]
     )
@@ -48,7 +52,7 @@ def build_tiny_text2text(out_dir, seed: int = 0) -> Path:
     from transformers import T5Config, T5ForConditionalGeneration
 
     out_dir = Path(out_dir)
-    tokenizer = _build_tokenizer()
+    tokenizer = word_tokenizer(TINY_WORDS)
     config = T5Config(
         vocab_size=len(tokenizer),
         d_model=32,

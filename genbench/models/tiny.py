@@ -72,8 +72,11 @@ def clip_vocab_and_merges(bpe_path: str | Path | None = None) -> tuple[dict[str,
     return {tok: i for i, tok in enumerate(tokens)}, merges
 
 
-def build_tiny_tokenizer(out_dir: str | Path):
+def build_tiny_tokenizer(out_dir: str | Path, model_max_length: int = CLIP_CONTEXT_LENGTH):
     """Write CLIP's tokenizer (vocab.json + merges.txt) to ``out_dir`` and load it back.
+
+    ``model_max_length``: the context every prompt is padded or cut to (77 in CLIP and Stable
+    Diffusion; a text tower trained with a shorter context takes its own).
 
     Loads with ``CLIPTokenizer.from_pretrained(out_dir)``: with transformers 5, passing
     ``vocab_file=`` to the constructor silently yields a 2-token tokenizer. The pad token is
@@ -87,10 +90,10 @@ def build_tiny_tokenizer(out_dir: str | Path):
     (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
     (out_dir / "tokenizer_config.json").write_text(
-        json.dumps({"model_max_length": CLIP_CONTEXT_LENGTH, "pad_token": "!", "tokenizer_class": "CLIPTokenizer"}),
+        json.dumps({"model_max_length": model_max_length, "pad_token": "!", "tokenizer_class": "CLIPTokenizer"}),
         encoding="utf-8",
     )
-    tokenizer = CLIPTokenizer.from_pretrained(str(out_dir), model_max_length=CLIP_CONTEXT_LENGTH, pad_token="!")
+    tokenizer = CLIPTokenizer.from_pretrained(str(out_dir), model_max_length=model_max_length, pad_token="!")
     if len(tokenizer) != CLIP_VOCAB_SIZE:
         raise GenBenchError(f"tokenizer in {out_dir} has {len(tokenizer)} tokens, expected {CLIP_VOCAB_SIZE}")
     return tokenizer

@@ -26,7 +26,7 @@ import torch
 
 from genbench.models.corpus import encoder_model_config
 from genbench.models.tiny import register_open_clip_config
-from genbench.models.training import LossCurve, decode_corpus_images, progress
+from genbench.models.training import LossCurve, decode_corpus_images, one_cycle_adamw, progress
 
 ENCODER_NAME = "genbench-corpus-clip"
 ENCODER_WEIGHTS = "open_clip_model.safetensors"
@@ -70,8 +70,7 @@ def train_encoder(corpus_dir: str | Path, cfg: dict, out_dir: str | Path, stage:
     tokens = tokenizer(captions)
     pixels = _normalise(images)
     steps, batch = int(cfg["steps"]), min(int(cfg["batch_size"]), len(pixels))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(cfg["lr"]), total_steps=steps, pct_start=0.1)
+    optimizer, schedule = one_cycle_adamw(model.parameters(), float(cfg["lr"]), steps, float(cfg["weight_decay"]))
     order = torch.Generator().manual_seed(int(cfg["seed"]))
     curve = LossCurve(stage)
     model.train()

@@ -1,4 +1,5 @@
-"""What the training stages share: the corpus as tensors, a NaN-checked loss curve, progress.
+"""What the training stages share: the corpus as tensors, a NaN-checked loss curve, progress,
+the optimiser and its schedule, and an exponential moving average of weights.
 
 The corpus is read through its image-set index ``corpus.jsonl`` (the image reader every
 stage uses), which also records each caption and the digit really drawn.
@@ -63,7 +64,8 @@ def progress(steps, stage: str):
 
 def corpus_records(corpus_dir: str | Path) -> list[dict]:
     """The corpus items in order, read through its image-set index ``corpus.jsonl``:
-    ``{"key", "caption", "digit", "png"}`` (PNG bytes)."""
+    ``{"key", "caption", "digit", "named", "png"}``: the digit drawn, the digit its caption
+    names (another one for the captions made wrong on purpose) and the PNG bytes."""
     from genbench.data.imageset import ImageSetReader
 
     index = Path(corpus_dir) / CORPUS_INDEX
@@ -71,7 +73,13 @@ def corpus_records(corpus_dir: str | Path) -> list[dict]:
         raise GenBenchError(f"{corpus_dir}: not a corpus (no {CORPUS_INDEX})")
     with ImageSetReader(index) as reader:
         return [
-            {"key": r["id"], "caption": r["caption"], "digit": r["digit"], "png": reader.open_bytes(r)}
+            {
+                "key": r["id"],
+                "caption": r["caption"],
+                "digit": r["digit"],
+                "named": r["named"],
+                "png": reader.open_bytes(r),
+            }
             for r in reader.records
         ]
 
@@ -84,3 +92,40 @@ def decode_corpus_images(corpus_dir: str | Path) -> tuple[torch.Tensor, list[str
     arrays = [np.asarray(decode_image(r["png"], f"corpus image {r['key']!r}")) for r in records]
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return images, [r["caption"] for r in records], np.array([r["digit"] for r in records])
+
+
+def corpus_pixels(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 N x 3 x H x W images as float in [-1, 1] (the VAE's range), area-resized to
+    ``size`` x ``size`` when H differs."""
+    pixels = images.float() / 127.5 - 1.0
+    if pixels.shape[-1] != size:
+        pixels = torch.nn.functional.interpolate(pixels, size=(size, size), mode="area")
+    return pixels
+
+
+def one_cycle_adamw(params, lr: float, steps: int, weight_decay: float = 0.0, warmup: float = 0.1):
+    """(AdamW, OneCycleLR): the learning rate rises over the first ``warmup`` of ``steps`` to
+    ``lr`` and anneals to ~0 by the last step. The fused CPU kernel: one pass per step over
+    all parameters (a 49408-token embedding table is most of a small text model)."""
+    params = list(params)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=warmup)
+    return optimizer, schedule
+
+
+class WeightAverage:
+    """Exponential moving average of a module's parameters (the weights a diffusion model
+    samples with): ``avg <- d avg + (1 - d) w`` after each step, with the warm-up
+    ``d = min(decay, (1 + step) / (10 + step))`` so that early weights fade fast."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        import copy
+
+        self.decay = float(decay)
+        self.average = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for avg, new in zip(self.average.parameters(), module.parameters()):
+            avg.lerp_(new.detach(), 1.0 - decay)

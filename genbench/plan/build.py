@@ -95,33 +95,73 @@ class Plan(Graph):
             node = self.add("build_models", role, {"kind": f"tiny_{role}", "seed": seed}, {}, label="tiny")
             return {"tiny": True, **({"seed": seed} if seed else {})}, {role: node}, {"built": True}
         if is_trained(spec):
-            from genbench.models.corpus import encoder_model_config
-
-            corpus = self._corpus()
-            params = self._training("encoder")
-            encoder_model_config(params, int(corpus.params["image_size"]))  # a mismatch stops the plan
-            node = self.add("train_encoder", role, params, {"corpus": corpus}, label="clip")
+            node = self._trained_model(role)
             return {"trained": node.key}, {role: node}, {"built": True}
         return self.model_identity(spec), {}, dict(spec)
 
+    def _trained_model(self, role: str) -> Node:
+        """The model of ``role`` that the workflow trains on its corpus ({model: trained})."""
+        builders = {
+            "encoder": self._trained_encoder,
+            "generator": self._trained_generator,
+            "text2text": self._trained_text2text,
+        }
+        if role not in builders:
+            raise ConfigError(f"{{model: trained}} is for models.encoder, generator and text2text, not {role}")
+        return builders[role]()
+
+    def _trained_encoder(self) -> Node:
+        """The CLIP trained on the corpus: the feature encoder, and the generator's text tower."""
+        from genbench.models.corpus import encoder_model_config
+
+        corpus = self._corpus()
+        params = self._training("encoder")
+        encoder_model_config(params, int(corpus.params["image_size"]))  # a mismatch stops the plan
+        return self.add("train_encoder", "encoder", params, {"corpus": corpus}, label="clip")
+
+    def _trained_vae(self) -> Node:
+        from genbench.models.train_vae import check_vae_config
+
+        corpus = self._corpus()
+        params = self._training("vae")
+        check_vae_config(params, int(corpus.params["image_size"]))
+        return self.add("train_vae", "generator", params, {"corpus": corpus}, label="vae")
+
+    def _trained_generator(self) -> Node:
+        """A small Stable Diffusion: the UNet trained on the corpus captions, with the VAE of
+        train_vae and the text tower of the corpus CLIP."""
+        from genbench.models.train_generator import check_generator_config
+
+        params = self._training("generator")
+        check_generator_config(params)
+        inputs = {"corpus": self._corpus(), "vae": self._trained_vae(), "encoder": self._trained_encoder()}
+        return self.add("train_generator", "generator", params, inputs, label="ldm")
+
+    def _trained_text2text(self) -> Node:
+        params = self._training("text2text")
+        return self.add("train_text2text", "text2text", params, {"corpus": self._corpus()}, label="t5")
+
     def _training(self, section: str) -> dict:
         """The keyed params of a training stage: ``training.<section>`` and the threads it runs
-        with (torch's CPU reductions depend on the thread count, so they change the bytes)."""
+        with (``training.<section>.threads``, else ``training.threads``; torch's CPU reductions
+        depend on the thread count, so they change the bytes)."""
         training = self.config.get("training", {})
         if section not in training:
             raise ConfigError(f"training.{section}: missing (needed by {{model: trained}} and retrieval.pool: corpus)")
-        return {**copy.deepcopy(training[section]), "threads": int(training.get("threads", 1))}
+        params = copy.deepcopy(training[section])
+        return {**params, "threads": int(params.get("threads", training.get("threads", 1)))}
 
     def _corpus(self) -> Node:
         """The "web" corpus the trained models learn from, keyed by its config and the fonts it
         draws with (not the other files of their folder)."""
-        from genbench.models.corpus import check_corpus_config, font_files
+        from genbench.models.corpus import check_corpus_config, corpus_palette, font_files
 
         cfg = self._training("corpus")
         fonts_dir = cfg.get("fonts_dir")
         fonts = font_files(fonts_dir)
         check_corpus_config(cfg, fonts, where="training.corpus")
         params = {k: v for k, v in cfg.items() if k not in ("fonts_dir", "threads")}
+        params["colours"] = corpus_palette(cfg)
         params["fonts"] = {font.name: content_key(self.fingerprint(font)) for font in fonts}
         runtime = {"fonts_dir": str(fonts[0].parent)}
         return self.add("build_corpus", "corpus", params, {}, runtime=runtime, label="digits")

@@ -20,8 +20,11 @@ from genbench.plan import paths
 # stage (and everything downstream) then gets a new key and is rebuilt beside the old one.
 STAGE_VERSIONS = {
     "build_models": 1,
-    "build_corpus": 3,  # 2: corpus.jsonl, the corpus as an image set; 3: STIX bold/italic captions
-    "train_encoder": 1,
+    "build_corpus": 4,  # 2: corpus.jsonl, the corpus as an image set; 3: STIX bold/italic captions; 4: palette, named
+    "train_encoder": 2,  # 2: fused AdamW
+    "train_vae": 1,
+    "train_generator": 1,
+    "train_text2text": 1,
     "configure": 1,
     "prepare": 2,  # 2: zip members marked as regular files (one zip-member helper)
     "fewshot": 1,
@@ -36,11 +39,11 @@ STAGE_VERSIONS = {
     "pack_generated": 2,  # 2: root_folder is the pack's own folder
     "pack_retrieval": 2,  # 2: root_folder is the pack's own folder
     "pack_original": 2,  # 2: root_folder is the pack's own folder
-    "zeroshot_metric": 3,  # 2: cler_knn_zs, cler_full_train; 3: gen_recognised
+    "zeroshot_metric": 4,  # 2: cler_knn_zs, cler_full_train; 3: gen_recognised; 4: over the whole set, pack_recognised
     "distribution_metrics": 2,  # 2: fd_paper, clip_score_paper
     "proxy_distance": 2,  # 2: pad_dann is the original's SVC(kernel=linear) on L2-normalised features
     "elevater": 4,  # 2: unstable lr x wd pairs excluded; 3: shots_actual; 4: linear_probe_elevater
-    "aggregate": 3,  # 2: the protocol's headline columns and probe column; 3: correlation intervals
+    "aggregate": 4,  # 2: the protocol's headline columns and probe column; 3: correlation intervals; 4: pack_recognised
 }
 
 # Stages whose artifact is gathered from parts that jobs of their own write (one per shard or
