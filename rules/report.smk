@@ -45,6 +45,7 @@ rule summary:
         "../envs/genbench.yaml"
     params:
         sample_labels=[f"{n.scope}-{n.folder}" for n in PLAN.sample_sets],
+        training_jobs=get_training_jobs(),
         run_config=config,
     script:
         "../workflow_scripts/summary.py"

@@ -95,3 +95,32 @@ def test_study_findings_state_each_target_with_its_verdict():
         study_findings(table, correlations)[2].startswith("FAIL")
         and "constant ['fd']" in study_findings(table, correlations)[2]
     )
+
+
+def test_training_times_come_from_the_benchmark_files_and_the_logs(tmp_path):
+    import os
+
+    from genbench.workflow.report import training_finding, training_times
+
+    jobs = []
+    for stage, seconds, start, end in [
+        ("train_encoder", 120.0, 1000.0, 1121.0),
+        ("train_generator", 150.5, 1125.0, 1290.0),
+    ]:
+        bench, log = tmp_path / f"{stage}.tsv", tmp_path / f"{stage}.log"
+        bench.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:02:00\t100\n")
+        local = pd.Timestamp.fromtimestamp(start).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]  # loguru's format
+        log.write_text(f"{local} | INFO     | genbench.workflow.job:start_job:140 - {stage}: ...\nmore\n")
+        os.utime(log, (end, end))
+        jobs.append({"stage": stage, "benchmark": str(bench), "log": str(log)})
+    times = training_times(jobs)
+    assert times["per_stage"] == {"train_encoder": 120.0, "train_generator": 150.5}
+    assert times["total"] == pytest.approx(270.5)
+    assert times["elapsed"] == pytest.approx(290.0, abs=0.01)
+    (line,) = training_finding(times)
+    assert line.startswith("PASS training stages took 4m50s from the first start to the last end")
+    assert "4m30s of job time in all (train_encoder 2m00s, train_generator 2m30s)" in line
+    os.utime(tmp_path / "train_generator.log", (1400.0, 1400.0))
+    assert training_finding(training_times(jobs))[0].startswith("FAIL training stages took 6m40s")
+    (tmp_path / "train_generator.tsv").unlink()
+    assert training_times(jobs)["elapsed"] is None and training_finding(training_times(jobs)) == []

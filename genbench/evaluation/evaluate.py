@@ -45,6 +45,7 @@ class EvaluationInputs:
     text_classifier: np.ndarray | None  # None for an encoder without a text tower
     full_train: FeatureSet | None = None  # original / combined: the full train split (+ the generated pack)
     paper_clip: tuple[FeatureSet, np.ndarray] | None = None  # selection-encoder features, "a photo of a {}" rows
+    sources: FeatureSet | None = None  # every image of the sets the packs were chosen from
 
     @property
     def encoder(self) -> str:
@@ -70,7 +71,9 @@ def zeroshot_metric(inputs: EvaluationInputs, knn_k: int = 10) -> dict[str, floa
     vote over the external images; cler_knn_zs: (zero-shot + k-NN vote) / 2, the original's
     "kNN + zero-shot average". With ``inputs.full_train`` (original and combined sets; the
     original GenBench's centroids): cler_full_train, the CLER score with mu_c over that set.
-    gen_recognised (top-1 percent, on the external set itself): see ``recognised``.
+    gen_recognised (top-1 percent, ``recognised``) over every image of the sets the packs were
+    chosen from (``inputs.sources``: all the images a generator made, before the pack keeps
+    the K the selection encoder ranks highest), pack_recognised over the packed images only.
     """
     x, y = inputs.test.feats, inputs.test.labels
     ext, ext_y = inputs.external.feats, inputs.external.labels
@@ -87,7 +90,9 @@ def zeroshot_metric(inputs: EvaluationInputs, knn_k: int = 10) -> dict[str, floa
         full = inputs.full_train
         scores["cler_full_train"] = cler_scores(x, inputs.text_classifier, full.feats, full.labels, inputs.class_names)
     values = {name: dataset_metric(inputs.metric, y, s) for name, s in scores.items()}
-    values["gen_recognised"] = recognised(ext, ext_y, inputs.text_classifier)
+    sources = inputs.sources if inputs.sources is not None else inputs.external
+    values["gen_recognised"] = recognised(sources.feats, sources.labels, inputs.text_classifier)
+    values["pack_recognised"] = recognised(ext, ext_y, inputs.text_classifier)
     return values
 
 

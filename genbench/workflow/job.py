@@ -158,6 +158,7 @@ def evaluation_inputs(job: Job):
     parts = [load_pack_features(p, job.input_dir(n)) for p, n in zip(packs, job.inputs_named("features"))]
     test = load_features(job.input_dir("test_features"))
     external = concatenate_feature_sets(parts)
+    sources = concatenate_feature_sets([load_features(job.input_dir(n)) for n in job.inputs_named("features")])
     check_same_encoder(test.meta, external.meta)
     full_train = None
     if full := [load_features(job.input_dir(name)) for name in job.inputs_named("full_train")]:
@@ -178,6 +179,7 @@ def evaluation_inputs(job: Job):
         text_classifier=_load_classifier(job, "text_classifier"),  # None for an image-only encoder
         full_train=full_train,
         paper_clip=paper_clip,
+        sources=sources,
     )
 
 

@@ -38,6 +38,7 @@ TRAINING_FREE = [
     "prdc_coverage",
     "vendi",
     "gen_recognised",
+    "pack_recognised",
 ]
 
 
@@ -220,9 +221,72 @@ def _first(table: pd.DataFrame, source: str, column: str, strategy: str | None =
     return float(rows[column].iloc[0]) if len(rows) and column in rows else np.nan
 
 
-def study_findings(table: pd.DataFrame, correlations: pd.DataFrame, probe: str = "linear_probe") -> list[str]:
+TRAINING_TARGET_SECONDS = 300
+
+
+def job_seconds(benchmark_tsv: str | Path) -> float | None:
+    """Wall seconds of a finished job from its Snakemake ``benchmark:`` file (column ``s``);
+    None when the job has not run in this results folder."""
+    path = Path(benchmark_tsv)
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, sep="\t")
+    return float(table["s"].iloc[-1]) if len(table) else None
+
+
+def job_window(log_path: str | Path) -> tuple[float, float] | None:
+    """(start, end) of a job in seconds since the epoch: the first timestamp its log has (the
+    job's first line) and the log's last modification; None without a log."""
+    import datetime
+
+    path = Path(log_path)
+    if not path.is_file():
+        return None
+    first = path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+    try:
+        start = datetime.datetime.strptime(first[:23], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+    except ValueError:
+        return None
+    return start, path.stat().st_mtime
+
+
+def training_times(jobs: list[dict]) -> dict:
+    """How long the training stages took: ``jobs`` has one ``{"stage", "benchmark", "log"}``
+    per training artifact. Returns ``{"per_stage": {stage: s}, "total": s, "elapsed": s}``:
+    elapsed from the first start to the last end (stages run side by side), total the sum of
+    their job times; None values when a job's files are missing."""
+    seconds = {job["stage"]: job_seconds(job["benchmark"]) for job in jobs}
+    windows = [job_window(job["log"]) for job in jobs]
+    complete = jobs and all(v is not None for v in seconds.values()) and all(windows)
+    return {
+        "per_stage": seconds,
+        "total": sum(seconds.values()) if complete else None,
+        "elapsed": max(w[1] for w in windows) - min(w[0] for w in windows) if complete else None,
+    }
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{seconds % 60:02.0f}s"
+
+
+def training_finding(times: dict) -> list[str]:
+    """The target line for the training stages (elapsed <= 5 minutes), when they ran here."""
+    if times["elapsed"] is None:
+        return []
+    stages = ", ".join(f"{stage} {_minutes(s)}" for stage, s in times["per_stage"].items())
+    return [
+        f"{_verdict(times['elapsed'] <= TRAINING_TARGET_SECONDS)} training stages took {_minutes(times['elapsed'])} "
+        f"from the first start to the last end (target <= {TRAINING_TARGET_SECONDS // 60} minutes); "
+        f"{_minutes(times['total'])} of job time in all ({stages})"
+    ]
+
+
+def study_findings(
+    table: pd.DataFrame, correlations: pd.DataFrame, probe: str = "linear_probe", training: dict | None = None
+) -> list[str]:
     """The demo's targets and findings, one line each, from the results table (first seed and
-    shot count per source) and the correlations: what the README's demo section reports."""
+    shot count per source), the correlations and the training times (``training_times``):
+    what the README's demo section reports."""
     zero_shot = _first(table, "original", "zero_shot")
     original = _first(table, "original", probe)
     shots = _first(table, "original", "shots")
@@ -239,6 +303,7 @@ def study_findings(table: pd.DataFrame, correlations: pd.DataFrame, probe: str =
         f"{_verdict(not constant and not missing)} metric columns over generated and retrieved sets: "
         f"constant {constant or 'none'}, NaN {missing or 'none'}",
     ]
+    lines += training_finding(training) if training else []
     for metric in ("cler", "fd", "clip_score_100", "pad"):
         row = correlations[correlations.metric == metric]
         if len(row):
