@@ -19,7 +19,11 @@ def test_dry_run_of_default_config_lists_every_stage(tmp_path):
     config.write_text("{}\n")
     jobs = planned_jobs(tmp_path, config)
     for rule in (
-        "build_models",
+        "build_corpus",
+        "train_encoder",
+        "train_vae",
+        "train_generator",
+        "train_text2text",
         "configure",
         "prepare",
         "fewshot",
@@ -45,6 +49,7 @@ def test_dry_run_of_default_config_lists_every_stage(tmp_path):
         "all",
     ):
         assert jobs[rule] >= 1, rule
+    assert jobs["build_models"] == 0  # the embedded config trains every model it uses
     # simple_template, lang_enc, descriptions, model_enc, ti_original, ti_retrieval
     assert jobs["prompt_plan"] == 6
     assert jobs["textual_inversion_class"] == 2 * 10  # one job per class and reference source
