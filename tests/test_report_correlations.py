@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from genbench.evaluation.evaluate import recognised
-from genbench.workflow.report import bootstrap_interval, metric_correlations
+from genbench.workflow.report import bootstrap_interval, correlation_rows, metric_correlations
 
 
 def _table(n=12, seed=0):
@@ -29,6 +29,24 @@ def test_coefficients_equal_scipys():
     assert corr.loc["cler", "pearson"] == pytest.approx(stats.pearsonr(table.cler, table.linear_probe)[0])
     assert corr.loc["cler", "spearman"] == pytest.approx(stats.spearmanr(table.cler, table.linear_probe)[0])
     assert corr.loc["fd", "kendall"] == pytest.approx(stats.kendalltau(table.fd, table.linear_probe)[0])
+
+
+@pytest.mark.parametrize(
+    "kind, statistic", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr), ("kendall", stats.kendalltau)]
+)
+def test_row_coefficients_equal_scipys_on_resamples_with_ties(kind, statistic):
+    """The vectorised coefficients of the bootstrap, row by row against scipy, on rows full of
+    ties (as resamples with replacement are) and some constant rows (NaN in both)."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 4, size=(200, 9)).astype(float)
+    y = rng.normal(size=(200, 9)).round(1)
+    x[:5] = 2.0
+    ours = correlation_rows(kind, x, y)
+    for row, value in zip(zip(x, y), ours):
+        if np.ptp(row[0]) == 0:
+            assert np.isnan(value)
+        else:
+            assert value == pytest.approx(statistic(*row)[0], abs=1e-12)
 
 
 def test_a_constant_column_has_nan_coefficients_and_intervals():

@@ -1,8 +1,8 @@
 """The evaluation stages as functions of cached features: each returns tidy metric rows.
 
-Every row has the fixed columns ``ROW_COLUMNS``; a stage's table is its rows for one
-(dataset, external set, shots, seed, encoder). Nothing here encodes an image: the features
-come from the feature artifacts, selected by the ids each pack holds.
+Every row has the fixed columns ``ROW_COLUMNS`` (``genbench.evaluation.rows``); a stage's
+table is its rows for one (dataset, external set, shots, seed, encoder). Nothing here encodes
+an image: the features come from the feature artifacts, selected by the ids each pack holds.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from genbench.evaluation.metrics.clip_score import (
     clip_score_hessel_per_class,
     clip_score_paper_per_class,
 )
-
-ROW_COLUMNS = ("dataset", "source", "strategy", "shots", "seed", "encoder", "stage", "metric", "value")
 
 
 @dataclass

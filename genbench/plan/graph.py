@@ -43,7 +43,7 @@ STAGE_VERSIONS = {
     "distribution_metrics": 2,  # 2: fd_paper, clip_score_paper
     "proxy_distance": 2,  # 2: pad_dann is the original's SVC(kernel=linear) on L2-normalised features
     "elevater": 4,  # 2: unstable lr x wd pairs excluded; 3: shots_actual; 4: linear_probe_elevater
-    "aggregate": 4,  # 2: the protocol's headline columns and probe column; 3: correlation intervals; 4: pack_recognised
+    "aggregate": 5,  # 2: headline, probe column; 3: correlation intervals; 4: pack_recognised; 5: faster bootstrap
 }
 
 # Stages whose artifact is gathered from parts that jobs of their own write (one per shard or

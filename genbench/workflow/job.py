@@ -193,7 +193,7 @@ def write_rows(writer: ArtifactWriter, rows: list[dict], extra: dict | None = No
     """Write a stage's tidy rows as metrics.csv (fixed columns) and metrics.json."""
     import csv
 
-    from genbench.evaluation.evaluate import ROW_COLUMNS
+    from genbench.evaluation.rows import ROW_COLUMNS
 
     with open(writer.path("metrics.csv"), "w", newline="", encoding="utf-8") as f:
         out = csv.DictWriter(f, fieldnames=ROW_COLUMNS)

@@ -15,9 +15,8 @@ import pandas as pd
 
 from genbench.core.errors import GenBenchError
 from genbench.core.protocol import headline
-from genbench.evaluation.evaluate import ROW_COLUMNS
+from genbench.evaluation.rows import ROW_COLUMNS, SET_COLUMNS
 
-SET_COLUMNS = ["dataset", "source", "strategy", "shots", "seed", "encoder"]
 TRAINING_FREE = [
     "cler",
     "cler_full_train",
@@ -65,13 +64,13 @@ def results_table(rows: pd.DataFrame, protocol: str = "honest") -> pd.DataFrame:
     the protocol's headline columns first (``genbench.core.protocol.headline``)."""
     rows = rows.copy()
     rows.loc[(rows.metric == "zero_shot") & (rows.stage == "zeroshot_metric"), "metric"] = "zero_shot_text"
-    wide = rows.pivot_table(index=SET_COLUMNS, columns="metric", values="value", aggfunc="first")
+    wide = rows.pivot_table(index=list(SET_COLUMNS), columns="metric", values="value", aggfunc="first")
     wide = wide.reset_index()
     wide.columns.name = None
     if "zero_shot" not in wide and "zero_shot_text" in wide:
         wide["zero_shot"] = wide["zero_shot_text"]
     wide = wide.drop(columns=[c for c in ["zero_shot_text"] if c in wide])
-    first = [c for c in SET_COLUMNS + headline(protocol) if c in wide]
+    first = [c for c in [*SET_COLUMNS, *headline(protocol)] if c in wide]
     return wide[first + sorted(c for c in wide.columns if c not in first)]
 
 
@@ -79,13 +78,51 @@ CORRELATIONS = ("pearson", "spearman", "kendall")
 BOOTSTRAP_SAMPLES = 1000
 
 
-def _coefficient(kind: str, x: np.ndarray, y: np.ndarray) -> float:
-    from scipy import stats
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson's r of each row pair: r = sum(xc yc) / sqrt(sum(xc^2) sum(yc^2)), with xc, yc
+    the rows minus their means. x, y: (B, n) -> (B,)."""
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    return (xc * yc).sum(axis=1) / np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
 
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return np.nan
-    fn = {"pearson": stats.pearsonr, "spearman": stats.spearmanr, "kendall": stats.kendalltau}[kind]
-    return float(fn(x, y)[0])
+
+def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row pair (scipy's default): sum over pairs i < j of
+    sign(x_i - x_j) sign(y_i - y_j), divided by sqrt(#pairs untied in x * #pairs untied in y).
+    x, y: (B, n) -> (B,); pairs are taken in chunks of rows to bound memory."""
+    i, j = np.triu_indices(x.shape[1], k=1)
+    rows_per_chunk = max(1, 4_000_000 // max(1, len(i)))
+    out = np.empty(len(x))
+    for start in range(0, len(x), rows_per_chunk):
+        part = slice(start, start + rows_per_chunk)
+        sx = np.sign(x[part][:, i] - x[part][:, j])
+        sy = np.sign(y[part][:, i] - y[part][:, j])
+        untied = np.count_nonzero(sx, axis=1) * np.count_nonzero(sy, axis=1)
+        out[part] = (sx * sy).sum(axis=1) / np.sqrt(untied)
+    return out
+
+
+def correlation_rows(kind: str, x, y) -> np.ndarray:
+    """Correlation coefficient ``kind`` (pearson, spearman: Pearson of average ranks, kendall:
+    tau-b) of each row of x with the same row of y. x, y: (B, n) -> (B,). NaN for a row with
+    fewer than 3 values or a constant x or y."""
+    from scipy.stats import rankdata
+
+    x, y = np.atleast_2d(np.asarray(x, dtype=np.float64)), np.atleast_2d(np.asarray(y, dtype=np.float64))
+    defined = (np.ptp(x, axis=1) > 0) & (np.ptp(y, axis=1) > 0) & (x.shape[1] >= 3)
+    out = np.full(len(x), np.nan)
+    if not defined.any():
+        return out
+    x, y = x[defined], y[defined]
+    if kind == "spearman":
+        x, y = rankdata(x, axis=1), rankdata(y, axis=1)
+    rows = {"pearson": _pearson_rows, "spearman": _pearson_rows, "kendall": _kendall_rows}[kind]
+    out[defined] = np.clip(rows(x, y), -1.0, 1.0)
+    return out
+
+
+def _coefficient(kind: str, x: np.ndarray, y: np.ndarray) -> float:
+    return float(correlation_rows(kind, x, y)[0])
 
 
 def bootstrap_interval(kind: str, x, y, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
@@ -97,11 +134,8 @@ def bootstrap_interval(kind: str, x, y, samples: int = BOOTSTRAP_SAMPLES, seed: 
     if len(x) < 3:
         return np.nan, np.nan
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(samples):
-        pick = rng.integers(0, len(x), len(x))
-        values.append(_coefficient(kind, x[pick], y[pick]))
-    values = np.asarray(values)
+    picks = np.stack([rng.integers(0, len(x), len(x)) for _ in range(samples)])
+    values = correlation_rows(kind, x[picks], y[picks])
     values = values[np.isfinite(values)]
     if len(values) < samples / 2:
         return np.nan, np.nan
