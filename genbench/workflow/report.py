@@ -121,10 +121,6 @@ def correlation_rows(kind: str, x, y) -> np.ndarray:
     return out
 
 
-def _coefficient(kind: str, x: np.ndarray, y: np.ndarray) -> float:
-    return float(correlation_rows(kind, x, y)[0])
-
-
 def bootstrap_interval(kind: str, x, y, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap 95 % interval of a correlation coefficient: the 2.5th and 97.5th
     percentiles of the coefficient over ``samples`` resamples of the (x, y) pairs with
@@ -134,7 +130,7 @@ def bootstrap_interval(kind: str, x, y, samples: int = BOOTSTRAP_SAMPLES, seed: 
     if len(x) < 3:
         return np.nan, np.nan
     rng = np.random.default_rng(seed)
-    picks = np.stack([rng.integers(0, len(x), len(x)) for _ in range(samples)])
+    picks = rng.integers(0, len(x), (samples, len(x)))  # row b: the b-th resample's indices
     values = correlation_rows(kind, x[picks], y[picks])
     values = values[np.isfinite(values)]
     if len(values) < samples / 2:
@@ -156,7 +152,7 @@ def metric_correlations(table: pd.DataFrame, target: str = "linear_probe") -> pd
         x, y = pair[metric].to_numpy(dtype=float), pair[target].to_numpy(dtype=float)
         row = {"metric": metric, "target": target, "n": len(pair)}
         for kind in CORRELATIONS:
-            row[kind] = _coefficient(kind, x, y)
+            row[kind] = float(correlation_rows(kind, x, y)[0])
             row[f"{kind}_low"], row[f"{kind}_high"] = (
                 bootstrap_interval(kind, x, y) if np.isfinite(row[kind]) else (np.nan, np.nan)
             )
