@@ -7,7 +7,15 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import REPO, job_stats, planned_jobs, quick_config, run_snakemake, write_digits_folder
+from workflow_helpers import (
+    REPO,
+    assert_jobs_loaded_only_allowed,
+    job_stats,
+    planned_jobs,
+    quick_config,
+    run_snakemake,
+    write_digits_folder,
+)
 
 from genbench.core.artifacts import find_artifacts, read_manifest, verify_tree
 
@@ -150,6 +158,12 @@ def test_demo_writes_results_for_every_source_and_dataset(demo):
     assert list(table.columns[6:10]) == ["shots_actual", "linear_probe_elevater", "zero_shot", "gain_elevater"]
     for name in ("correlation.png", "gain.png", "correlations.csv"):
         assert (workdir / "results" / "report" / name).stat().st_size > 0
+
+
+def test_demo_jobs_load_only_the_packages_their_kind_allows(demo):
+    workdir, _ = demo
+    scripts = assert_jobs_loaded_only_allowed(workdir / "results")
+    assert {"zeroshot_metric", "pack_generated", "sample_images", "elevater", "features"} <= scripts
 
 
 def test_demo_artifacts_verify_and_a_flipped_byte_is_named(demo):

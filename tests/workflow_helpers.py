@@ -100,3 +100,24 @@ def job_stats(text: str) -> Counter:
             break
         counts[match.group(1)] = int(match.group(2))
     return counts
+
+
+def assert_jobs_loaded_only_allowed(results: Path) -> set[str]:
+    """Every job's log ends with the heavy packages it loaded; each must be allowed for its
+    script's kind (``genbench.workflow.job_kinds``). Returns the scripts whose logs were read."""
+    from genbench.workflow.job_kinds import LOADED_MARK, SCRIPT_KINDS
+
+    script_of = {"pack_retrieval": "pack_generated"}  # rules that run another rule's script
+    seen, over = set(), {}
+    logs = [*results.glob("logs/*/*/*.log"), *results.glob("logs/*.log")]
+    for log in logs:
+        stage = log.stem if log.parent == results / "logs" else log.parents[1].name
+        script = script_of.get(stage, stage)
+        lines = [line for line in log.read_text().splitlines() if LOADED_MARK in line]
+        assert lines, f"{log} has no '{LOADED_MARK}' line"
+        loaded = {p.strip() for p in lines[-1].split(LOADED_MARK, 1)[1].split(",")} - {"none"}
+        if extra := loaded - SCRIPT_KINDS[script].allowed():
+            over[str(log.relative_to(results))] = sorted(extra)
+        seen.add(script)
+    assert not over, f"jobs that loaded packages their kind does not allow: {over}"
+    return seen

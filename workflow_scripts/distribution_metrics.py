@@ -5,10 +5,12 @@ from loguru import logger
 from genbench.evaluation.evaluate import distribution_metrics, rows
 from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
-job = start_job(snakemake, torch=True)
+job = start_job(snakemake)
 inputs = evaluation_inputs(job)
 p = job.params
 device = p.get("device", "cpu")
+if device != "cpu":  # the quadratic metrics as torch kernels on the GPU
+    job.use_torch()
 values = distribution_metrics(
     inputs,
     p["metrics"],

@@ -9,6 +9,8 @@ job = start_job(snakemake)
 p = job.params
 source = dict(p["source"])
 root = job.runtime["root"]
+if source.get("type") == "torchvision":
+    job.use_torch()
 if root:
     if p["data"]["kind"] not in ("package", "download"):  # what the plan fingerprinted, still
         check_input_unchanged(root, p["data"], job.cache)

@@ -7,7 +7,7 @@ from loguru import logger
 from genbench.generation.prompts import base_strategy, plan_prompts
 from genbench.workflow.job import check_input_unchanged, start_job
 
-job = start_job(snakemake, torch=True)
+job = start_job(snakemake)
 p = job.params
 info = job.dataset_info()
 descriptions = None
@@ -18,6 +18,7 @@ text_model = None
 if base_strategy(p["strategy"], p["strategy_params"]) == "model_enc":
     from genbench.models.text2text import load_text2text
 
+    job.use_torch()
     text_model = load_text2text(job.text2text_source())
 rows = plan_prompts(
     p["strategy"],

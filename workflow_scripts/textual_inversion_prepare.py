@@ -3,7 +3,7 @@ split (seeded) or the top retrieval hits."""
 
 from loguru import logger
 
-from genbench.generation.textual_inversion import reference_images, write_reference_index
+from genbench.generation.references import reference_images, write_reference_index
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake)

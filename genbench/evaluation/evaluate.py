@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from genbench.evaluation.features import FeatureSet
-from genbench.evaluation.linear_probe import run_linear_probe
-from genbench.evaluation.metrics import cap_rows, compute_distribution_metrics
 from genbench.evaluation.metrics.classification import accuracy, dataset_metric
 from genbench.evaluation.metrics.cler import (
     centroid_scores,
@@ -119,6 +117,8 @@ def distribution_metrics(
     clip_score_paper = mean 100 cos, unclamped, on the selection encoder's features and its
     "a photo of a {}" embeddings (the original GenBench's CLIP score).
     """
+    from genbench.evaluation.metrics import cap_rows, compute_distribution_metrics
+
     external = cap_rows(inputs.external.feats, max_images, seed)
     real = cap_rows(inputs.test.feats, max_images, seed + 1)
     values = compute_distribution_metrics(names, external, real, params, device=device)
@@ -135,6 +135,8 @@ def distribution_metrics(
 def proxy_distance(inputs: EvaluationInputs, seed: int = 0, dann_max_images: int = 1000) -> dict[str, float]:
     """Proxy-A distance of external vs real test features: ours (seeded, balanced, CV-chosen C)
     and the original GenBench's / DANN reference procedure (labelled ``pad_dann``; optimistic)."""
+    from genbench.evaluation.metrics import compute_distribution_metrics
+
     return compute_distribution_metrics(
         ["pad", "pad_dann"],
         inputs.external.feats,
@@ -155,6 +157,8 @@ def elevater_probe(inputs: EvaluationInputs, probe: dict, log=None) -> tuple[dic
     Returns (metric values, the probe reports by variant). Values: both probes, zero_shot (the
     text classifier alone), gain = linear_probe - zero_shot, gain_elevater likewise, shots_actual.
     """
+    from genbench.evaluation.linear_probe import run_linear_probe
+
     reports = {}
     for name, mode in PROBE_VARIANTS.items():
         reports[name] = run_linear_probe(

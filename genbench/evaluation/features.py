@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import fill_template, l2_normalize  # noqa: F401 (l2_normalize: re-exported)
@@ -78,8 +76,9 @@ class FeatureSet:
         return FeatureSet(self.feats[rows], self.labels[rows], ids, meta, digests)
 
 
-class _EncoderImageDataset(Dataset):
-    """The given rows of an ImageSetReader, in order, passed through an encoder's preprocess."""
+class _EncoderImageDataset:
+    """The given rows of an ImageSetReader, in order, passed through an encoder's preprocess
+    (a map-style dataset for torch's DataLoader)."""
 
     def __init__(self, reader: ImageSetReader, preprocess, rows: list[int]):
         self.reader = reader
@@ -89,7 +88,7 @@ class _EncoderImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int):
         return self.preprocess(self.reader.load(self.rows[i]))
 
 
@@ -194,6 +193,9 @@ def _encode_rows(encoder, reader, rows: list[int], batch_size: int, num_workers:
     """Encoder features of the given rows of ``reader``, in order (an empty list for none)."""
     if not rows:
         return []
+    import torch
+    from torch.utils.data import DataLoader
+
     loader = DataLoader(
         _EncoderImageDataset(reader, encoder.preprocess, rows),
         batch_size=batch_size,

@@ -20,7 +20,6 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -81,6 +80,8 @@ def png_bytes(pixels: np.ndarray, output_size: int, filter_name: str) -> bytes:
 
 
 def _generate_batch(pipe, rows, *, steps, guidance, height, width, device) -> np.ndarray:
+    import torch
+
     generators = [torch.Generator(device).manual_seed(int(row["seed"])) for row in rows]
     negatives = [row["negative_prompt"] or "" for row in rows]
     with torch.no_grad():

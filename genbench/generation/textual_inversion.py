@@ -18,9 +18,7 @@ Reference images (``reference_images``) come from an original K-shot index (a se
 
 from __future__ import annotations
 
-import os
 import random
-import re
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,12 @@ import torch
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import emit
+from genbench.generation.references import (  # noqa: F401 (the light half, re-exported)
+    REFERENCE_SOURCES,
+    class_token,
+    reference_images,
+    write_reference_index,
+)
 
 DEFAULT_TEMPLATES = (
     "a photo of a {}",
@@ -40,75 +44,6 @@ DEFAULT_TEMPLATES = (
     "a good photo of a {}",
 )
 LEARNED_EMBEDS_NAME = "learned_embeds.safetensors"
-REFERENCE_SOURCES = ("original", "retrieved")
-
-
-# ----------------------------------------------------------------------------- tokens
-
-
-def class_token(dataset: str, class_slug: str) -> str:
-    """The placeholder token of a class: ``f"<{dataset}-{class_slug}>"`` (no whitespace allowed)."""
-    token = f"<{dataset}-{class_slug}>"
-    if not dataset or not class_slug or re.search(r"\s", token):
-        raise GenBenchError(f"cannot make a token from dataset {dataset!r} and class slug {class_slug!r}")
-    return token
-
-
-# ----------------------------------------------------------------------------- references
-
-
-def _select_original(records: list[dict], ref_shot: int, seed: int) -> list[int]:
-    from genbench.data.fewshot import sample_k_shot
-
-    return sample_k_shot([r["label"] for r in records], ref_shot, seed)
-
-
-def _select_retrieved(records: list[dict], index_path) -> list[int]:
-    missing = [r["id"] for r in records if "similarity" not in r]
-    if missing:
-        raise GenBenchError(f"{index_path}: retrieved records need a 'similarity' (first missing: id {missing[0]!r})")
-    return sorted(range(len(records)), key=lambda i: (-float(records[i]["similarity"]), records[i]["id"]))
-
-
-def reference_images(
-    index_path, class_names, ref_shot: int, *, source: str = "original", seed: int = 0, log=None
-) -> dict:
-    """Pick up to ``ref_shot`` reference records per class from an image index.
-
-    ``source="original"``: a K-shot index; the records are those chosen by
-    ``sample_k_shot(labels, ref_shot, seed)``, in its order. ``source="retrieved"``: an
-    ``images.jsonl`` with ``similarity``; the ``ref_shot`` most similar records per class
-    (ties: smaller id). A multi-label record counts for each of its labels. Returns
-    ``{"index": index_path, "per_class": {class_id: [records]}, "shortfall": {class_id: n}}``
-    (shortfall: classes with fewer than ``ref_shot``). GenBenchError naming the class when a
-    class has no reference image, or on a label outside the class list.
-    """
-    from genbench.data.imageset import labels_of, read_index
-
-    if source not in REFERENCE_SOURCES:
-        raise GenBenchError(f"reference source must be one of {REFERENCE_SOURCES}, got {source!r}")
-    if isinstance(ref_shot, bool) or not isinstance(ref_shot, int) or ref_shot < 1:
-        raise GenBenchError(f"ref_shot must be a positive int, got {ref_shot!r}")
-    records = read_index(index_path)
-    order = (
-        _select_original(records, ref_shot, seed) if source == "original" else _select_retrieved(records, index_path)
-    )
-    per_class = {c: [] for c in range(len(class_names))}
-    for i in order:
-        for label in labels_of(records[i]):
-            if label not in per_class:
-                raise GenBenchError(
-                    f"{index_path}: record {records[i]['id']!r} has label {label} outside 0..{len(class_names) - 1}"
-                )
-            if len(per_class[label]) < ref_shot:
-                per_class[label].append(records[i])
-    empty = [class_names[c] for c, recs in per_class.items() if not recs]
-    if empty:
-        raise GenBenchError(f"{index_path}: no reference image for class(es) {empty}")
-    shortfall = {c: len(recs) for c, recs in per_class.items() if len(recs) < ref_shot}
-    for c, have in shortfall.items():
-        emit(log, f"class {class_names[c]!r}: {have} of {ref_shot} reference images")
-    return {"index": str(index_path), "per_class": per_class, "shortfall": shortfall}
 
 
 def load_reference_images(index_path, records: list[dict]) -> list:
@@ -389,27 +324,3 @@ def load_learned_embeds(pipe, paths) -> list[str]:
     if files:
         pipe.load_textual_inversion([str(f) for f in files])
     return tokens
-
-
-def write_reference_index(index_path, refs: dict, out_index, final_dir) -> int:
-    """Write the chosen references (``reference_images``'s ``per_class``) as an image index at
-    ``out_index``, ids prefixed by their class, paths pointing into ``index_path``'s artifact and
-    made relative to ``final_dir`` (the artifact's folder once published). Returns the count."""
-    from genbench.data.imageset import write_index
-
-    source_dir = os.path.dirname(os.path.abspath(index_path))
-    records = []
-    for class_id in sorted(refs["per_class"], key=int):
-        for r in refs["per_class"][class_id]:
-            location, _, member = r["path"].partition("@")
-            path = os.path.relpath(os.path.join(source_dir, location), os.path.abspath(final_dir))
-            records.append(
-                {
-                    **r,
-                    "id": f"{int(class_id):04d}-{r['id']}",
-                    "path": path + (f"@{member}" if member else ""),
-                    "label": int(class_id),
-                }
-            )
-    write_index(out_index, records)
-    return len(records)

@@ -66,6 +66,11 @@ class Job:
         for name, key in sorted(self.recipe.get("inputs", {}).items()):
             self.manifests[name] = check_artifact(self.input_dir(name), key, self.cache)
 
+    def use_torch(self) -> None:
+        """Before a job that imports torch only on some paths first computes with it: pin its
+        threads to the rule's (``start_job(..., torch=True)`` does this for model jobs)."""
+        set_torch_threads(self.threads)
+
     def has_input(self, name: str) -> bool:
         return name in self.smk.input.keys()
 
@@ -123,12 +128,18 @@ def _report_user_errors(exc_type, exc, tb) -> None:
 
 
 def setup_logging(smk) -> None:
-    """Send loguru's messages to the rule's log file (everything) and stderr (INFO and up)."""
+    """Send loguru's messages to the rule's log file (everything) and stderr (INFO and up);
+    the log's last line names the heavy packages the job loaded (``job_kinds``)."""
+    import atexit
+
+    from genbench.workflow.job_kinds import loaded_line
+
     logger.remove()
     logger.add(sys.stderr, level="INFO")
     if smk.log:
         logger.add(str(smk.log[0]), level="DEBUG", mode="w")
     sys.excepthook = _report_user_errors
+    atexit.register(lambda: logger.debug(loaded_line()))
 
 
 def start_job(smk, torch: bool = False) -> Job:

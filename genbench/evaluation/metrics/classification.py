@@ -5,7 +5,6 @@ predicted class is the row argmax (ties go to the lowest class id).
 """
 
 import numpy as np
-from scipy.stats import rankdata
 
 from genbench.core.errors import GenBenchError
 from genbench.evaluation.metrics._checks import as_feature_matrix, as_int_labels, as_multihot
@@ -44,6 +43,8 @@ def roc_auc(y, scores):
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         raise GenBenchError("roc_auc needs both classes 0 and 1 in y")
+    from scipy.stats import rankdata
+
     ranks = rankdata(scores[:, 1])  # average ranks for ties
     u_statistic = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
     return float(100.0 * u_statistic / (n_pos * n_neg))

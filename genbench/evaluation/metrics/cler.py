@@ -11,7 +11,6 @@ neighbour votes for every class it carries.
 """
 
 import numpy as np
-from scipy.special import softmax
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import l2_normalize as _l2_normalize
@@ -19,6 +18,14 @@ from genbench.evaluation.metrics._checks import as_feature_matrix, as_int_labels
 from genbench.evaluation.metrics.classification import dataset_metric
 
 ZERO_SHOT_LOGIT_SCALE = 100.0
+
+
+def softmax(logits, axis=-1):
+    """exp(z - max z) / sum exp(z - max z) along ``axis`` (scipy.special.softmax's arithmetic,
+    without importing scipy into a job that needs only this)."""
+    z = np.asarray(logits)
+    shifted = np.exp(z - np.max(z, axis=axis, keepdims=True))
+    return shifted / np.sum(shifted, axis=axis, keepdims=True)
 
 
 def l2_normalize(x, name="x"):

@@ -3,8 +3,6 @@
 import warnings
 
 import numpy as np
-from scipy.linalg import LinAlgError, cholesky, eigh, eigvalsh
-from scipy.linalg.blas import dtrmm
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import l2_normalize
@@ -32,6 +30,8 @@ def _as_statistics(mu, sigma, name):
 
 def _cholesky_factor(sigma):
     """Lower Cholesky factor of sigma, or None when sigma is not (numerically) positive definite."""
+    from scipy.linalg import LinAlgError, cholesky
+
     try:
         factor = cholesky(sigma, lower=True, check_finite=False)
     except LinAlgError:
@@ -44,12 +44,16 @@ def _cholesky_factor(sigma):
 
 def _eigh_factor(sigma):
     """A with A A^T = sigma: V diag(sqrt(max(w, 0))) from sigma = V diag(w) V^T."""
+    from scipy.linalg import eigh
+
     w, v = eigh(sigma, check_finite=False)
     return v * np.sqrt(np.clip(w, 0.0, None))
 
 
 def _lower_congruence(lower, sigma):
     """L^T S L for lower-triangular L with two triangular products (BLAS trmm, half a GEMM each)."""
+    from scipy.linalg.blas import dtrmm
+
     sigma_l = dtrmm(1.0, lower, sigma, side=1, lower=1)  # S L
     return dtrmm(1.0, lower, sigma_l, side=0, lower=1, trans_a=1)  # L^T (S L)
 
@@ -66,6 +70,8 @@ def trace_sqrt_product(sigma1, sigma2):
         product = factor.T @ sigma2 @ factor
     else:
         product = _lower_congruence(factor, sigma2)
+    from scipy.linalg import eigvalsh
+
     eigenvalues = eigvalsh((product + product.T) / 2.0, check_finite=False)
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 

@@ -1,10 +1,6 @@
 """Proxy-A distance (Ben-David et al. 2007): how well a linear classifier separates domains."""
 
 import numpy as np
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, LinearSVC
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import l2_normalize
@@ -45,6 +41,11 @@ def proxy_a_distance(source, target, seed=0, Cs=DEFAULT_CS):
     by domain, a linear SVM on standardised features whose C is chosen by 3-fold
     cross-validation on the training half only; e = held-out error on the other half,
     PAD = 2 (1 - 2 min(e, 1 - e)). Returns {"pad", "error", "C"} (error before folding)."""
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
     source, target = _check_pair(source, target, 6, Cs)
     rng = np.random.default_rng(seed)
     features, domain = _balanced_domains(source, target, rng)
@@ -82,6 +83,8 @@ def proxy_a_distance_dann_reference(source, target, Cs=DANN_CS, max_images=DANN_
     is cut to a seeded subset of that many, order kept (the original sampled 200 generated
     images; libsvm's linear SVC grows quadratically or worse: 2 x 2000 non-separable rows took
     over 10 minutes here). Returns {"pad", "error", "C"}."""
+    from sklearn.svm import SVC
+
     source, target = _check_pair(source, target, 2, Cs)
     rng = np.random.default_rng(seed)
     source, target = _at_most(source, max_images, rng), _at_most(target, max_images, rng)
