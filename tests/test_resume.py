@@ -69,7 +69,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _kill_while_sampling(workdir: Path, config: Path, timeout: float = 150) -> tuple[set[str], str]:
+def _kill_while_sampling(workdir: Path, config: Path, timeout: float = 600) -> tuple[set[str], str]:
     """Start the workflow (one job at a time) and SIGKILL its whole process group as soon as
     at least one shard is finished, not all are, and a shard job is in the middle of sampling.
     Returns the shards finished at the moment of the kill and snakemake's output."""
@@ -173,7 +173,7 @@ def test_rerun_after_sigkill_keeps_finished_shards_and_completes(tmp_path):
     # SIGKILL leaves Snakemake's lock behind; removing it is the documented first step
     run_snakemake(tmp_path, config, "--unlock")
     rerun_at = time.monotonic()
-    proc = run_snakemake(tmp_path, config, "--rerun-incomplete", timeout=400)
+    proc = run_snakemake(tmp_path, config, "--rerun-incomplete", timeout=900)
     rerun_done = time.monotonic()
     assert "steps (100%) done" in proc.stdout + proc.stderr
     assert f"{planted.name} (0.0 MB), left by a job that died" in proc.stdout + proc.stderr
