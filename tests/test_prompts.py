@@ -15,6 +15,7 @@ from genbench.generation.prompts import (
     count_truncated_prompts,
     image_seed,
     make_prompt_plan,
+    plan_prompts,
     sentence_prompt,
 )
 from genbench.models.text2text import build_tiny_text2text, generate_sentences, load_text2text
@@ -60,11 +61,30 @@ def test_simple_template_rows_counts_and_seeds():
         "class_name": "golden retriever",
         "prompt": "golden retriever",
         "negative_prompt": None,
-        "seed": image_seed(7, 1, 1),
+        "seed": image_seed(7, "simple_template", 1, 1),
     }
-    expected = int(hashlib.sha256(b"image:7:1:1").hexdigest(), 16) % 2**31
+    expected = int(hashlib.sha256(b"image:simple_template:7:1:1").hexdigest(), 16) % 2**31
     assert plan[6]["seed"] == expected
     assert len({row["seed"] for row in plan}) == 15
+
+
+def test_no_two_sets_of_a_dataset_share_an_image_seed():
+    """The same prompt in two strategies' sets (model_enc's T5 may write the bare class name,
+    as simple_template does) gets other noise: no set holds a copy of another set's image."""
+    same_prompts = [
+        make_prompt_plan("simple_template", CLASSES, None, {"images_per_class": 4}, seed=0, set_name=name)
+        for name in ("simple_template", "model_enc")
+    ]
+    assert [r["prompt"] for r in same_prompts[0]] == [r["prompt"] for r in same_prompts[1]]
+    assert not {r["seed"] for r in same_prompts[0]} & {r["seed"] for r in same_prompts[1]}
+    templates = ["a photo of a {}.", "a drawing of a {}."]
+    tokens = {str(c): f"<t{c}>" for c in range(len(CLASSES))}
+    seeds = [
+        row["seed"]
+        for strategy in ("simple_template", "lang_enc", "ti_original", "ti_retrieval")
+        for row in plan_prompts(strategy, {}, CLASSES, templates, images_per_class=6, seed=0, tokens=tokens)
+    ]
+    assert len(seeds) == 4 * 6 * len(CLASSES) == len(set(seeds))
 
 
 def test_seed_of_an_image_does_not_depend_on_other_classes():

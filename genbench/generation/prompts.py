@@ -6,8 +6,12 @@ A prompt plan is a list of rows, class-major (all images of class 0, then class 
      "negative_prompt": text or None, "seed": s}
 
 ``index`` is the row's position in the plan. ``seed`` is the image's own sampling seed,
-derived from (base seed, class id, image index within the class) with sha256, so an image's
-seed never depends on the other classes, the strategy's row order or Python's ``hash()``.
+derived from (configured strategy name, base seed, class id, image index within the class)
+with sha256, so an image's seed never depends on the other classes, the strategy's row order
+or Python's ``hash()``. The strategy's name is part of it: two strategies that write the same
+prompt for an image (``model_enc``'s T5 may return the bare class name, as
+``simple_template`` does) still draw different noise, so no generated set holds a copy of
+another set's image and every generated image is encoded once.
 
 Strategies (``STRATEGIES``) and the number of rows each makes per class:
 
@@ -67,9 +71,10 @@ def stable_int(*parts) -> int:
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % 2**31
 
 
-def image_seed(base_seed: int, class_id: int, image_index: int) -> int:
-    """The sampling seed of image ``image_index`` of class ``class_id``."""
-    return stable_int("image", base_seed, class_id, image_index)
+def image_seed(base_seed: int, strategy: str, class_id: int, image_index: int) -> int:
+    """The sampling seed of image ``image_index`` of class ``class_id`` in the set of the
+    configured strategy ``strategy``."""
+    return stable_int("image", strategy, base_seed, class_id, image_index)
 
 
 def cycle_to(items: list, count: int) -> list:
@@ -307,11 +312,20 @@ def negative_prompt_for(class_id: int, classes: list[str], spec: dict | None, se
 
 
 def make_prompt_plan(
-    strategy: str, classes: list[str], templates: list[str] | None, params: dict | None, seed: int, *, text_model=None
+    strategy: str,
+    classes: list[str],
+    templates: list[str] | None,
+    params: dict | None,
+    seed: int,
+    *,
+    text_model=None,
+    set_name: str | None = None,
 ) -> list[dict]:
     """The prompt plan (list of rows, see module docstring) for ``strategy`` over ``classes``.
 
     ``text_model`` is an optional ``(model, tokenizer)`` pair used by ``model_enc``.
+    ``set_name``: the configured strategy whose set this plan makes (its image seeds depend
+    on it; default ``strategy``; a textual-inversion strategy makes its base's prompts).
     """
     params = dict(params or {})
     _check_params(strategy, params)
@@ -331,7 +345,7 @@ def make_prompt_plan(
                     "class_name": classes[class_id],
                     "prompt": prompt + suffix,
                     "negative_prompt": negative,
-                    "seed": image_seed(seed, class_id, image_index),
+                    "seed": image_seed(seed, set_name or strategy, class_id, image_index),
                 }
             )
     return plan
@@ -379,5 +393,11 @@ def plan_prompts(
     if strategy in TEXTUAL_INVERSION_STRATEGIES:
         params["textual_inversion"] = tokens or {}
     return make_prompt_plan(
-        base_strategy(strategy, strategy_params), list(classes), list(templates), params, seed, text_model=text_model
+        base_strategy(strategy, strategy_params),
+        list(classes),
+        list(templates),
+        params,
+        seed,
+        text_model=text_model,
+        set_name=strategy,
     )

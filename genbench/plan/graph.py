@@ -28,7 +28,7 @@ STAGE_VERSIONS = {
     "configure": 1,
     "prepare": 2,  # 2: zip members marked as regular files (one zip-member helper)
     "fewshot": 1,
-    "prompt_plan": 1,
+    "prompt_plan": 2,  # v2: image seeds depend on the strategy
     "sample_images": 2,  # 2: shards carry part manifests
     "retrieve": 1,
     "build_pool": 2,  # 2: the corpus pool from the corpus's features
