@@ -12,6 +12,7 @@ from genbench.core.config import check_results_dir, validate_config
 from genbench.core.errors import GenBenchError
 from genbench.core.housekeeping import acquire_run_lock, clean_staging, describe_problems, preflight
 from genbench.plan import paths
+from genbench.workflow.runner import reads_only
 from genbench.plan.build import (
     EVALUATION_GROUP,
     FINGERPRINTS_ENV,
@@ -36,12 +37,15 @@ RESULTS = PLAN.results_dir
 THREADS = config.get("threads", 1)
 
 
-def start_run():
-    """Before the first job (not on dry runs): hold the results folder's run lock, remove what
-    dead jobs left, and check every finished artifact the plan names."""
+def check_results(read_only):
+    """On every invocation, before the DAG is built (so a run that plans no job is checked as
+    well): check every finished artifact the plan names (through the stat cache). A run also
+    holds the results folder's run lock and first removes what dead jobs left; a dry run (or
+    --unlock, --summary, --report, ...) only checks and reports."""
     try:
-        acquire_run_lock(RESULTS)
-        clean_staging(RESULTS, log=print)
+        if not read_only:
+            acquire_run_lock(RESULTS)
+            clean_staging(RESULTS, log=print)
         problems = preflight(PLAN, PLAN.stat_cache)
         if problems:
             raise GenBenchError(describe_problems(problems))
@@ -49,8 +53,8 @@ def start_run():
         raise WorkflowError(f"GenBench: {err}") from None
 
 
-onstart:
-    start_run()
+if workflow.is_main_process:
+    check_results(read_only=reads_only(sys.argv))
 
 
 wildcard_constraints:
@@ -97,7 +101,8 @@ def runtime_of(stage):
 
 
 def all_targets():
-    return PLAN.targets() + [f"{RESULTS}/summary.csv"]
+    """Every planned artifact and the summary: a run that plans no job has found them all."""
+    return PLAN.all_manifests() + [f"{RESULTS}/summary.csv"]
 
 
 def get_evaluation_group(stage):

@@ -70,6 +70,42 @@ def test_tree_fingerprint_follows_content_and_rehashes_only_changed_files(tmp_pa
     assert fingerprint_path(root, again)["sha256"] == changed
 
 
+def test_a_same_size_overwrite_with_its_mtime_set_back_is_hashed_again(tmp_path):
+    """dd conv=notrunc + touch -r: size, inode and mtime as before; the ctime is new."""
+    root = tmp_path / "data"
+    root.mkdir()
+    image = root / "0.png"
+    image.write_bytes(b"a" * 64)
+    cache = StatCache(tmp_path / "cache.sqlite")
+    first = fingerprint_path(root, cache)["sha256"]
+    before = image.stat()
+    with open(image, "r+b") as handle:  # in place: the same inode, the same length
+        handle.write(b"b" * 64)
+    os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = image.stat()
+    assert (after.st_size, after.st_ino, after.st_mtime_ns) == (before.st_size, before.st_ino, before.st_mtime_ns)
+    again = StatCache(tmp_path / "cache.sqlite")
+    assert fingerprint_path(root, again)["sha256"] != first and again.hashed_files == 1
+    assert again.digest(image) == again.digest(root / "0.png") and again.hashed_files == 1
+
+
+def test_a_stat_cache_of_the_old_layout_is_replaced_with_a_message(tmp_path, capsys):
+    import sqlite3
+
+    path = tmp_path / "cache.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, sha256 TEXT)")
+    old.execute("INSERT INTO files VALUES ('/x', 1, 1, 1, 'abc')")
+    old.commit()
+    old.close()
+    (tmp_path / "f").write_bytes(b"data")
+    cache = StatCache(path)
+    assert cache.digest(tmp_path / "f") and cache.hashed_files == 1
+    assert "older layout" in capsys.readouterr().out
+    assert StatCache(path).entries_below(tmp_path)  # the new layout is kept from then on
+    assert "older layout" not in capsys.readouterr().out
+
+
 def test_absent_path_fingerprint_is_cheap_and_explicit(tmp_path):
     assert fingerprint_path(tmp_path / "nothing", StatCache(None)) == {"kind": "absent"}
 

@@ -12,9 +12,11 @@ import pytest
 from PIL import Image
 
 from genbench.core.errors import GenBenchError
+from genbench.core.io import to_rgb
 from genbench.data.imageset import (
     ImageSetReader,
     class_counts,
+    decode_image,
     load_image,
     read_index,
     split_path,
@@ -165,3 +167,37 @@ def test_split_path_and_class_counts():
     assert class_counts(records, 3) == labels.tolist() == [2, 0, 2]
     with pytest.raises(GenBenchError, match="label 3 outside 0..2"):
         class_counts([{"id": "q", "label": 3}], 3)
+
+
+def _png(pixels) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_16_bit_png_decodes_to_the_pixels_of_its_8_bit_original():
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)
+    sixteen = _png(pixels.astype(np.uint16) * 257)  # v * 65535 / 255: the same picture in 16 bits
+    assert Image.open(io.BytesIO(sixteen)).mode.startswith("I;16")
+    decoded = np.asarray(decode_image(sixteen, "deep.png"))
+    assert decoded.shape == (8, 8, 3)
+    assert np.array_equal(decoded[..., 0], pixels)
+    assert np.array_equal(decoded, np.asarray(decode_image(_png(pixels), "x")))
+
+
+def test_a_float_image_maps_zero_to_one_onto_the_8_bit_range():
+    levels = np.linspace(0.0, 1.0, 16, dtype=np.float32).reshape(4, 4)
+    rgb = np.asarray(to_rgb(Image.fromarray(levels, mode="F")))
+    assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255 and np.array_equal(rgb[..., 0], np.rint(levels * 255))
+
+
+def test_bad_bytes_are_named_by_file_never_by_a_python_object():
+    with pytest.raises(GenBenchError) as err:
+        decode_image(b"not an image", "folder/cat.png")
+    assert "folder/cat.png" in str(err.value) and "object at 0x" not in str(err.value)
+
+
+def test_an_image_over_the_pixel_limit_is_refused_not_warned_about(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 40 x 40 = 1600: Pillow only warns below 2000
+    with pytest.raises(GenBenchError, match="huge.png: more than 1,000 pixels"):
+        decode_image(_png(np.zeros((40, 40), np.uint8)), "huge.png")

@@ -331,10 +331,34 @@ def _inside_other_artifact(root: Path, path: Path) -> bool:
 
 def verify_tree(root: str | os.PathLike) -> tuple[int, list[Problem]]:
     """Verify every artifact below ``root``, re-reading every file; returns (number checked,
-    problems). An unreadable manifest is a problem like any other: checking goes on."""
+    problems). An unreadable manifest is a problem like any other: checking goes on. For a
+    results folder (artifacts at ``<root>/<stage>/<scope>/<folder>``), an upstream key that a
+    manifest's recipe names and that no artifact there has is a problem too."""
     artifacts = find_artifacts(root)
     problems = [p for artifact in artifacts for p in verify_artifact(artifact)]
-    return len(artifacts), problems
+    return len(artifacts), problems + missing_upstream(Path(root), artifacts)
+
+
+def missing_upstream(results: Path, artifacts: list[Path]) -> list[Problem]:
+    """The recipe inputs of the artifacts of the results folder ``results`` that have no
+    artifact there: a deleted or moved upstream folder that its finished dependants name."""
+    mine = [a for a in artifacts if len(a.relative_to(results).parts) == 3]
+    manifests = {}
+    for artifact in mine:
+        try:
+            manifests[artifact] = read_manifest(artifact)
+        except GenBenchError:
+            continue  # reported by verify_artifact
+    present = {str(m.get("key")) for m in manifests.values() if isinstance(m, dict)}
+    problems = []
+    for artifact, manifest in manifests.items():
+        recipe = manifest.get("recipe") if isinstance(manifest, dict) else None
+        inputs = recipe.get("inputs", {}) if isinstance(recipe, dict) else {}
+        for name, key in sorted(inputs.items()) if isinstance(inputs, dict) else ():
+            if key and str(key) not in present:
+                reason = f"upstream '{name}' [{short_key(str(key))}] has no artifact under {results}"
+                problems.append(Problem(str(artifact), str(manifest.get("key", "")), MANIFEST, reason))
+    return problems
 
 
 def check_artifact(

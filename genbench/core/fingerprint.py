@@ -9,8 +9,10 @@ content, never by their path alone:
            over every file below the folder (names starting with "." are skipped)
 
 Hashing a 150 GB folder on every parse would be ruinous, so, as DVC does, the digest of each
-file is remembered in a stat cache keyed by (path, size, mtime_ns, inode): an unchanged tree
-costs a stat walk, and only new or changed files are read. The same cache lets a job check the
+file is remembered in a stat cache keyed by (path, size, mtime_ns, ctime_ns, inode): an
+unchanged tree costs a stat walk, and only new or changed files are read. ``ctime_ns`` is the
+one a user cannot set back: a file overwritten in place with bytes of the same length, its
+mtime restored with ``touch -r``, still has a new ctime and is read again. The same cache lets a job check the
 files of its input artifacts without reading them again (see ``genbench.core.artifacts``).
 
 Hub ids (``org/name``) are resolved to the revision of their local Hugging Face cache snapshot
@@ -40,16 +42,21 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _stat_tuple(st: os.stat_result) -> tuple[int, int, int]:
-    return st.st_size, st.st_mtime_ns, st.st_ino
+def _stat_tuple(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+_COLUMNS = ("path", "size", "mtime_ns", "ctime_ns", "ino", "sha256")
 
 
 class StatCache:
-    """sha256 of files, remembered by (absolute path, size, mtime_ns, inode) in SQLite.
+    """sha256 of files, remembered by (absolute path, size, mtime_ns, ctime_ns, inode) in SQLite.
 
-    A file whose size, mtime_ns and inode all match its last recorded digest is not read
-    again. Any change of the three (an edit, a copy, ``touch``) makes it be re-hashed.
-    ``path=None`` keeps the cache in memory only (nothing is remembered across processes).
+    A file whose size, mtime_ns, ctime_ns and inode all match its last recorded digest is not
+    read again. Any change of the four (an edit, a copy, ``touch``, ``chmod``, an in-place
+    overwrite whose mtime was set back) makes it be re-hashed: a re-hash, never a rerun, as the
+    digest decides. ``path=None`` keeps the cache in memory only. A cache file of an older
+    format is replaced by an empty one, with a message (each file is then read once more).
     """
 
     def __init__(self, path: str | os.PathLike | None):
@@ -68,30 +75,46 @@ class StatCache:
                 self._conn = sqlite3.connect(target, timeout=120, isolation_level=None)
                 # a cache: an entry lost in a crash only costs a re-hash, so no fsync per commit
                 self._conn.execute("PRAGMA synchronous=OFF")
-                self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, "
-                    "mtime_ns INTEGER, ino INTEGER, sha256 TEXT)"
-                )
+                self._create_table(target)
             except sqlite3.Error as err:
-                raise GenBenchError(f"stat cache {target}: {err} (set {CACHE_ENV} to a writable file)") from None
+                raise GenBenchError(
+                    f"stat cache {target}: {err} (delete that file to start a new cache, or set {CACHE_ENV} "
+                    "to another file)"
+                ) from None
         return self._conn
 
-    def entries_below(self, root: Path) -> dict[str, tuple[int, int, int, str]]:
-        """Every cached entry whose path lies below ``root``: path -> (size, mtime_ns, ino, sha)."""
+    def _create_table(self, target: str) -> None:
+        """The ``files`` table, replacing one of an older layout (it is only a cache)."""
+        columns = tuple(row[1] for row in self._conn.execute("PRAGMA table_info(files)"))
+        if columns and columns != _COLUMNS:
+            self._conn.execute("DROP TABLE files")
+            print(f"GenBench: stat cache {target} had an older layout; started a new one (files are hashed once more)")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, "
+            "mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, sha256 TEXT)"
+        )
+
+    def entries_below(self, root: Path) -> dict[str, tuple[int, int, int, int, str]]:
+        """Every cached entry whose path lies below ``root``: path -> (size, mtime_ns, ctime_ns,
+        ino, sha)."""
         prefix = str(root).rstrip("/") + "/"
         rows = self._db().execute(
-            "SELECT path, size, mtime_ns, ino, sha256 FROM files WHERE path >= ? AND path < ?",
+            "SELECT path, size, mtime_ns, ctime_ns, ino, sha256 FROM files WHERE path >= ? AND path < ?",
             (prefix, prefix[:-1] + "0"),  # "0" sorts right after "/"
         )
-        return {p: (s, m, i, h) for p, s, m, i, h in rows}
+        return {p: (s, m, c, i, h) for p, s, m, c, i, h in rows}
 
     def lookup(self, path: str | os.PathLike, st: os.stat_result | None = None) -> str | None:
         """The remembered digest of ``path`` if its stat still matches, else None."""
         path = os.path.abspath(path)
         st = st or os.stat(path)
-        row = self._db().execute("SELECT size, mtime_ns, ino, sha256 FROM files WHERE path = ?", (path,)).fetchone()
-        if row and tuple(row[:3]) == _stat_tuple(st):
-            return row[3]
+        row = (
+            self._db()
+            .execute("SELECT size, mtime_ns, ctime_ns, ino, sha256 FROM files WHERE path = ?", (path,))
+            .fetchone()
+        )
+        if row and tuple(row[:4]) == _stat_tuple(st):
+            return row[4]
         return None
 
     def remember(self, path: str | os.PathLike, sha256: str, st: os.stat_result | None = None) -> None:
@@ -104,7 +127,7 @@ class StatCache:
         rows = [(p, *_stat_tuple(st), sha) for p, st, sha in items]
         db = self._db()
         db.execute("BEGIN")
-        db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
         db.execute("COMMIT")
 
     def digest(self, path: str | os.PathLike) -> str:
@@ -169,8 +192,8 @@ def tree_digest(root: str | os.PathLike, cache: StatCache) -> dict:
     lines, fresh, total = [], [], 0
     for rel, path, st in _walk_files(root):
         entry = known.get(path)
-        if entry and entry[:3] == _stat_tuple(st):
-            sha = entry[3]
+        if entry and entry[:4] == _stat_tuple(st):
+            sha = entry[4]
         else:
             sha = cache._hash(path, st)
             fresh.append((path, st, sha))

@@ -55,15 +55,49 @@ def store_zip_info(member: str) -> zipfile.ZipInfo:
 
 
 def open_image(data: bytes, name: str):
-    """The decoded PIL image of ``data`` (fully loaded); GenBenchError naming ``name``."""
-    from PIL import Image
+    """The decoded PIL image of ``data`` (fully loaded); GenBenchError naming ``name``.
+
+    An image of more than Pillow's ``Image.MAX_IMAGE_PIXELS`` (89,478,485) pixels is refused,
+    not decoded with a warning: a decompression bomb, or a scan no recognition benchmark
+    needs at full size. The message names the file and never a Python object."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (*IMAGE_DECODE_ERRORS, Image.DecompressionBombError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except UnidentifiedImageError:
+        raise GenBenchError(f"cannot decode image {name}: not an image format Pillow reads") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise GenBenchError(
+            f"cannot decode image {name}: more than {Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's limit)"
+        ) from None
+    except IMAGE_DECODE_ERRORS as err:
         raise GenBenchError(f"cannot decode image {name}: {err}") from None
     return image
+
+
+def to_rgb(image):
+    """An RGB image of 8 bits per channel that keeps the picture's levels.
+
+    16-bit modes (``I;16*``, and ``I``, which is how 16-bit PNGs may decode) are rescaled by
+    the full 16-bit range, v * 255 / 65535 rounded (values clipped to [0, 65535] first), so a
+    16-bit copy of an 8-bit picture decodes to the same pixels; Pillow's own conversion would
+    clip them instead. Float images (``F``) map [0, 1] to [0, 255]. Every other mode goes
+    through Pillow's ``convert("RGB")`` (alpha dropped, palettes expanded). EXIF orientation
+    is not applied, as in torchvision, ELEVATER and CLIP's preprocessing."""
+    from PIL import Image
+
+    if image.mode.startswith("I;16") or image.mode == "I":
+        levels = np.clip(np.asarray(image, dtype=np.float64), 0, 65535) * 255.0 / 65535.0
+    elif image.mode == "F":
+        levels = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * 255.0
+    else:
+        return image.convert("RGB")
+    return Image.fromarray(np.rint(levels).astype(np.uint8), mode="L").convert("RGB")
 
 
 def job_tag() -> str:

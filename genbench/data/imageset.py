@@ -21,7 +21,7 @@ import zipfile
 from PIL import Image
 
 from genbench.core.errors import GenBenchError
-from genbench.core.io import open_image
+from genbench.core.io import open_image, to_rgb
 
 REQUIRED_KEYS = ("id", "path", "label")
 _ARCHIVE_PATH = re.compile(r"^(?P<archive>.*?\.(?P<kind>zip|tar))@(?P<member>.+)$")
@@ -146,7 +146,7 @@ def labels_of(record) -> list[int]:
 
 def decode_image(data: bytes, name: str) -> Image.Image:
     """Decode encoded image bytes into an RGB PIL image; GenBenchError naming ``name`` if not."""
-    return open_image(data, name).convert("RGB")
+    return to_rgb(open_image(data, name))
 
 
 # ----------------------------------------------------------------------------- archives

@@ -154,5 +154,11 @@ class Graph:
         ]
 
     def targets(self) -> list[str]:
-        """What ``rule all`` asks for: the aggregate table (which needs everything else)."""
+        """The aggregate tables (which need everything else)."""
         return [n.manifest for n in self.by_stage("aggregate")]
+
+    def all_manifests(self) -> list[str]:
+        """What ``rule all`` asks for: the manifest of every planned artifact. Each is a target
+        of its own, so an artifact deleted while its dependants are finished is rebuilt under
+        its key (its inputs are ``ancient()``: nothing downstream reruns for it)."""
+        return [n.manifest for n in self.nodes.values()]

@@ -25,11 +25,31 @@ def cmd_verify(args) -> int:
     for path, dead in leftovers:
         state = "left by a job that died; the next run removes it" if dead else "a job may still be writing it"
         print(f"LEFTOVER {path} ({state})")
+    changed = _changed_inputs(args.configfile) if args.inputs else []
+    for line in changed:
+        print(f"CHANGED {line}")
     if checked == 0:
         print(f"no artifacts (no MANIFEST.json) found under {args.path}", file=sys.stderr)
         return 2
-    print(f"{checked} artifact(s) checked, {len(problems)} problem(s), {len(leftovers)} leftover(s)")
-    return 1 if problems else 0
+    inputs = f", {len(changed)} changed input(s)" if args.inputs else ""
+    print(f"{checked} artifact(s) checked, {len(problems)} problem(s), {len(leftovers)} leftover(s){inputs}")
+    return 1 if problems or changed else 0
+
+
+def _changed_inputs(configfiles: list[str]) -> list[str]:
+    """Every input outside the results (data roots, model files, pools, descriptions) hashed
+    again byte for byte, against the fingerprint the plan takes through the stat cache."""
+    from genbench.core.fingerprint import StatCache, content_key, fingerprint_path
+    from genbench.plan.build import build_plan
+
+    plan = build_plan(load_run_config(configfiles))
+    lines = []
+    for path, planned in sorted(plan.fingerprints.items()):
+        now = fingerprint_path(path, StatCache(None))
+        if content_key(now) != content_key(planned):
+            was, found = planned.get("sha256", planned.get("kind")), now.get("sha256", now.get("kind"))
+            lines.append(f"{path}: planned as content {was[:12]}, its bytes now are {found[:12]} (rerun to plan them)")
+    return lines
 
 
 def cmd_gc(args) -> int:
@@ -40,14 +60,20 @@ def cmd_gc(args) -> int:
     config = load_run_config(args.configfile)
     if args.results:
         config["results_dir"] = args.results
-    plan = build_plan(config)
-    acquire_run_lock(plan.results_dir, purpose="genbench gc")
-    try:
-        count, freed = collect_garbage(plan, STAGE_VERSIONS, dry_run=args.dry_run)
-        if not args.dry_run:
+    if args.dry_run:  # reads only: no lock, and the stat cache in memory (a read-only folder works)
+        from genbench.core.fingerprint import StatCache
+        from genbench.plan.build import Plan
+
+        plan = Plan(config, stat_cache=StatCache(None))
+        count, freed = collect_garbage(plan, STAGE_VERSIONS, dry_run=True)
+    else:
+        plan = build_plan(config)
+        acquire_run_lock(plan.results_dir, purpose="genbench gc")
+        try:
+            count, freed = collect_garbage(plan, STAGE_VERSIONS, dry_run=False)
             freed += clean_staging(plan.results_dir)
-    finally:
-        release_run_lock(plan.results_dir)
+        finally:
+            release_run_lock(plan.results_dir)
     verb = "would free" if args.dry_run else "freed"
     print(
         f"{count} unreferenced artifact(s); {verb} {freed / 1e6:.2f} MB "
@@ -183,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="check every artifact's files against its manifest")
     p.add_argument("path", nargs="?", default="results")
+    p.add_argument(
+        "--inputs", action="store_true", help="also re-hash every input outside the results (data, models, pools)"
+    )
+    p.add_argument("--configfile", action="append", default=[], help="with --inputs: config overriding config.yaml")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("run", help="check the config files, then run the workflow with snakemake")

@@ -19,3 +19,38 @@ def snakemake_command(extra: list[str], profile: str | None, configfiles: list[s
     if configfiles:
         cmd += ["--configfile", *configfiles]
     return cmd + extra
+
+
+# Snakemake invocations that plan or describe without running a job or touching the results
+READ_ONLY_FLAGS = {
+    "--dry-run",
+    "--dryrun",
+    "--unlock",
+    "--summary",
+    "--detailed-summary",
+    "--list",
+    "--list-rules",
+    "--list-target-rules",
+    "--dag",
+    "--rulegraph",
+    "--filegraph",
+    "--d3dag",
+    "--report",
+    "--lint",
+    "--cleanup-metadata",
+    "--list-changes",
+}
+READ_ONLY_SHORT = set("nlSD")  # -n (dry run), -l (list), -S / -D (summaries)
+
+
+def reads_only(argv: list[str]) -> bool:
+    """Whether a snakemake command line only plans or describes (a dry run, ``--unlock``,
+    ``--summary``, ``--dag``, ``--report``, ...): then GenBench checks the results folder
+    but takes no lock and removes nothing. Short flags may be combined (``-np``)."""
+    for arg in argv[1:]:
+        name = arg.split("=", 1)[0]
+        if name in READ_ONLY_FLAGS:
+            return True
+        if arg.startswith("-") and not arg.startswith("--") and READ_ONLY_SHORT & set(arg[1:]):
+            return True
+    return False

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from genbench.core.errors import GenBenchError
-from genbench.core.io import open_image, store_zip_info
+from genbench.core.io import open_image, store_zip_info, to_rgb
 from genbench.data.imageset import class_counts, write_index
 from genbench.data.prepare.common import SourceImage
 
@@ -32,7 +32,7 @@ def encode_for_storage(payload, name: str) -> tuple[bytes, str]:
     if not isinstance(payload, Image.Image):
         raise GenBenchError(f"image {name}: unsupported payload type {type(payload).__name__}")
     if payload.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
-        payload = payload.convert("RGB")
+        payload = to_rgb(payload)
     buffer = io.BytesIO()
     payload.save(buffer, format="PNG")
     return buffer.getvalue(), "png"
