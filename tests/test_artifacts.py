@@ -131,7 +131,10 @@ def test_verify_tree_counts_artifacts(tmp_path):
     other = make_recipe("features", 1, {"split": "train"}, {})
     _write(tmp_path, other)
     checked, problems = verify_tree(tmp_path)
-    assert (checked, problems) == (2, [])
+    # the first one's recipe names an upstream 'images' artifact that the folder does not hold
+    assert checked == 2 and [p.reason for p in problems] == [
+        f"upstream 'images' [abababababab] has no artifact under {tmp_path}"
+    ]
 
 
 def test_verify_detects_tampered_recipe(tmp_path):

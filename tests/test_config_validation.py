@@ -1,6 +1,7 @@
 """validate_config / load_config: every value is checked in-process, each problem naming its key."""
 
 import copy
+import pickle
 import re
 
 import pytest
@@ -115,7 +116,7 @@ def test_relative_weights_file_with_one_slash_must_exist(config, tmp_path, monke
     config["models"]["encoder"] = {"type": "open_clip", "model": "ViT-B-32", "pretrained": "weights/vit.pt"}
     assert _error(config) == "config key 'models.encoder.pretrained': path weights/vit.pt does not exist"
     (tmp_path / "weights").mkdir()
-    (tmp_path / "weights" / "vit.pt").write_bytes(b"")
+    (tmp_path / "weights" / "vit.pt").write_bytes(pickle.dumps({}, protocol=2))  # a (legacy-format) state dict
     validate_config(config)
 
 
@@ -195,7 +196,16 @@ def test_case_only_duplicate_class_names_are_named(config):
     config["user_datasets"] = {"zoo": _user_dataset(["Cat", "dog", "cat"])}
     message = _error(config)
     assert message.startswith("config key 'user_datasets.zoo.classes': classes 0 ('Cat') and 2 ('cat')")
-    assert "case-only duplicate" in message
+    assert "letter case" in message
+
+
+def test_class_names_equal_after_unicode_normalisation_are_named_in_both_spellings(config):
+    composed, decomposed = "caf\u00e9", "cafe\u0301"  # print the same
+    config["datasets"] = ["digits", "zoo"]
+    config["user_datasets"] = {"zoo": _user_dataset([composed, "tea", decomposed])}
+    message = _error(config)
+    assert message.startswith("config key 'user_datasets.zoo.classes': classes 0 ('caf\\xe9') and 2 ('cafe\\u0301')")
+    assert "Unicode normalisation" in message
 
 
 def test_unknown_dataset_is_named(config):
@@ -237,3 +247,46 @@ def test_faiss_index_needs_a_pool_folder(config):
 def test_removed_probe_mode_is_named(config):
     config["probe"]["mode"] = "elevater"
     assert "config key 'probe.mode': unknown key(s) 'mode'" in _error(config)
+
+
+def test_a_pretrained_file_that_is_no_checkpoint_is_named_at_parse_time(config, tmp_path):
+    """Not the UnpicklingError traceback of the first job that loads it."""
+    notes = tmp_path / "weights.pt"
+    notes.write_text("these are my notes, not weights\n")
+    config["models"]["encoder"] = {"type": "open_clip", "model": "ViT-B-32", "pretrained": str(notes)}
+    message = _error(config)
+    assert message.startswith(f"config key 'models.encoder.pretrained': {notes} is not a checkpoint")
+    assert "\n" not in message.strip()
+
+
+def test_checkpoint_files_of_every_format_pass(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from genbench.core.config import is_checkpoint_file
+
+    torch.save({"w": torch.zeros(2)}, tmp_path / "zip.pt")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "w.safetensors"))
+    (tmp_path / "empty.bin").write_bytes(b"")
+    assert all(is_checkpoint_file(tmp_path / n) for n in ("zip.pt", "legacy.pt", "w.safetensors"))
+    assert not is_checkpoint_file(tmp_path / "empty.bin")
+
+
+def test_a_one_class_dataset_is_refused_at_parse_time(config):
+    from genbench.plan.build import build_plan
+
+    config["datasets"] = ["one"]
+    config["user_datasets"] = {"one": _user_dataset(["cat"])}
+    with pytest.raises(ConfigError, match="dataset 'one' has 1 class; a benchmark needs at least 2"):
+        build_plan(config)
+
+
+def test_sets_too_small_for_the_distance_metrics_are_refused_at_parse_time(config):
+    from genbench.plan.build import build_plan
+
+    config["datasets"] = ["pair"]
+    config["user_datasets"] = {"pair": _user_dataset(["cat", "dog"])}
+    config["fewshot"]["shots"] = [2, 5]
+    with pytest.raises(ConfigError, match=r"dataset 'pair': fewshot.shots 2 x 2 classes = 4 images a set, fewer than"):
+        build_plan(config)

@@ -476,3 +476,17 @@ def test_cli_names_a_broken_or_missing_configfile_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("genbench: error: config file "), err
         assert ("broken.yaml, line " in err[0]) or ("missing.yaml does not exist" in err[0])
+
+
+def test_a_full_disk_is_one_line_naming_the_artifact_and_leaves_nothing(tmp_path):
+    import errno
+
+    out = tmp_path / "features" / "digits" / "train-0123456789ab"
+    with pytest.raises(GenBenchError) as err:
+        with ArtifactWriter(out, make_recipe("features", 2, {"split": "train"}, {})) as writer:
+            with open(writer.path("features.npy"), "wb") as handle:
+                handle.write(b"partial")
+                raise OSError(errno.ENOSPC, "No space left on device")
+    message = str(err.value)
+    assert message.startswith(f"no space left for artifact {out}") and "\\n" not in message
+    assert not list(out.parent.glob(".staging-*")) and not (out / "MANIFEST.json").exists()

@@ -23,6 +23,7 @@ folders of jobs that died are found by ``stale_staging`` and removed by ``remove
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -160,9 +161,19 @@ class ArtifactWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        shutil.rmtree(self.staging, ignore_errors=True)
+        try:
+            if exc_type is None:
+                self.commit()
+        except OSError as err:
+            exc = err
+            raise
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise GenBenchError(
+                    f"no space left for artifact {self.out_dir} (disk or quota full while writing it; nothing "
+                    f"of it was kept): free space on the file system of {self.out_dir.parent} and run again"
+                ) from None
 
     def _check_writable(self) -> None:
         try:

@@ -343,11 +343,46 @@ def _model_problems(key: str, role: str, spec: dict) -> list[str]:
         return [_problem(key, "give {model: tiny} or {model: <hub id or folder>}")]
     if role == "encoder" and not spec.get("type"):
         return [_problem(key, "give {type: open_clip|inception|hf, ...}")]
-    return [
-        _problem(f"{key}.{k}", f"path {spec[k]} does not exist")
-        for k in MODEL_PATH_KEYS
-        if isinstance(spec.get(k), str) and looks_like_local_path(spec[k]) and not Path(spec[k]).expanduser().exists()
-    ]
+    problems = []
+    for k in MODEL_PATH_KEYS:
+        if not (isinstance(spec.get(k), str) and looks_like_local_path(spec[k])):
+            continue
+        path = Path(spec[k]).expanduser()
+        if not path.exists():
+            problems.append(_problem(f"{key}.{k}", f"path {spec[k]} does not exist"))
+        elif k in CHECKPOINT_KEYS and path.is_file() and not is_checkpoint_file(path):
+            problems.append(
+                _problem(
+                    f"{key}.{k}",
+                    f"{spec[k]} is not a checkpoint (neither a torch.save / TorchScript archive, a pickled "
+                    "state dict nor a safetensors file)",
+                )
+            )
+    return problems
+
+
+CHECKPOINT_KEYS = ("pretrained", "weights")
+
+
+def is_checkpoint_file(path: Path) -> bool:
+    """Whether ``path`` looks like model weights, from its first bytes (no torch import): a zip
+    archive holding a pickle (torch.save since 1.6, TorchScript), a pickle of protocol 2 or
+    more (torch.save's legacy format), or safetensors (an 8-byte little-endian header length,
+    then that many bytes of JSON)."""
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return any(name.endswith(".pkl") for name in archive.namelist())
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+        size = path.stat().st_size
+    except (OSError, zipfile.BadZipFile):
+        return False
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return True
+    return len(head) == 9 and 0 < int.from_bytes(head[:8], "little") <= size - 8 and head[8:9] == b"{"
 
 
 # ---------------------------------------------------------------- strategies

@@ -304,18 +304,19 @@ def _check_class_characters(name: str, index: int, key: str) -> None:
 
 
 def _check_duplicate_classes(classes, key: str) -> None:
-    """Reject repeated class names, and names that differ only by case (folder matching and
-    case-insensitive file systems cannot tell them apart)."""
+    """Reject repeated class names, and names that are equal after NFKC normalisation and
+    casefolding: "café" written with U+00E9 or as e + U+0301 prints the same, and folder
+    matching and case-insensitive file systems cannot tell "Cat" from "cat"."""
     first: dict[str, int] = {}
     for index, name in enumerate(classes):
-        other = first.setdefault(name.casefold(), index)
+        other = first.setdefault(unicodedata.normalize("NFKC", name).casefold(), index)
         if other == index:
             continue
         if classes[other] == name:
             raise ConfigError(f"{key}: duplicated class name {name!r} (classes {other} and {index})")
         raise ConfigError(
-            f"{key}: classes {other} ({classes[other]!r}) and {index} ({name!r}) are a "
-            "case-only duplicate; class names must differ by more than letter case"
+            f"{key}: classes {other} ({ascii(classes[other])}) and {index} ({ascii(name)}) are the same name "
+            "up to Unicode normalisation (NFKC) or letter case; class names must differ by more"
         )
 
 

@@ -33,6 +33,7 @@ from genbench.plan import paths
 from genbench.plan.graph import STAGE_VERSIONS, Graph, Node  # noqa: F401 (STAGE_VERSIONS: re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+MIN_SET_ROWS = 6  # PRDC's k + 1 (k = 5) and the proxy-A distance's smallest set
 _SET_KINDS = {"sample_images": "generated", "retrieve": "retrieved"}  # folder labels of image sets
 
 
@@ -193,8 +194,26 @@ class Plan(Graph):
         if inputs:
             self.add("aggregate", "all", {"protocol": self.config.get("protocol", "honest")}, inputs)
 
+    def _check_set_sizes(self, info: DatasetInfo) -> None:
+        """At parse time, what the config alone shows: at least 2 classes, and training sets of
+        at least ``MIN_SET_ROWS`` images (the distance metrics compare sets of rows)."""
+        d = info.name
+        if info.num_classes < 2:
+            raise ConfigError(
+                f"dataset {d!r} has {info.num_classes} class; a benchmark needs at least 2 "
+                "(zero-shot, CLER and the probe tell classes apart)"
+            )
+        shots = min(self._section(d, "fewshot")["shots"])
+        if shots * info.num_classes < MIN_SET_ROWS:
+            raise ConfigError(
+                f"dataset {d!r}: fewshot.shots {shots} x {info.num_classes} classes = {shots * info.num_classes} "
+                f"images a set, fewer than the {MIN_SET_ROWS} that PRDC (k = 5 neighbours) and the proxy-A "
+                "distance need; raise fewshot.shots"
+            )
+
     def _build_dataset(self, info: DatasetInfo) -> list[Node]:
         d = info.name
+        self._check_set_sizes(info)
         data = self._section(d, "data")
         configure = self.add("configure", d, {"dataset": _without_paths(info.to_json())}, {})
         identity, root = self._data_identity(info, data)
