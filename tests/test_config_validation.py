@@ -290,3 +290,21 @@ def test_sets_too_small_for_the_distance_metrics_are_refused_at_parse_time(confi
     config["fewshot"]["shots"] = [2, 5]
     with pytest.raises(ConfigError, match=r"dataset 'pair': fewshot.shots 2 x 2 classes = 4 images a set, fewer than"):
         build_plan(config)
+
+
+def test_a_results_folder_holding_only_other_files_is_refused(tmp_path):
+    from genbench.core.config import check_results_dir
+
+    home = tmp_path / "home"
+    (home / "Documents" / "thesis").mkdir(parents=True)
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=f"config key 'results_dir': {home} is not empty and holds nothing GenBench"):
+        check_results_dir(str(home))
+    check_results_dir(str(tmp_path / "new"))  # new: created
+    check_results_dir(str(tmp_path / "new"))  # empty: fine
+    copied = tmp_path / "copied"  # results copied without .genbench/: still GenBench's
+    (copied / "features" / "digits" / "train-0123456789ab").mkdir(parents=True)
+    (copied / "features" / "digits" / "train-0123456789ab" / "MANIFEST.json").write_text("{}")
+    check_results_dir(str(copied))
+    (home / ".genbench").mkdir()
+    check_results_dir(str(home))

@@ -445,6 +445,17 @@ def test_gc_removes_only_what_the_plan_no_longer_references(tmp_path):
     assert os.path.isdir(kept.dir) and (tmp_path / "results" / "fewshot" / "digits" / "notes-of-mine").exists()
 
 
+def test_gc_also_removes_earlier_runs_input_fingerprints(tmp_path):
+    from genbench.core.housekeeping import remove_run_fingerprints
+    from genbench.plan.build import save_fingerprints
+
+    plan = build_plan(_config(tmp_path))
+    saved = save_fingerprints(plan)
+    (tmp_path / "results" / ".genbench" / "stat-cache.sqlite").write_bytes(b"kept")
+    assert remove_run_fingerprints(plan.results_dir, log=lambda m: None) > 0
+    assert not os.path.exists(saved) and (tmp_path / "results" / ".genbench" / "stat-cache.sqlite").exists()
+
+
 # ------------------------------------------------------------------ shot shortfall
 
 

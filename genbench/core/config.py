@@ -435,14 +435,44 @@ def _param_problems(key: str, name: str, params: dict, inherited: dict) -> list[
 
 
 def check_results_dir(results_dir: str) -> None:
-    """Fail early, naming the folder, when the results folder cannot be created or written."""
+    """Fail early, naming the folder, when the results folder cannot be created or written, or
+    when it holds files and none of them is GenBench's: a run cleans dead jobs' leftovers and
+    ``gc`` removes folders in its results folder, so ``results_dir: /`` or ``~`` is refused."""
     path = Path(results_dir)
+    if path.is_dir() and not _is_genbench_folder(path):
+        raise ConfigError(
+            f"config key 'results_dir': {results_dir} is not empty and holds nothing GenBench wrote (no "
+            ".genbench/ folder, no <stage>/<dataset>/<artifact>/MANIFEST.json); give a new or empty folder"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"config key 'results_dir': cannot create {results_dir}: {err.strerror}") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"config key 'results_dir': {results_dir} is not writable")
+
+
+def _is_genbench_folder(path: Path) -> bool:
+    """Empty, or GenBench's: its ``.genbench/`` folder, or an artifact manifest three levels down
+    (results copied without ``.genbench/`` are GenBench's too)."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return True  # unreadable: the writability check names it
+    if not entries or any(e.name == ".genbench" and e.is_dir() for e in entries):
+        return True
+    for stage in (e for e in entries if e.is_dir(follow_symlinks=False)):
+        for scope in _subfolders(stage.path):
+            if any(os.path.isfile(os.path.join(f, "MANIFEST.json")) for f in _subfolders(scope)):
+                return True
+    return False
+
+
+def _subfolders(folder: str) -> list[str]:
+    try:
+        return [e.path for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -147,6 +147,18 @@ def collect_garbage(plan, stages, dry_run: bool = False, log=print) -> tuple[int
     return count, freed
 
 
+def remove_run_fingerprints(results_dir: str | os.PathLike, log=print) -> int:
+    """Remove the input fingerprints earlier runs saved for their jobs
+    (``.genbench/fingerprints-*.json``); call with the run lock held (no run is using one).
+    Returns the bytes freed."""
+    freed = 0
+    for path in sorted((Path(results_dir) / ".genbench").glob("fingerprints-*.json")):
+        freed += path.stat().st_size
+        path.unlink()
+        log(f"removed {path} (input fingerprints of an earlier run)")
+    return freed
+
+
 def _remove_logs(results: Path, folder: Path) -> None:
     """The artifact's log and benchmark file, and the folders of its part jobs' (any stage:
     sample_shard, textual_inversion_class)."""

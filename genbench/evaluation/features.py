@@ -181,12 +181,18 @@ def extract_image_features(
         "preprocess": encoder.preprocess_mode,
         "dim": int(feats.shape[1]),
         "count": int(feats.shape[0]),
-        "index": str(index_path),
+        "index": portable_index_name(index_path),
         "num_classes": int(num_classes),
         "multilabel": bool(labels.ndim == 2),
         "reused": int(len(digests) - len(to_encode)),
     }
     return FeatureSet(feats, labels, [r["id"] for r in reader.records], meta, digests)
+
+
+def portable_index_name(index_path) -> str:
+    """The index as ``<stage>/<scope>/<artifact folder>/<file>``: the same artifact has the same
+    bytes in every clone and results folder (never an absolute path)."""
+    return "/".join(Path(index_path).parts[-4:])
 
 
 def _encode_rows(encoder, reader, rows: list[int], batch_size: int, num_workers: int, progress: bool):

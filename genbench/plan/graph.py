@@ -34,7 +34,7 @@ STAGE_VERSIONS = {
     "build_pool": 2,  # 2: the corpus pool from the corpus's features
     "textual_inversion_prepare": 1,
     "textual_inversion": 2,  # 2: class tokens carry part manifests
-    "features": 2,  # 2: digests.json; rows reused by content digest
+    "features": 3,  # 2: digests.json; rows reused by content digest; 3: meta.json names the index relatively
     "text_classifier": 1,
     "pack_generated": 2,  # 2: root_folder is the pack's own folder
     "pack_retrieval": 2,  # 2: root_folder is the pack's own folder

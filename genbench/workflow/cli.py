@@ -54,7 +54,13 @@ def _changed_inputs(configfiles: list[str]) -> list[str]:
 
 def cmd_gc(args) -> int:
     """Remove the artifacts that the config's plan no longer references (as `dvc gc` does)."""
-    from genbench.core.housekeeping import acquire_run_lock, clean_staging, collect_garbage, release_run_lock
+    from genbench.core.housekeeping import (
+        acquire_run_lock,
+        clean_staging,
+        collect_garbage,
+        release_run_lock,
+        remove_run_fingerprints,
+    )
     from genbench.plan.build import STAGE_VERSIONS, build_plan
 
     config = load_run_config(args.configfile)
@@ -71,7 +77,7 @@ def cmd_gc(args) -> int:
         acquire_run_lock(plan.results_dir, purpose="genbench gc")
         try:
             count, freed = collect_garbage(plan, STAGE_VERSIONS, dry_run=False)
-            freed += clean_staging(plan.results_dir)
+            freed += clean_staging(plan.results_dir) + remove_run_fingerprints(plan.results_dir)
         finally:
             release_run_lock(plan.results_dir)
     verb = "would free" if args.dry_run else "freed"
