@@ -11,4 +11,4 @@ if [ "${GENBENCH_SKIP_SLURM:-0}" != "1" ]; then
     eval "$(bash scripts/slurm/start_cluster.sh --print-env)"
     trap 'bash scripts/slurm/stop_cluster.sh' EXIT
 fi
-python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"
+python -m pytest -q "$@"

@@ -47,9 +47,6 @@ def science_config(workdir):
         fewshot={"shots": [5], "seeds": [0]},
         generation={"images_per_class": 8, "shard_size": 40, "steps": 20, "height": 16, "width": 16},
         probe=EMBEDDED_PROBE,  # the quick search (one lr, 3 epochs) underfits 50 images
-        # one torch thread a job: the suite runs two test files side by side on two cores, and
-        # two-thread torch jobs beside other torch work run many times slower
-        training={"generator": {"threads": 1}},
     )
 
 

@@ -12,6 +12,7 @@ import textwrap
 from collections import Counter
 from io import BytesIO
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -127,14 +128,15 @@ def test_a_shard_edited_by_hand_is_never_adopted_nor_used(base, tmp_path):
     manifest_before = (sampled / "MANIFEST.json").read_bytes()
     shard = sampled / "shards" / "shard-00000.tar"
     _blacken_shard(shard)
-    assert planned_jobs(copy, config) == Counter()  # nothing is rebuilt from the edited shard
-    proc = run_snakemake(copy, _probe_change(copy, copy / "data"), check=False)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert (
-        f"{sampled.name[-12:]}] shards/shard-00000.tar: size differs from the manifest" in output
-        or f"{sampled.name[-12:]}] shards/shard-00000.tar: sha256 differs from the manifest" in output
-    ), output[-3000:]
+    # even a run with nothing to do checks first: the dry run names the shard, rebuilds nothing
+    for run in (("--dry-run",), ()):
+        proc = run_snakemake(copy, config if run else _probe_change(copy, copy / "data"), *run, check=False)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert (
+            f"{sampled.name[-12:]}] shards/shard-00000.tar: size differs from the manifest" in output
+            or f"{sampled.name[-12:]}] shards/shard-00000.tar: sha256 differs from the manifest" in output
+        ), output[-3000:]
     assert (sampled / "MANIFEST.json").read_bytes() == manifest_before
     _, problems = verify_tree(copy / "results")
     assert [p.file for p in problems] == ["shards/shard-00000.tar"]
@@ -159,7 +161,7 @@ def test_a_flipped_byte_in_test_labels_stops_the_run_naming_file_and_key(base, t
 
 
 def test_a_dead_jobs_staging_folder_is_removed_and_reported(base, tmp_path):
-    copy, _ = _copy_run(base, tmp_path)
+    copy, config = _copy_run(base, tmp_path)
     dead = subprocess.Popen(["true"])
     dead.wait()
     staging = (
@@ -174,9 +176,87 @@ def test_a_dead_jobs_staging_folder_is_removed_and_reported(base, tmp_path):
         cwd=REPO,
     )
     assert f"LEFTOVER {staging} (left by a job that died" in listed.stdout
-    proc = run_snakemake(copy, _probe_change(copy, copy / "data"))
+    assert planned_jobs(copy, config) == Counter() and staging.exists()  # a dry run removes nothing
+    proc = run_snakemake(copy, config)  # a run with no job to do still cleans up
+    assert "Nothing to be done" in proc.stdout + proc.stderr
     assert f"removed results/prepare/mine/{staging.name}" in proc.stdout + proc.stderr
     assert not staging.exists()
+
+
+def test_a_deleted_mid_dag_artifact_is_rebuilt_alone_and_byte_identical(base, tmp_path):
+    copy, config = _copy_run(base, tmp_path)
+    generated = [
+        p
+        for p in (copy / "results" / "features" / "mine").iterdir()
+        if read_manifest(p)["recipe"]["params"]["split"] == "images"
+    ][0]
+    before = read_manifest(generated)["files"]
+    shutil.rmtree(generated)
+    listed = subprocess.run(
+        [sys.executable, "-m", "genbench.workflow.cli", "verify", str(copy / "results")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert listed.returncode == 1 and f"[{generated.name[-12:]}] has no artifact under" in listed.stdout
+    jobs = planned_jobs(copy, config)
+    assert jobs - Counter(all=1) == Counter(features=1), jobs  # nothing downstream reruns
+    run_snakemake(copy, config)
+    assert read_manifest(generated)["files"] == before
+    assert planned_jobs(copy, config) == Counter()
+
+
+def _same_length_other_png(path) -> bytes:
+    """Another picture whose PNG has exactly as many bytes as ``path``'s."""
+    original = path.read_bytes()
+    pixels = np.array(Image.open(path))
+    for y, x, value in ((y, x, v) for y in range(4) for x in range(4) for v in range(256)):
+        edited = pixels.copy()
+        edited[y, x] = value
+        buffer = BytesIO()
+        Image.fromarray(edited).save(buffer, "PNG")
+        if len(buffer.getvalue()) == len(original) and buffer.getvalue() != original:
+            return buffer.getvalue()
+    raise AssertionError(f"no same-length edit of {path} found")
+
+
+def test_an_image_overwritten_in_place_with_its_mtime_restored_is_seen(base, tmp_path):
+    """dd conv=notrunc + touch -r: the same size, inode and mtime; the stat cache's ctime
+    sees the change, and the plan rebuilds what the image feeds."""
+    copy, config = _copy_run(base, tmp_path)
+    assert planned_jobs(copy, config) == Counter()
+    image = sorted((copy / "data" / "digit 1").iterdir())[0]
+    other = _same_length_other_png(image)
+    before = image.stat()
+    with open(image, "r+b") as handle:
+        handle.write(other)
+    os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = image.stat()
+    assert (after.st_size, after.st_ino, after.st_mtime_ns) == (before.st_size, before.st_ino, before.st_mtime_ns)
+    jobs = planned_jobs(copy, config)
+    assert jobs["prepare"] == 1 and jobs["elevater"] >= 1, jobs
+
+
+def test_gc_dry_run_works_on_a_read_only_results_folder(base, tmp_path):
+    workdir, config = base
+    mount = tmp_path / "read-only"
+    mount.mkdir()
+    bind = subprocess.run(["mount", "--bind", str(workdir / "results"), str(mount)], capture_output=True)
+    if bind.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {bind.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "genbench.workflow.cli", "gc", "--dry-run", "--configfile", str(config)]
+            + ["--results", str(mount)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("0 unreferenced artifact(s); would free 0.00 MB")
 
 
 def test_a_second_run_on_the_same_results_is_refused_naming_the_first(base, tmp_path):
