@@ -77,9 +77,30 @@ def get_node(stage, wc):
     return PLAN.get(stage, wc.scope, wc.folder)
 
 
+def declares_inputs(node):
+    """Whether a job's inputs are named to Snakemake: when its artifact is not finished, or it is
+    forced (--forcerun of its rule or file, -F, -f; a cluster job runs with --force).
+
+    A finished artifact names none: its key already holds its inputs' keys, so nothing upstream
+    can make it stale, and an upstream artifact deleted after it was made is rebuilt alone (it is
+    a target of its own, ``all_targets``) instead of Snakemake rerunning everything after it."""
+    if not os.path.exists(node.manifest):
+        return True
+    dag = workflow.dag_settings
+    if dag.forceall or dag.forcetargets:
+        return True
+    forced = set(dag.forcerun)
+    return node.stage in forced or os.path.abspath(node.manifest) in {os.path.abspath(f) for f in forced}
+
+
 def get_parts(stage):
     """Input function: the part files (shards, class tokens) an artifact gathers, ancient()."""
-    return lambda wc: [ancient(p) for p in get_node(stage, wc).part_paths()]
+
+    def parts(wc):
+        node = get_node(stage, wc)
+        return [ancient(p) for p in node.part_paths()] if declares_inputs(node) else []
+
+    return parts
 
 
 def upstream_of(stage):
@@ -88,7 +109,12 @@ def upstream_of(stage):
     ancient(): an artifact's folder is named by the hash of everything that makes it, so a
     newer upstream file (a copy, a touch, a checkout) never makes it stale; a changed upstream
     artifact has another key, hence another path. Jobs check every input's digests instead."""
-    return lambda wc: {name: ancient(n.manifest) for name, n in get_node(stage, wc).inputs.items()}
+
+    def upstream(wc):
+        node = get_node(stage, wc)
+        return {name: ancient(n.manifest) for name, n in node.inputs.items()} if declares_inputs(node) else {}
+
+    return upstream
 
 
 def recipe_of(stage):
@@ -101,8 +127,10 @@ def runtime_of(stage):
 
 
 def all_targets():
-    """Every planned artifact and the summary: a run that plans no job has found them all."""
-    return PLAN.all_manifests() + [f"{RESULTS}/summary.csv"]
+    """The tables, the summary and every planned artifact that is missing now: one deleted
+    while its dependants were finished is rebuilt alone. With the check at every invocation,
+    a run that plans no job has found every planned artifact present and verified."""
+    return PLAN.targets() + [f"{RESULTS}/summary.csv"] + PLAN.missing_manifests()
 
 
 def get_evaluation_group(stage):

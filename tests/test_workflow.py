@@ -1,6 +1,7 @@
 """The Snakemake workflow end to end: plan, bad config, demo run, verify, targeted rebuild."""
 
 import json
+import pickle
 import subprocess
 import sys
 
@@ -265,7 +266,7 @@ def test_rebuild_command_forces_one_stage_of_one_dataset(demo):
 
 def test_an_extra_encoder_adds_its_own_features_and_distribution_metrics(tmp_path):
     weights = tmp_path / "inception-2015-12-05.pt"
-    weights.write_bytes(b"stand-in: the dry run loads nothing")
+    weights.write_bytes(pickle.dumps({}, protocol=2))  # a stand-in checkpoint: the dry run loads nothing
     config = quick_config(tmp_path, metrics={"extra_encoders": [{"type": "inception", "weights": str(weights)}]})
     (tmp_path / "base").mkdir()
     base = planned_jobs(tmp_path, quick_config(tmp_path / "base"))

@@ -8,6 +8,7 @@ short key), and answers the rules' look-ups by folder name.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable
@@ -157,8 +158,6 @@ class Graph:
         """The aggregate tables (which need everything else)."""
         return [n.manifest for n in self.by_stage("aggregate")]
 
-    def all_manifests(self) -> list[str]:
-        """What ``rule all`` asks for: the manifest of every planned artifact. Each is a target
-        of its own, so an artifact deleted while its dependants are finished is rebuilt under
-        its key (its inputs are ``ancient()``: nothing downstream reruns for it)."""
-        return [n.manifest for n in self.nodes.values()]
+    def missing_manifests(self) -> list[str]:
+        """The manifest of every planned artifact that is not finished (targets of ``rule all``)."""
+        return [n.manifest for n in self.nodes.values() if not os.path.exists(n.manifest)]
