@@ -61,6 +61,12 @@ def _copy_run(base, tmp_path):
     return copy, _config(copy, copy / "data")
 
 
+def _verify(results) -> subprocess.CompletedProcess:
+    """``genbench verify RESULTS`` as a user runs it."""
+    command = [sys.executable, "-m", "genbench.workflow.cli", "verify", str(results)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+
+
 def _probe_change(workdir, data):
     """The same config with another probe learning rate: only elevater and the tables are stale."""
     return _config(workdir, data, probe={"lrs": [0.01], "epochs_search": 3, "epochs_final": 5})
@@ -168,12 +174,7 @@ def test_a_dead_jobs_staging_folder_is_removed_and_reported(base, tmp_path):
     )
     staging.mkdir()
     (staging / "images.zip").write_bytes(b"z" * 14000)
-    listed = subprocess.run(
-        [sys.executable, "-m", "genbench.workflow.cli", "verify", str(copy / "results")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    listed = _verify(copy / "results")
     assert f"LEFTOVER {staging} (left by a job that died" in listed.stdout
     assert planned_jobs(copy, config) == Counter() and staging.exists()  # a dry run removes nothing
     proc = run_snakemake(copy, config)  # a run with no job to do still cleans up
@@ -191,12 +192,7 @@ def test_a_deleted_mid_dag_artifact_is_rebuilt_alone_and_byte_identical(base, tm
     ][0]
     before = read_manifest(generated)["files"]
     shutil.rmtree(generated)
-    listed = subprocess.run(
-        [sys.executable, "-m", "genbench.workflow.cli", "verify", str(copy / "results")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    listed = _verify(copy / "results")
     assert listed.returncode == 1 and f"[{generated.name[-12:]}] has no artifact under" in listed.stdout
     jobs = planned_jobs(copy, config)
     assert jobs - Counter(all=1) == Counter(features=1), jobs  # nothing downstream reruns
