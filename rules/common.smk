@@ -13,6 +13,7 @@ from genbench.core.errors import GenBenchError
 from genbench.core.housekeeping import acquire_run_lock, clean_staging, describe_problems, preflight
 from genbench.plan import paths
 from genbench.workflow.runner import reads_only
+from genbench.workflow.warm import SERVER_ENV, server_spec
 from genbench.plan.build import (
     EVALUATION_GROUP,
     FINGERPRINTS_ENV,
@@ -55,6 +56,18 @@ def check_results(read_only):
 
 if workflow.is_main_process:
     check_results(read_only=reads_only(sys.argv))
+
+
+def export_job_server():
+    """A local run's model jobs start warm, forked from one process that has imported torch,
+    open_clip and diffusers (genbench.workflow.warm; GENBENCH_WARM_JOBS=0 turns it off)."""
+    if workflow.is_main_process and workflow.local_exec and not reads_only(sys.argv):
+        spec = server_spec(os.getpid())
+        if spec:
+            os.environ[SERVER_ENV] = spec  # inherited by every job
+
+
+export_job_server()
 
 
 wildcard_constraints:

@@ -19,8 +19,10 @@ from PIL import Image
 from workflow_helpers import REPO, planned_jobs, quick_config, run_snakemake, write_digits_folder
 
 from genbench.core.artifacts import read_manifest, verify_tree
+from genbench.workflow.job_kinds import SCRIPT_KINDS
 
 pytestmark = pytest.mark.workflow
+MODEL_RULES = {script for script, kind in SCRIPT_KINDS.items() if kind.name == "model"}
 
 
 def _config(workdir, data, **overrides):
@@ -299,19 +301,30 @@ def test_a_second_run_on_the_same_results_is_refused_naming_the_first(base, tmp_
     assert f"working directory {tmp_path}" in output
 
 
-def test_identical_runs_give_byte_identical_packs_and_shots_actual(base, tmp_path):
+def test_identical_runs_give_byte_identical_artifacts_warm_or_cold_and_shots_actual(base, tmp_path):
+    """The base run's model jobs started warm (forked from the job server); this one runs every
+    job cold, with a second shot count: every artifact both runs make is byte-identical."""
     workdir, _ = base
     other = tmp_path / "other"
     other.mkdir()
-    config = _config(other, workdir / "data", sources=["original"], fewshot={"shots": [3, 20], "seeds": [0]})
-    proc = run_snakemake(other, config)
+    config = _config(other, workdir / "data", fewshot={"shots": [3, 20], "seeds": [0]})
+    proc = run_snakemake(other, config, env={"GENBENCH_WARM_JOBS": "0"})
     assert "WARNING fewshot mine k=20 seed=0: 3 class(es) have fewer than 20 images" in proc.stdout + proc.stderr
+    model_logs = [log for log in (workdir / "results" / "logs").glob("*/*/*.log") if log.parents[1].name in MODEL_RULES]
+    cold = [log for log in model_logs if "warm start" not in log.read_text()]
+    assert len(model_logs) >= 5 and len(cold) <= 1, cold  # the job that started the server ran cold
+    assert not [log for log in (other / "results" / "logs").rglob("*.log") if "warm start" in log.read_text()]
+    shared = [m.parent for m in (workdir / "results").glob("*/*/*/MANIFEST.json")]
+    shared = [a for a in shared if (other / "results" / a.relative_to(workdir / "results")).is_dir()]
+    assert {a.parents[1].name for a in shared} >= {"features", "sample_images", "pack_generated", "pack_original"}
+    for artifact in shared:
+        twin = other / "results" / artifact.relative_to(workdir / "results")
+        assert read_manifest(twin)["files"] == read_manifest(artifact)["files"], artifact
     for pack in (workdir / "results" / "pack_original" / "mine").iterdir():
-        twin = other / "results" / "pack_original" / "mine" / pack.name
-        assert read_manifest(twin)["files"] == read_manifest(pack)["files"]
         info = json.loads((pack / "dataset_info.json").read_text())
         assert info["root_folder"] == pack.name
     table = pd.read_csv(other / "results" / "summary.csv")
+    table = table[table.source == "original"]
     by_shots = dict(zip(table["shots"], table["shots_actual"]))
     assert by_shots[3] == 3 and 0 < by_shots[20] < 20
 

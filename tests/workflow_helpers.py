@@ -71,11 +71,12 @@ def write_digits_folder(root: Path, per_class: int = 12, num_classes: int = 10) 
 
 
 def run_snakemake(
-    workdir: Path, config: Path, *args: str, timeout: int = 900, check: bool = True
+    workdir: Path, config: Path, *args: str, timeout: int = 900, check: bool = True, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """snakemake on the repository's Snakefile with ``config``, inside ``workdir``."""
+    """snakemake on the repository's Snakefile with ``config``, inside ``workdir`` (``env``:
+    variables to set on top of this process's)."""
     cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), "--cores", "2", *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")

@@ -10,6 +10,7 @@ A script in ``workflow_scripts/`` is three lines of glue::
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,16 @@ def setup_logging(smk) -> None:
 
 
 def start_job(smk, torch: bool = False) -> Job:
-    """Route logs to the rule's log file (and stderr), pin torch threads, return the Job."""
+    """Route logs to the rule's log file (and stderr), pin torch threads, return the Job. A
+    model job on the local executor first hands itself over to the warm job server
+    (``genbench.workflow.warm``) and, when one takes it, exits with that run's status here."""
+    from genbench.workflow.job_kinds import SCRIPT_KINDS
+    from genbench.workflow.warm import CHILD_ENV, hand_over
+
+    hand_over(SCRIPT_KINDS[smk.rule].name if smk.rule in SCRIPT_KINDS else "light")
     setup_logging(smk)
+    if os.environ.get(CHILD_ENV):
+        logger.debug("warm start: forked from the job server, which had loaded torch, open_clip and diffusers")
     job = Job(smk)
     if torch:
         set_torch_threads(job.threads)
