@@ -8,6 +8,7 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from safetensors.torch import load_file
 from workflow_helpers import (
     REPO,
     assert_jobs_loaded_only_allowed,
@@ -112,24 +113,39 @@ def test_bad_config_through_snakemake_is_one_clear_message(tmp_path):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """The quick demo with two datasets (digits + a user image folder), run once, under
-    ``protocol: paper`` with a second tiny encoder ranking the packs (as ViT-B/16 does there)."""
+    """The quick demo, run once, under ``protocol: paper`` with a second tiny encoder ranking
+    the packs (as ViT-B/16 does there), on three datasets: digits, a user image folder of the
+    ten digits, and a 2-class one whose only generated sets come from both textual-inversion
+    strategies (``per_dataset`` strategies and sources)."""
     workdir = tmp_path_factory.mktemp("demo")
     classes = write_digits_folder(workdir / "folder_digits")
+    two_classes = write_digits_folder(workdir / "two_digits", per_class=10, num_classes=2)
     descriptions = workdir / "my_descriptions.json"
     descriptions.write_text(json.dumps({c: [f"a handwritten {c}"] for c in classes}))
     config = quick_config(
         workdir,
-        datasets=["digits", "my-digits"],
+        datasets=["digits", "my-digits", "two-digits"],
         protocol="paper",
         pack={"selection_encoder": {"model": "tiny", "seed": 1}},
-        per_dataset={"my-digits": {"strategy_params": {"descriptions": {"file": str(descriptions)}}}},
+        per_dataset={
+            "my-digits": {"strategy_params": {"descriptions": {"file": str(descriptions)}}},
+            "two-digits": {
+                "strategies": ["ti_original", "ti_retrieval"],
+                "sources": ["generated", "retrieval"],
+                "textual_inversion": {"ref_shot": 2, "steps": 2, "batch_size": 1},
+            },
+        },
         user_datasets={
             "my-digits": {
                 "classes": classes,
                 "templates": ["a photo of the {}."],
                 "source": {"type": "folder", "path": str(workdir / "folder_digits")},
-            }
+            },
+            "two-digits": {
+                "classes": two_classes,
+                "templates": ["a photo of the {}."],
+                "source": {"type": "folder", "path": str(workdir / "two_digits")},
+            },
         },
     )
     run_snakemake(workdir, config)
@@ -159,6 +175,26 @@ def test_demo_writes_results_for_every_source_and_dataset(demo):
     assert list(table.columns[6:10]) == ["shots_actual", "linear_probe_elevater", "zero_shot", "gain_elevater"]
     for name in ("correlation.png", "gain.png", "correlations.csv"):
         assert (workdir / "results" / "report" / name).stat().st_size > 0
+
+
+def test_retrieval_and_both_textual_inversion_strategies_end_to_end(demo):
+    workdir, _ = demo
+    results = workdir / "results"
+    table = pd.read_csv(results / "summary.csv")
+    table = table[table.dataset == "two-digits"]
+    rows = set(zip(table.source, table.strategy))
+    assert rows == {("generated", "ti_original"), ("generated", "ti_retrieval"), ("retrieval", "-")}
+    assert table["linear_probe"].notna().all() and table["cler"].notna().all()
+
+    learned = sorted((results / "textual_inversion" / "two-digits").glob("*/tokens/class-*.safetensors"))
+    assert len(learned) == 2 * 2  # one token per class, for each reference source
+    tokens = {next(iter(load_file(path))) for path in learned}
+    assert tokens == {"<two-digits-digit_0>", "<two-digits-digit_1>"}
+
+    plans = sorted((results / "prompt_plan" / "two-digits").glob("*/plan.jsonl"))
+    assert len(plans) == 2 and all("<two-digits-digit_" in path.read_text() for path in plans)
+    retrieved = next((results / "retrieve" / "two-digits").glob("*"))
+    assert read_manifest(retrieved)["summary"]["images"] > 0
 
 
 def test_demo_jobs_load_only_the_packages_their_kind_allows(demo):
