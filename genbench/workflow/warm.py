@@ -44,7 +44,19 @@ from pathlib import Path
 SERVER_ENV = "GENBENCH_JOB_SERVER"  # "<host>|<owner pid>|<socket path>", set by common.smk
 SWITCH_ENV = "GENBENCH_WARM_JOBS"  # "0": every job starts cold
 CHILD_ENV = "GENBENCH_WARM_CHILD"  # set in a forked child: it runs the job itself
-PRELOAD = ("torch", "open_clip", "diffusers")  # open_clip brings torchvision and transformers
+# What a model job would import: the packages, and the lazily imported classes it loads models
+# with ("module:attribute"; diffusers and transformers import a class's module on first access,
+# 2-10 s of a full-size job otherwise). Nothing here makes a tensor.
+PRELOAD = (
+    "torch",
+    "open_clip",  # brings torchvision and transformers
+    "diffusers:AutoPipelineForText2Image",  # brings every pipeline, scheduler and model class
+    "transformers:CLIPTextModel",
+    "transformers:CLIPTokenizer",
+    "transformers:T5ForConditionalGeneration",
+    "transformers:AutoModelForSeq2SeqLM",
+    "safetensors.torch",
+)
 HEADER = struct.Struct("!Q")
 
 
@@ -141,7 +153,7 @@ def serve(owner: int, path: str, preload: tuple[str, ...] = PRELOAD, poll_second
     listener.bind(path)
     listener.listen(64)  # jobs that connect while the packages load wait in the backlog
     for name in preload:
-        __import__(name)
+        _preload(name)
     running: dict[socket.socket, int] = {}  # client connection -> child pid
     last_owner_check = 0.0
     try:
@@ -165,6 +177,20 @@ def serve(owner: int, path: str, preload: tuple[str, ...] = PRELOAD, poll_second
         listener.close()
         for leftover in (path, f"{path}.lock"):
             Path(leftover).unlink(missing_ok=True)
+
+
+def _preload(name: str) -> None:
+    """Import ``module`` or ``module:attribute``; what a library version lacks is skipped (the
+    job then imports it itself)."""
+    import importlib
+
+    module, _, attribute = name.partition(":")
+    try:
+        loaded = importlib.import_module(module)
+        if attribute:
+            getattr(loaded, attribute)
+    except (ImportError, AttributeError):
+        pass
 
 
 def _accept(listener: socket.socket, running: dict) -> None:
