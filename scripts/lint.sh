@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/snakefmt --check Snakefile rules/
+.venv/bin/snakefmt --check Snakefile rules/ tests/slurm_toy/Snakefile
