@@ -135,8 +135,3 @@ def concatenate_feature_sets(parts: list[FeatureSet]) -> FeatureSet:
         ids=[i for p in parts for i in p.ids],
         meta=parts[0].meta,
     )
-
-
-def load_external_features(pack_dirs: list[Path], feature_dirs: list[Path]) -> FeatureSet:
-    """The features of every image in the given packs (several packs are concatenated)."""
-    return concatenate_feature_sets([load_pack_features(pd, fd) for pd, fd in zip(pack_dirs, feature_dirs)])

@@ -21,7 +21,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from genbench.models.corpus import encoder_model_config
@@ -91,12 +90,3 @@ def train_encoder(corpus_dir: str | Path, cfg: dict, out_dir: str | Path, stage:
     spec = {"type": "open_clip", "model": name, "pretrained": weights.name, "config": config_path.name}
     (out_dir / "encoder_spec.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
     return curve.summary()
-
-
-def zero_shot_accuracy(model, tokenizer, images: np.ndarray, labels: np.ndarray, prompts: list[str]) -> float:
-    """Top-1 of argmax_c cos(image, prompt_c) over uint8 N x H x W x 3 images (a quick check)."""
-    with torch.no_grad():
-        pixels = _normalise(torch.from_numpy(images).permute(0, 3, 1, 2))
-        image_emb = torch.nn.functional.normalize(model.encode_image(pixels), dim=-1)
-        text_emb = torch.nn.functional.normalize(model.encode_text(tokenizer(prompts)), dim=-1)
-        return float(((image_emb @ text_emb.T).argmax(1).numpy() == labels).mean())

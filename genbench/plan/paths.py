@@ -75,15 +75,6 @@ def token_path(artifact: str, class_id: int) -> str:
     return f"{artifact}/{TOKENS_DIR}/class-{class_id:0{PART_DIGITS}d}.safetensors"
 
 
-def part_log_path(results: str, stage: str, scope: str, folder: str, index: int) -> str:
-    return f"{results}/logs/{stage}/{scope}/{folder}/{index:0{PART_DIGITS}d}.log"
-
-
-def state_dir(results: str) -> str:
-    """GenBench's own files of a results folder (lock, stat cache, run fingerprints)."""
-    return f"{results}/{STATE_DIR}"
-
-
 # Snakemake patterns: the same scheme with wildcards {scope}, {folder} and {part}.
 
 

@@ -1,10 +1,11 @@
 """What every workflow script shares: logging, threads, recipe access and model resolution.
 
-A script in ``workflow_scripts/`` is three lines of glue::
+A script in ``workflow_scripts/`` is glue: it starts the job, loads its checked inputs, calls
+the package function of its stage, and writes the artifact::
 
-    job = start_job(snakemake)               # log file, torch threads, recipe
-    with job.writer() as w:                   # stage files, manifest last
-        genbench.<stage>.run(..., out=w.path("x"))
+    job = start_job(snakemake)               # warm hand-over, log file, torch threads, recipe
+    with job.writer() as w:                   # staged files, manifest last
+        w.summary.update(stage_function(job.input_dir("..."), job.params, w.dir))
 """
 
 from __future__ import annotations
