@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from genbench.core.config import check_results_dir, validate_config
 from genbench.core.errors import GenBenchError
 from genbench.core.housekeeping import acquire_run_lock, clean_staging, describe_problems, preflight
-from genbench.plan import paths
+from genbench.core import paths
 from genbench.workflow.runner import reads_only
 from genbench.workflow.warm import SERVER_ENV, server_spec
 from genbench.plan.build import (

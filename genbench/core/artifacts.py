@@ -71,7 +71,7 @@ def short_key(full_key: str) -> str:
 
 
 def named_by_key(folder: str, full_key: str) -> bool:
-    """An artifact folder is ``<short key>`` or ``<label>-<short key>`` (genbench.plan.paths)."""
+    """An artifact folder is ``<short key>`` or ``<label>-<short key>`` (genbench.core.paths)."""
     short = short_key(full_key)
     return folder == short or folder.endswith("-" + short)
 

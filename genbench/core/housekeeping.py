@@ -22,9 +22,9 @@ import shutil
 import socket
 from pathlib import Path
 
+from genbench.core import paths
 from genbench.core.artifacts import MANIFEST, Problem, remove_stale_staging, verify_artifact
 from genbench.core.errors import GenBenchError
-from genbench.plan import paths
 
 _HELD_LOCKS: dict[str, int] = {}  # results folder -> open lock file descriptor (kept open)
 

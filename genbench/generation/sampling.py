@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from genbench.core.errors import ConfigError, GenBenchError
 from genbench.core.io import emit, write_tar_atomic
+from genbench.core.paths import num_shards, split_into_shards  # noqa: F401 (the shard layout)
 from genbench.generation.prompts import count_truncated_prompts
-from genbench.plan.paths import num_shards, split_into_shards  # noqa: F401 (the shard layout)
 
 RESIZE_FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genbench.core import paths
 from genbench.core.config import (
     SAMPLING_SPEED_DEFAULTS,
     deep_merge,
@@ -29,7 +30,6 @@ from genbench.core.fingerprint import content_key, fingerprint_path, hub_revisio
 from genbench.core.protocol import PAPER_CLIP_PROMPT, pack_settings
 from genbench.data.datasets import DatasetInfo, get_dataset
 from genbench.generation.prompts import STRATEGIES_NEEDING_TEXT2TEXT, TEXTUAL_INVERSION_STRATEGIES, base_strategy
-from genbench.plan import paths
 from genbench.plan.graph import STAGE_VERSIONS, Graph, Node  # noqa: F401 (STAGE_VERSIONS: re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

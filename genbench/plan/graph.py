@@ -2,7 +2,7 @@
 
 A ``Node`` is one artifact: its stage, scope (dataset, or model role), keyed params, upstream
 nodes and runtime params. Its key is the hash of its recipe (``genbench.core.artifacts``), its
-folder follows ``genbench.plan.paths``. A ``Graph`` holds every node once, by (stage, scope,
+folder follows ``genbench.core.paths``. A ``Graph`` holds every node once, by (stage, scope,
 short key), and answers the rules' look-ups by folder name.
 """
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable
 
+from genbench.core import paths
 from genbench.core.artifacts import make_recipe, recipe_key, short_key
 from genbench.core.errors import ConfigError, GenBenchError
-from genbench.plan import paths
 
 # Bump a stage's version when its code changes the bytes it writes: every artifact of that
 # stage (and everything downstream) then gets a new key and is rebuilt beside the old one.
