@@ -223,9 +223,6 @@ def fonts_identity(fonts: list[Path]) -> dict[str, str]:
 
 
 CORPUS_SHARD_SIZE = 1000
-# The corpus as an image set (genbench.data.imageset), so that the feature stage encodes it
-# once and the pool and retrieved copies reuse those rows. A pool carries no class: label 0.
-CORPUS_INDEX = "corpus.jsonl"
 CORPUS_INFO = "corpus_info.json"
 
 
@@ -238,7 +235,7 @@ def write_corpus(cfg: dict, out_dir: str | Path) -> dict:
     import json
 
     from genbench.retrieval.build import write_pool_shard
-    from genbench.retrieval.pool import shard_name
+    from genbench.retrieval.pool import CORPUS_INDEX, shard_name
 
     fonts = font_files(cfg.get("fonts_dir"))
     items = render_corpus(cfg, fonts)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from genbench.core.errors import GenBenchError
-from genbench.models.corpus import CORPUS_INDEX
+from genbench.retrieval.pool import CORPUS_INDEX
 
 CURVE_POINTS = 50
 

@@ -15,6 +15,7 @@ from genbench.core.errors import GenBenchError
 from genbench.core.io import IMAGE_DECODE_ERRORS, l2_normalize
 from genbench.retrieval.pool import (  # the layout
     _PIL_FORMAT_EXT,
+    CORPUS_INDEX,
     POOL_INFO,
     embedding_path,
     metadata_path,
@@ -311,8 +312,6 @@ def pool_source(kind: str, images_dir: Path, info=None) -> tuple[Path, object]:
     captioned by the dataset's first template filled with its class name (``info``: the
     dataset's DatasetInfo). Captions are a callable of the record, or a label -> text dict.
     """
-    from genbench.models.corpus import CORPUS_INDEX
-
     if kind == "corpus":
         return Path(images_dir) / CORPUS_INDEX, lambda record: record["caption"]
     if kind == "first_template":

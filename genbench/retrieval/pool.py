@@ -39,6 +39,10 @@ EMBED_KINDS = {"image": ("img_emb", "img_emb_"), "text": ("text_emb", "text_emb_
 IMAGE_EXTENSIONS = ("jpg", "png", "webp", "jpeg")
 _PIL_FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 POOL_INFO = "pool_info.json"
+# A captioned corpus in this layout, as an image set (genbench.data.imageset): its index names
+# each image and its caption, so that the feature stage encodes it once and a pool built from
+# it reuses those rows. A pool carries no class: label 0.
+CORPUS_INDEX = "corpus.jsonl"
 DEFAULT_CHUNK_ROWS = 16384
 
 
