@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from genbench.workflow.warm import CHILD_ENV, SERVER_ENV, SWITCH_ENV, hand_over, server_spec
+from genbench.workflow.warm import CHILD_ENV, SERVER_ENV, SWITCH_ENV, gpu_visible, hand_over, server_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,12 +116,20 @@ def test_the_server_ends_with_its_owner_and_removes_its_socket(server):
     assert not path.exists()
 
 
-def test_warm_starts_are_off_when_switched_off(monkeypatch):
+def test_warm_starts_are_off_when_switched_off_or_a_gpu_is_visible(monkeypatch):
     monkeypatch.setenv(SWITCH_ENV, "0")
     assert server_spec(os.getpid()) is None
     monkeypatch.setenv(SWITCH_ENV, "1")
+    monkeypatch.setattr("genbench.workflow.warm.gpu_visible", lambda: True)
+    assert server_spec(os.getpid()) is None
+    monkeypatch.setattr("genbench.workflow.warm.gpu_visible", lambda: False)
     host, owner, path = server_spec(os.getpid()).split("|")
     assert host == socket.gethostname() and int(owner) == os.getpid() and path.endswith(".sock")
+
+
+def test_cuda_visible_devices_empty_hides_the_gpus(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert not gpu_visible()
 
 
 def test_a_slurm_job_never_hands_over(monkeypatch, tmp_path):

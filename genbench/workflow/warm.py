@@ -19,7 +19,7 @@ server never runs a computation itself (no tensor is made before a fork, no CUDA
 forking after either is unsafe), and exits when the Snakemake process that owns it is gone.
 
 Only ``model`` jobs hand over: they may load every heavy package, so a warm start changes
-nothing their kind promises. It is on for local runs (``common.smk`` exports
+nothing their kind promises. It is on for local runs on machines without a visible NVIDIA GPU (``common.smk`` exports
 ``GENBENCH_JOB_SERVER``); ``GENBENCH_WARM_JOBS=0`` turns it off. A Slurm job, or a job on
 another host, runs cold. The first model job of a run starts the server and runs cold itself
 (a dry run, or a run with no model job, starts none); the next ones queue on its socket while
@@ -60,10 +60,19 @@ PRELOAD = (
 HEADER = struct.Struct("!Q")
 
 
+def gpu_visible() -> bool:
+    """Whether an NVIDIA GPU is visible to this machine's jobs. A process that has touched the
+    CUDA driver (libraries may, at import) cannot fork a child that uses CUDA, so a machine
+    with a GPU runs every job cold; there, model jobs are long and their imports a small part."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def server_spec(owner_pid: int) -> str | None:
     """The value of ``GENBENCH_JOB_SERVER`` for a local run owned by ``owner_pid`` (None when
-    warm starts are switched off)."""
-    if os.environ.get(SWITCH_ENV, "1") == "0":
+    warm starts are switched off, or a GPU is visible)."""
+    if os.environ.get(SWITCH_ENV, "1") == "0" or gpu_visible():
         return None
     path = Path(tempfile.gettempdir()) / f"genbench-jobs-{os.getuid()}-{owner_pid}.sock"
     return f"{socket.gethostname()}|{owner_pid}|{path}"
