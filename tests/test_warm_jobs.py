@@ -137,3 +137,38 @@ def test_a_slurm_job_never_hands_over(monkeypatch, tmp_path):
     monkeypatch.setenv("SLURM_JOB_ID", "1")
     hand_over("model")  # returns: runs cold, starts no server
     assert not (tmp_path / "none.sock.lock").exists()
+
+
+def test_a_job_runs_cold_when_the_server_goes_away_before_forking(tmp_path):
+    path = tmp_path / "gone.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    job = _run_job(tmp_path, _spec(os.getpid(), path), "model", "5")
+    conn, _ = listener.accept()
+    conn.recv(1 << 16)  # takes the request, then closes without forking
+    conn.close()
+    listener.close()
+    out, _ = job.communicate(timeout=30)
+    assert job.returncode == 5 and out.split()[2] == str(job.pid), out
+
+
+def test_a_server_that_cannot_open_its_socket_sends_jobs_cold_at_once(tmp_path):
+    from genbench.workflow.warm import _connect, _server_failed, serve
+
+    path = str(tmp_path / ("s" * 120))  # longer than an AF_UNIX address holds
+    Path(f"{path}.lock").write_text("")
+    serve(os.getpid(), path, preload=())
+    assert _server_failed(path)
+    started = time.monotonic()
+    assert _connect(os.getpid(), path, wait_seconds=60) is None
+    assert time.monotonic() - started < 30  # it read the lock instead of waiting out its 60 s
+
+
+def test_a_failing_preload_is_skipped(tmp_path, monkeypatch):
+    from genbench.workflow.warm import _preload
+
+    (tmp_path / "broken_at_import.py").write_text("raise RuntimeError('no driver')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("broken_at_import", "no_such_module_here", "json:no_such_attribute"):
+        _preload(name)  # no exception: the job imports it itself and reports what fails

@@ -58,6 +58,9 @@ PRELOAD = (
     "safetensors.torch",
 )
 HEADER = struct.Struct("!Q")
+STARTED = b"S"  # the server's first byte to a job: its fork runs (then the exit status follows)
+FAILED = "failed"  # written into the lock file by a server that could not open its socket
+MAX_SOCKET_PATH = 100  # AF_UNIX paths hold 107 bytes
 
 
 def gpu_visible() -> bool:
@@ -74,7 +77,10 @@ def server_spec(owner_pid: int) -> str | None:
     warm starts are switched off, or a GPU is visible)."""
     if os.environ.get(SWITCH_ENV, "1") == "0" or gpu_visible():
         return None
-    path = Path(tempfile.gettempdir()) / f"genbench-jobs-{os.getuid()}-{owner_pid}.sock"
+    name = f"genbench-jobs-{os.getuid()}-{owner_pid}.sock"
+    path = Path(tempfile.gettempdir()) / name
+    if len(str(path)) > MAX_SOCKET_PATH:
+        path = Path("/tmp") / name
     return f"{socket.gethostname()}|{owner_pid}|{path}"
 
 
@@ -110,7 +116,11 @@ def hand_over(kind: str) -> None:
     reply = b""
     while chunk := conn.recv(64):
         reply += chunk
-    os._exit(int(reply) if reply.strip().lstrip(b"-").isdigit() else 1)
+    if not reply.startswith(STARTED):  # the server went away before it forked: run cold
+        conn.close()
+        return
+    status = reply[len(STARTED) :]
+    os._exit(int(status) if status.isdigit() else 1)  # no status: the server died mid-job
 
 
 def _connect(owner: int, path: str, wait_seconds: float = 10.0) -> socket.socket | None:
@@ -125,9 +135,16 @@ def _connect(owner: int, path: str, wait_seconds: float = 10.0) -> socket.socket
             return conn
         except OSError:
             conn.close()
-        if _start_server(owner, path) or time.monotonic() > deadline:
+        if _start_server(owner, path) or time.monotonic() > deadline or _server_failed(path):
             return None
         time.sleep(0.05)
+
+
+def _server_failed(path: str) -> bool:
+    try:
+        return Path(f"{path}.lock").read_text() == FAILED
+    except OSError:
+        return False
 
 
 def _start_server(owner: int, path: str) -> bool:
@@ -158,9 +175,13 @@ def _owner_alive(owner: int) -> bool:
 def serve(owner: int, path: str, preload: tuple[str, ...] = PRELOAD, poll_seconds: float = 0.05) -> None:
     """Import ``preload``, then fork one child per request until the process ``owner`` is gone."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    Path(path).unlink(missing_ok=True)  # this run's lock is ours: a socket file there is stale
-    listener.bind(path)
-    listener.listen(64)  # jobs that connect while the packages load wait in the backlog
+    try:
+        Path(path).unlink(missing_ok=True)  # this run's lock is ours: a socket file there is stale
+        listener.bind(path)
+        listener.listen(64)  # jobs that connect while the packages load wait in the backlog
+    except OSError:
+        Path(f"{path}.lock").write_text(FAILED)  # every job of the run starts cold, at once
+        return
     for name in preload:
         _preload(name)
     running: dict[socket.socket, int] = {}  # client connection -> child pid
@@ -198,7 +219,7 @@ def _preload(name: str) -> None:
         loaded = importlib.import_module(module)
         if attribute:
             getattr(loaded, attribute)
-    except (ImportError, AttributeError):
+    except Exception:  # whatever fails here, the job meets (and reports) itself
         pass
 
 
@@ -226,6 +247,10 @@ def _accept(listener: socket.socket, running: dict) -> None:
         _run_child(request, fds)
     for fd in fds:
         os.close(fd)
+    try:
+        conn.sendall(STARTED)
+    except OSError:
+        pass  # the job process is gone: the next select sees its socket closed
     running[conn] = pid
 
 
