@@ -139,15 +139,18 @@ def test_a_slurm_job_never_hands_over(monkeypatch, tmp_path):
     assert not (tmp_path / "none.sock.lock").exists()
 
 
-def test_a_job_runs_cold_when_the_server_goes_away_before_forking(tmp_path):
+@pytest.mark.parametrize("reads_the_request", [True, False], ids=["closed", "reset"])
+def test_a_job_runs_cold_when_the_server_goes_away_before_forking(tmp_path, reads_the_request):
     path = tmp_path / "gone.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     listener.listen(1)
     job = _run_job(tmp_path, _spec(os.getpid(), path), "model", "5")
     conn, _ = listener.accept()
-    conn.recv(1 << 16)  # takes the request, then closes without forking
-    conn.close()
+    if reads_the_request:
+        time.sleep(0.2)
+        conn.recv(1 << 20)
+    conn.close()  # without forking: unread data makes it a reset
     listener.close()
     out, _ = job.communicate(timeout=30)
     assert job.returncode == 5 and out.split()[2] == str(job.pid), out

@@ -114,8 +114,11 @@ def hand_over(kind: str) -> None:
         conn.close()
         return
     reply = b""
-    while chunk := conn.recv(64):
-        reply += chunk
+    try:
+        while chunk := conn.recv(64):
+            reply += chunk
+    except OSError:  # reset: the server closed without reading (it died while importing)
+        pass
     if not reply.startswith(STARTED):  # the server went away before it forked: run cold
         conn.close()
         return
