@@ -414,7 +414,8 @@ _STAGING_RE = re.compile(rf"^{re.escape(_STAGING_PREFIX)}(?P<name>.*?[0-9a-f]{{{
 _TMP_RE = re.compile(rf"^\..+\.tmp-{_TAG}$")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -435,7 +436,7 @@ def staging_leftovers(root: str | os.PathLike) -> list[tuple[Path, bool]]:
             if not match:
                 continue
             same_host = match.group("host") in (None, host)
-            found.append((Path(dirpath) / name, same_host and not _pid_alive(int(match.group("pid")))))
+            found.append((Path(dirpath) / name, same_host and not pid_alive(int(match.group("pid")))))
         dirnames[:] = [d for d in dirnames if not _STAGING_RE.match(d)]
     return sorted(found)
 

@@ -41,6 +41,8 @@ import time
 import traceback
 from pathlib import Path
 
+from genbench.core.artifacts import pid_alive
+
 SERVER_ENV = "GENBENCH_JOB_SERVER"  # "<host>|<owner pid>|<socket path>", set by common.smk
 SWITCH_ENV = "GENBENCH_WARM_JOBS"  # "0": every job starts cold
 CHILD_ENV = "GENBENCH_WARM_CHILD"  # set in a forked child: it runs the job itself
@@ -165,16 +167,6 @@ def _start_server(owner: int, path: str) -> bool:
     return True
 
 
-def _owner_alive(owner: int) -> bool:
-    try:
-        os.kill(owner, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def serve(owner: int, path: str, preload: tuple[str, ...] = PRELOAD, poll_seconds: float = 0.05) -> None:
     """Import ``preload``, then fork one child per request until the process ``owner`` is gone."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -192,7 +184,7 @@ def serve(owner: int, path: str, preload: tuple[str, ...] = PRELOAD, poll_second
     try:
         while True:
             if time.monotonic() - last_owner_check > 1.0:
-                if not _owner_alive(owner):
+                if not pid_alive(owner):
                     break
                 last_owner_check = time.monotonic()
             readable, _, _ = select.select([listener, *running], [], [], poll_seconds)
