@@ -23,7 +23,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # tqdm reads it at import time
 import torch  # noqa: E402
 
 from genbench.generation.prompts import make_prompt_plan  # noqa: E402
-from genbench.generation.sampling import sample_shard  # noqa: E402
+from genbench.generation.sampling import SamplingParams, sample_shard  # noqa: E402
 from genbench.models.generators import load_text_to_image_pipeline  # noqa: E402
 
 CLASSES = ["cat", "dog", "car", "airplane"]
@@ -44,21 +44,28 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def seconds_for(pipe, rows, out_path: Path, batch_size: int, args) -> float:
-    """Wall seconds of one sample_shard run over ``rows`` at ``batch_size``."""
-    start = time.perf_counter()
-    sample_shard(
-        pipe,
-        rows,
-        out_path,
+def sampling_params(args, batch_size: int) -> SamplingParams:
+    """The stage params of one measurement (guidance 7.5, saved at 224 px)."""
+    return SamplingParams(
+        scheduler=None,
         steps=args.steps,
         guidance=7.5,
         height=args.size,
         width=args.size,
         output_size=224,
-        batch_size=batch_size,
+        resize_filter="bicubic",
+        dtype=args.dtype,
+        shard_size=len(CLASSES),
+        safety_checker=False,
         device=args.device,
+        batch_size=batch_size,
     )
+
+
+def seconds_for(pipe, rows, out_path: Path, batch_size: int, args) -> float:
+    """Wall seconds of one sample_shard run over ``rows`` at ``batch_size``."""
+    start = time.perf_counter()
+    sample_shard(pipe, rows, out_path, sampling_params(args, batch_size))
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -91,17 +98,7 @@ def main(argv=None) -> None:
         rows = make_prompt_plan(
             "simple_template", CLASSES, None, {"images_per_class": max(1, args.images // len(CLASSES))}, seed=0
         )
-        sample_shard(
-            pipe,
-            rows[:2],
-            tmp / "warmup.tar",
-            steps=args.steps,
-            guidance=7.5,
-            height=args.size,
-            width=args.size,
-            batch_size=2,
-            device=args.device,
-        )
+        sample_shard(pipe, rows[:2], tmp / "warmup.tar", sampling_params(args, 2))
         sizes = [int(b) for b in args.batch_sizes.split(",")]
         rates = best_rates(pipe, rows, tmp, sizes, args)
     print(

@@ -12,6 +12,7 @@ from genbench.generation.prompts import (
     DETAIL_SUFFIX,
     GENERIC_NEGATIVES,
     STRATEGIES,
+    PromptPlanParams,
     count_truncated_prompts,
     image_seed,
     make_prompt_plan,
@@ -82,7 +83,9 @@ def test_no_two_sets_of_a_dataset_share_an_image_seed():
     seeds = [
         row["seed"]
         for strategy in ("simple_template", "lang_enc", "ti_original", "ti_retrieval")
-        for row in plan_prompts(strategy, {}, CLASSES, templates, images_per_class=6, seed=0, tokens=tokens)
+        for row in plan_prompts(
+            PromptPlanParams(strategy, {}, images_per_class=6, seed=0), CLASSES, templates, tokens=tokens
+        )
     ]
     assert len(seeds) == 4 * 6 * len(CLASSES) == len(set(seeds))
 

@@ -18,7 +18,9 @@ from genbench.core.errors import ConfigError
 from genbench.data.imageset import load_image, read_index
 from genbench.generation.prompts import make_prompt_plan
 from genbench.generation.sampling import (
+    SamplingParams,
     image_id,
+    load_sampling_pipeline,
     num_shards,
     sample_shard,
     split_into_shards,
@@ -31,6 +33,12 @@ from genbench.models.tiny import build_tiny_stable_diffusion
 torch.set_num_threads(1)
 
 SETTINGS = {"steps": 2, "guidance": 7.5, "height": 64, "width": 64, "output_size": 48}
+FIXED = {"scheduler": None, "resize_filter": "bicubic", "dtype": "auto", "shard_size": 40, "safety_checker": False}
+
+
+def settings(**changes) -> SamplingParams:
+    """The sampling params of these tests (64 px, 2 steps, saved at 48 px), with ``changes``."""
+    return SamplingParams(**{**FIXED, "device": "cpu", **SETTINGS, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +72,8 @@ def test_split_into_shards_is_contiguous():
 
 
 def test_same_config_and_seed_give_byte_identical_shards(pipe, plan, tmp_path):
-    first = sample_shard(pipe, plan, tmp_path / "a.tar", batch_size=4, **SETTINGS)
-    second = sample_shard(pipe, plan, tmp_path / "b.tar", batch_size=4, **SETTINGS)
+    first = sample_shard(pipe, plan, tmp_path / "a.tar", settings(batch_size=4))
+    second = sample_shard(pipe, plan, tmp_path / "b.tar", settings(batch_size=4))
     assert first == {"images": 6, "black_or_nan": 0, "truncated_prompts": 0} == second
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
     with tarfile.open(tmp_path / "a.tar") as tar:
@@ -88,8 +96,8 @@ def test_same_config_and_seed_give_byte_identical_shards(pipe, plan, tmp_path):
 
 
 def test_batch_size_does_not_change_pixels(pipe, plan, tmp_path):
-    sample_shard(pipe, plan, tmp_path / "b1.tar", batch_size=1, **SETTINGS)
-    sample_shard(pipe, plan, tmp_path / "b3.tar", batch_size=3, **SETTINGS)
+    sample_shard(pipe, plan, tmp_path / "b1.tar", settings(batch_size=1))
+    sample_shard(pipe, plan, tmp_path / "b3.tar", settings(batch_size=3))
     one, three = tar_pixels(tmp_path / "b1.tar"), tar_pixels(tmp_path / "b3.tar")
     assert one.keys() == three.keys()
     for name in one:
@@ -102,7 +110,7 @@ def test_resume_resamples_only_the_missing_shard(pipe, plan, tmp_path):
     shards = split_into_shards(plan, 2)
     paths = [tmp_path / f"shard-{i:05d}.tar" for i in range(len(shards))]
     for rows, path in zip(shards, paths):
-        sample_shard(pipe, rows, path, batch_size=2, **SETTINGS)
+        sample_shard(pipe, rows, path, settings(batch_size=2))
     original = paths[1].read_bytes()
     paths[1].unlink()
     # a killed job's temporary file: this host, a pid that no longer exists
@@ -110,7 +118,7 @@ def test_resume_resamples_only_the_missing_shard(pipe, plan, tmp_path):
     leftover.write_bytes(b"partial")
     removed = remove_stale_staging(tmp_path)
     assert [path for path, _ in removed] == [leftover] and not leftover.exists()
-    sample_shard(pipe, shards[1], paths[1], batch_size=2, **SETTINGS)
+    sample_shard(pipe, shards[1], paths[1], settings(batch_size=2))
     assert paths[1].read_bytes() == original
 
 
@@ -125,7 +133,7 @@ def test_image_index_points_into_shards(pipe, plan, tmp_path):
     paths = []
     for i, rows in enumerate(split_into_shards(plan, 4)):
         paths.append(tmp_path / "shards" / f"{i}.tar")
-        sample_shard(pipe, rows, paths[-1], batch_size=4, **SETTINGS)
+        sample_shard(pipe, rows, paths[-1], settings(batch_size=4))
     index_path = tmp_path / "images.jsonl"
     assert write_image_index(paths, index_path) == 6
     records = read_index(index_path)
@@ -158,12 +166,7 @@ def test_black_and_nan_images_are_counted_and_flagged(plan, tmp_path):
         _FakePipe(),
         plan[:3],
         tmp_path / "bad.tar",
-        steps=1,
-        guidance=1.0,
-        height=8,
-        width=8,
-        output_size=8,
-        batch_size=3,
+        settings(steps=1, guidance=1.0, height=8, width=8, output_size=8, batch_size=3),
     )
     assert stats["black_or_nan"] == 2
     with tarfile.open(tmp_path / "bad.tar") as tar:
@@ -176,17 +179,15 @@ def test_black_and_nan_images_are_counted_and_flagged(plan, tmp_path):
 def test_bad_filter_and_truncated_prompts(pipe, tmp_path):
     rows = make_prompt_plan("simple_template", ["cat " * 80], None, {"images_per_class": 1}, seed=0)
     with pytest.raises(ConfigError) as err:
-        sample_shard(pipe, rows, tmp_path / "x.tar", batch_size=1, resize_filter="fancy", **SETTINGS)
+        sample_shard(pipe, rows, tmp_path / "x.tar", settings(batch_size=1, resize_filter="fancy"))
     assert all(name in str(err.value) for name in ("bicubic", "bilinear", "lanczos", "nearest", "box"))
     assert not os.path.exists(tmp_path / "x.tar")
-    stats = sample_shard(pipe, rows, tmp_path / "x.tar", batch_size=1, resize_filter="lanczos", **SETTINGS)
+    stats = sample_shard(pipe, rows, tmp_path / "x.tar", settings(batch_size=1, resize_filter="lanczos"))
     assert stats["truncated_prompts"] == 1
 
 
 def _with_speed_options(model_dir, **options):
-    from genbench.models.generators import apply_speed_options
-
-    return apply_speed_options(load_text_to_image_pipeline(str(model_dir)), **options)
+    return load_sampling_pipeline(str(model_dir), settings(**options))
 
 
 @pytest.fixture(scope="module")
@@ -206,8 +207,8 @@ def tiny_sd_dir(tmp_path_factory):
 def test_speed_options_change_pixels_by_at_most_one_level(tiny_sd_dir, plan, tmp_path, options):
     """On CPU: eager attention vs SDPA, NHWC vs NCHW and the compiled UNet differ from the
     default in float32 by about 1e-6, so a PNG pixel moves by at most one level of 255."""
-    sample_shard(_with_speed_options(tiny_sd_dir), plan, tmp_path / "default.tar", batch_size=3, **SETTINGS)
-    sample_shard(_with_speed_options(tiny_sd_dir, **options), plan, tmp_path / "fast.tar", batch_size=3, **SETTINGS)
+    sample_shard(_with_speed_options(tiny_sd_dir), plan, tmp_path / "default.tar", settings(batch_size=3))
+    sample_shard(_with_speed_options(tiny_sd_dir, **options), plan, tmp_path / "fast.tar", settings(batch_size=3))
     default, fast = tar_pixels(tmp_path / "default.tar"), tar_pixels(tmp_path / "fast.tar")
     assert default.keys() == fast.keys()
     for name in default:

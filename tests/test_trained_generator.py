@@ -175,7 +175,7 @@ def generator(trained, tmp_path_factory):
 
 
 def test_the_generator_is_a_stable_diffusion_folder_the_users_loader_reads(generator):
-    from genbench.generation.sampling import sample_shard
+    from genbench.generation.sampling import SamplingParams, sample_shard
     from genbench.models.generators import load_text_to_image_pipeline
 
     folder, summary = generator
@@ -190,12 +190,19 @@ def test_the_generator_is_a_stable_diffusion_folder_the_users_loader_reads(gener
         pipe,
         rows,
         folder.parent / "shard.tar",
-        steps=2,
-        guidance=7.5,
-        height=16,
-        width=16,
-        output_size=32,
-        batch_size=1,
+        SamplingParams(
+            scheduler="ddim",
+            steps=2,
+            guidance=7.5,
+            height=16,
+            width=16,
+            output_size=32,
+            resize_filter="bicubic",
+            dtype="auto",
+            shard_size=1,
+            safety_checker=False,
+            device="cpu",
+        ),
     )
     assert stats["images"] == 1
 

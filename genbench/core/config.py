@@ -307,11 +307,6 @@ def is_tiny(spec: dict) -> bool:
     return spec.get("model") == "tiny" and spec.get("type", "open_clip") == "open_clip"
 
 
-# Sampling speed options (genbench.models.generators.apply_speed_options) and their defaults; a
-# value other than the default is keyed, since fused kernels and memory formats change last bits.
-SAMPLING_SPEED_DEFAULTS = {"attention": "sdpa", "channels_last": False, "compile": False}
-
-
 def open_clip_quick_gelu(spec: dict) -> bool:
     """Whether an open_clip encoder spec is built with QuickGELU: ``quick_gelu`` when given,
     else True for ``pretrained: openai`` (OpenAI's CLIPs use it; open_clip's plain model names,

@@ -51,10 +51,12 @@ import json
 import random
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 from genbench.core.errors import ConfigError, GenBenchError
+from genbench.core.stage import StageParams, keyed, runtime
 
 DETAIL_SUFFIX = ", highly detailed, hires, 8k, sharp focus"
 GENERIC_NEGATIVES = ["blurry", "low quality", "cartoon", "text", "watermark"]
@@ -371,14 +373,27 @@ def base_strategy(strategy: str, strategy_params: dict) -> str:
     return strategy
 
 
+@dataclass(frozen=True)
+class PromptPlanParams(StageParams):
+    """One configured strategy's prompt plan: the strategy, its params (a descriptions file
+    keyed by its content), and from the ``generation`` section the set size and seed."""
+
+    STAGE: ClassVar[str] = "prompt_plan"
+    VERSION: ClassVar[int] = 2  # 2: image seeds depend on the strategy
+    SECTION: ClassVar[str] = "generation"
+
+    strategy: str = keyed(doc="the configured strategy (a key of strategies)")
+    strategy_params: dict = keyed(doc="strategy_params.<strategy>, a file replaced by its content key")
+    images_per_class: int = keyed(doc="images generated per class")
+    seed: int = keyed(doc="seed of prompt choices and image noise")
+    descriptions_file: str | None = runtime(None, doc="path of strategy_params.<strategy>.file")
+
+
 def plan_prompts(
-    strategy: str,
-    strategy_params: dict,
+    params: PromptPlanParams,
     classes: list[str],
     templates: list[str],
     *,
-    images_per_class: int,
-    seed: int,
     tokens: dict | None = None,
     descriptions_file: str | None = None,
     text_model=None,
@@ -386,18 +401,18 @@ def plan_prompts(
     """The prompt plan of one configured strategy: ``make_prompt_plan`` of its base strategy,
     with ``tokens`` ({class_id: token}) for the textual-inversion strategies and the checked
     path of its descriptions file in place of that file's fingerprint."""
-    params = {k: v for k, v in strategy_params.items() if k != "base"}
-    if "file" in params:
-        params["file"] = descriptions_file
-    params["images_per_class"] = images_per_class
-    if strategy in TEXTUAL_INVERSION_STRATEGIES:
-        params["textual_inversion"] = tokens or {}
+    strategy_params = {k: v for k, v in params.strategy_params.items() if k != "base"}
+    if "file" in strategy_params:
+        strategy_params["file"] = descriptions_file
+    strategy_params["images_per_class"] = params.images_per_class
+    if params.strategy in TEXTUAL_INVERSION_STRATEGIES:
+        strategy_params["textual_inversion"] = tokens or {}
     return make_prompt_plan(
-        base_strategy(strategy, strategy_params),
+        base_strategy(params.strategy, params.strategy_params),
         list(classes),
         list(templates),
-        params,
-        seed,
+        strategy_params,
+        params.seed,
         text_model=text_model,
-        set_name=strategy,
+        set_name=params.strategy,
     )

@@ -17,27 +17,52 @@ import io
 import json
 import os
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
-from PIL import Image
-from tqdm import tqdm
 
 from genbench.core.errors import ConfigError, GenBenchError
 from genbench.core.io import emit, write_tar_atomic
 from genbench.core.paths import num_shards, split_into_shards  # noqa: F401 (the shard layout)
+from genbench.core.stage import StageParams, keyed, keyed_if_changed, runtime
 from genbench.generation.prompts import count_truncated_prompts
 
-RESIZE_FILTERS = {
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "lanczos": Image.Resampling.LANCZOS,
-    "nearest": Image.Resampling.NEAREST,
-    "box": Image.Resampling.BOX,
-}
+RESIZE_FILTERS = ("bicubic", "bilinear", "lanczos", "nearest", "box")  # PIL's Image.Resampling, by name
 ROW_KEYS = ("index", "class_id", "class_name", "prompt", "negative_prompt", "seed")
 PNG_COMPRESS_LEVEL = 6
 BLACK_THRESHOLD = 0.5 / 255  # an image whose every value rounds to 0 is "black"
+
+
+@dataclass(frozen=True)
+class SamplingParams(StageParams):
+    """How a generated set is sampled: the ``generation`` section, less what the prompt plan
+    reads (``images_per_class``, ``seed``). The diffusers call is ``_generate_batch``."""
+
+    STAGE: ClassVar[str] = "sample_images"
+    VERSION: ClassVar[int] = 2  # 2: shards carry part manifests
+    SECTION: ClassVar[str] = "generation"
+
+    scheduler: str | None = keyed(doc="diffusers scheduler by name; null keeps the pipeline's own")
+    steps: int = keyed(doc="denoising steps")
+    guidance: float = keyed(doc="classifier-free guidance scale")
+    height: int = keyed(doc="sampled height in pixels")
+    width: int = keyed(doc="sampled width in pixels")
+    output_size: int = keyed(doc="saved square size (resized with resize_filter)")
+    resize_filter: str = keyed(doc="PIL filter of the resize to output_size")
+    dtype: str = keyed(doc="auto: fp16 on CUDA, fp32 on CPU")
+    shard_size: int = keyed(doc="images per shard job (each shard is one tar)")
+    safety_checker: bool = keyed(doc="keep the pipeline's safety checker")
+    device: str = keyed(doc="cpu, cuda, cuda:N or mps")
+    attention: str = keyed_if_changed("sdpa", doc="sdpa or eager attention in the UNet")
+    channels_last: bool = keyed_if_changed(False, doc="UNet and VAE in NHWC memory format")
+    compile: bool = keyed_if_changed(False, doc="torch.compile the UNet")
+    batch_size: int = runtime(1, doc="images per pipeline call (an image's noise is its own)")
+
+    def speed_options(self) -> dict:
+        """The options of ``genbench.models.generators.apply_speed_options``."""
+        return {"attention": self.attention, "channels_last": self.channels_last, "compile": self.compile}
 
 
 def image_id(row: dict) -> str:
@@ -47,9 +72,11 @@ def image_id(row: dict) -> str:
 
 def get_resize_filter(name: str):
     """The PIL resampling filter registered as ``name`` in RESIZE_FILTERS."""
+    from PIL import Image
+
     if name not in RESIZE_FILTERS:
         raise ConfigError(f"unknown resize_filter {name!r}; valid: {', '.join(RESIZE_FILTERS)}")
-    return RESIZE_FILTERS[name]
+    return getattr(Image.Resampling, name.upper())
 
 
 def _check_rows(rows: list[dict], out_tar_path) -> None:
@@ -71,6 +98,8 @@ def to_uint8(image: np.ndarray) -> tuple[np.ndarray, bool]:
 
 def png_bytes(pixels: np.ndarray, output_size: int, filter_name: str) -> bytes:
     """PNG bytes (no metadata) of ``pixels`` resized to ``output_size`` square with the named filter."""
+    from PIL import Image
+
     image = Image.fromarray(pixels, mode="RGB")
     if image.size != (output_size, output_size):
         image = image.resize((output_size, output_size), resample=get_resize_filter(filter_name))
@@ -79,19 +108,19 @@ def png_bytes(pixels: np.ndarray, output_size: int, filter_name: str) -> bytes:
     return buffer.getvalue()
 
 
-def _generate_batch(pipe, rows, *, steps, guidance, height, width, device) -> np.ndarray:
+def _generate_batch(pipe, rows, params: SamplingParams) -> np.ndarray:
     import torch
 
-    generators = [torch.Generator(device).manual_seed(int(row["seed"])) for row in rows]
+    generators = [torch.Generator(params.device).manual_seed(int(row["seed"])) for row in rows]
     negatives = [row["negative_prompt"] or "" for row in rows]
     with torch.no_grad():
         output = pipe(
             prompt=[row["prompt"] for row in rows],
             negative_prompt=negatives if any(negatives) else None,
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            height=height,
-            width=width,
+            num_inference_steps=params.steps,
+            guidance_scale=params.guidance,
+            height=params.height,
+            width=params.width,
             generator=generators,
             output_type="np",
         )
@@ -110,48 +139,54 @@ def _metadata(row: dict, black: bool) -> dict:
     }
 
 
-def sample_shard(
-    pipe,
-    rows: list[dict],
-    out_tar_path,
-    *,
-    steps: int,
-    guidance: float,
-    height: int,
-    width: int,
-    output_size: int = 224,
-    resize_filter: str = "bicubic",
-    batch_size: int,
-    device: str = "cpu",
-    log=None,
-) -> dict:
+def sample_shard(pipe, rows: list[dict], out_tar_path, params: SamplingParams, log=None) -> dict:
     """Sample one shard of plan rows into a tar; return {"images", "black_or_nan", "truncated_prompts"}.
 
     ``log`` is None, a logging.Logger or a callable taking a string.
     """
+    from tqdm import tqdm
+
     _check_rows(rows, out_tar_path)
-    get_resize_filter(resize_filter)  # fail on a bad name before any sampling
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    get_resize_filter(params.resize_filter)  # fail on a bad name before any sampling
+    if params.batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {params.batch_size}")
     tokenizer = getattr(pipe, "tokenizer", None)
     truncated = count_truncated_prompts(rows, tokenizer, tokenizer.model_max_length) if tokenizer else 0
     members, bad = {}, 0
     with tqdm(total=len(rows), desc=Path(out_tar_path).name, unit="img") as progress:
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
-            images = _generate_batch(
-                pipe, batch, steps=steps, guidance=guidance, height=height, width=width, device=device
-            )
-            for row, image in zip(batch, images):
+        for start in range(0, len(rows), params.batch_size):
+            batch = rows[start : start + params.batch_size]
+            for row, image in zip(batch, _generate_batch(pipe, batch, params)):
                 pixels, black = to_uint8(image)
                 bad += black
-                members[f"{image_id(row)}.png"] = png_bytes(pixels, output_size, resize_filter)
+                members[f"{image_id(row)}.png"] = png_bytes(pixels, params.output_size, params.resize_filter)
                 members[f"{image_id(row)}.json"] = json.dumps(_metadata(row, black), sort_keys=True).encode()
             progress.update(len(batch))
     write_tar_atomic(out_tar_path, members)
     stats = {"images": len(rows), "black_or_nan": bad, "truncated_prompts": truncated}
     emit(log, f"{out_tar_path}: {stats['images']} images, {bad} black or NaN, {truncated} prompts truncated")
     return stats
+
+
+def load_sampling_pipeline(model: str, params: SamplingParams, learned_embeds=()):
+    """The diffusers pipeline of ``model`` as ``params`` ask for it (device, dtype, scheduler,
+    safety checker, speed options), with the textual-inversion tokens of ``learned_embeds``
+    (``learned_embeds.safetensors`` files, one per class) added."""
+    from genbench.models.generators import apply_speed_options, load_text_to_image_pipeline
+
+    pipe = load_text_to_image_pipeline(
+        model,
+        device=params.device,
+        dtype=params.dtype,
+        scheduler=params.scheduler,
+        safety_checker=params.safety_checker,
+    )
+    apply_speed_options(pipe, **params.speed_options())
+    if learned_embeds:
+        from genbench.generation.textual_inversion import load_learned_embeds
+
+        load_learned_embeds(pipe, list(learned_embeds))
+    return pipe
 
 
 def read_shard_metadata(shard_path) -> list[dict]:

@@ -18,7 +18,6 @@ from typing import Any
 
 from genbench.core import paths
 from genbench.core.config import (
-    SAMPLING_SPEED_DEFAULTS,
     deep_merge,
     is_tiny,
     is_trained,
@@ -29,7 +28,13 @@ from genbench.core.errors import ConfigError
 from genbench.core.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
 from genbench.core.protocol import PAPER_CLIP_PROMPT, pack_settings
 from genbench.data.datasets import DatasetInfo, get_dataset
-from genbench.generation.prompts import STRATEGIES_NEEDING_TEXT2TEXT, TEXTUAL_INVERSION_STRATEGIES, base_strategy
+from genbench.generation.prompts import (
+    STRATEGIES_NEEDING_TEXT2TEXT,
+    TEXTUAL_INVERSION_STRATEGIES,
+    PromptPlanParams,
+    base_strategy,
+)
+from genbench.generation.sampling import SamplingParams
 from genbench.plan.graph import STAGE_VERSIONS, Graph, Node  # noqa: F401 (STAGE_VERSIONS: re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -359,7 +364,7 @@ class Plan(Graph):
         gen = self._section(d, "generation")
         strategy_params = self._section(d, "strategy_params").get(strategy) or {}
         plan_inputs: dict[str, Node] = {"configure": ctx.configure}
-        params: dict[str, Any] = {}
+        wiring: dict[str, Any] = {}
         runtime: dict[str, Any] = {}
         if "file" in strategy_params:  # the file's content, not its path, identifies the plan
             path = resolve_user_file(strategy_params["file"])
@@ -368,22 +373,12 @@ class Plan(Graph):
         if strategy in TEXTUAL_INVERSION_STRATEGIES:
             plan_inputs["embeddings"] = self._textual_inversion(ctx, TEXTUAL_INVERSION_STRATEGIES[strategy])
         if base_strategy(strategy, strategy_params) in STRATEGIES_NEEDING_TEXT2TEXT:
-            params["text2text"], t2t_inputs, runtime["text2text"] = self._model("text2text")
+            wiring["text2text"], t2t_inputs, runtime["text2text"] = self._model("text2text")
             plan_inputs.update(t2t_inputs)
-        prompt_plan = self.add(
-            "prompt_plan",
-            d,
-            {
-                "strategy": strategy,
-                "strategy_params": strategy_params,
-                "images_per_class": gen["images_per_class"],
-                "seed": gen["seed"],
-                **params,
-            },
-            plan_inputs,
-            runtime=runtime,
-            label=strategy,
+        params = PromptPlanParams.from_config(
+            gen, strategy=strategy, strategy_params=strategy_params, descriptions_file=runtime.get("descriptions_file")
         )
+        prompt_plan = self.add_stage(params, d, plan_inputs, wiring=wiring, runtime=runtime, label=strategy)
         samples = self._sample_images(ctx, prompt_plan, gen)
         return self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
 
@@ -530,36 +525,15 @@ class Plan(Graph):
         if "embeddings" in prompt_plan.inputs:
             gen_inputs = {**gen_inputs, "embeddings": prompt_plan.inputs["embeddings"]}
         total = ctx.info.num_classes * gen["images_per_class"]
-        shards = paths.num_shards(total, gen["shard_size"])
-        params = {
-            "generator": gen_params,
-            **{
-                k: gen[k]
-                for k in (
-                    "scheduler",
-                    "steps",
-                    "guidance",
-                    "height",
-                    "width",
-                    "output_size",
-                    "resize_filter",
-                    "dtype",
-                    "shard_size",
-                    "safety_checker",
-                    "device",
-                )
-            },
-            "num_images": total,
-            **_speed_params(gen),
-        }
-        node = self.add(
-            "sample_images",
-            ctx.info.name,
+        params = SamplingParams.from_config(gen)
+        node = self.add_stage(
             params,
+            ctx.info.name,
             {"plan": prompt_plan, **gen_inputs},
-            runtime={"generator": gen_runtime, "batch_size": gen["batch_size"]},
+            wiring={"generator": gen_params, "num_images": total},
+            runtime={"generator": gen_runtime},
             label=prompt_plan.label,
-            parts=shards,
+            parts=paths.num_shards(total, params.shard_size),
         )
         if node not in self.sample_sets:
             self.sample_sets.append(node)
@@ -676,11 +650,6 @@ def resolve_user_file(path: str) -> Path:
         if candidate.is_file():
             return candidate
     raise ConfigError(f"file {path} not found (looked in {', '.join(str(c) for c in candidates)})")
-
-
-def _speed_params(gen: dict) -> dict:
-    """The sampling speed options that differ from their defaults (keyed: kernels change bits)."""
-    return {k: gen[k] for k, default in SAMPLING_SPEED_DEFAULTS.items() if k in gen and gen[k] != default}
 
 
 def _scale_params(metrics: dict) -> dict:

@@ -129,6 +129,22 @@ class Graph:
         self.nodes[(stage, scope, node.short)] = node
         return node
 
+    def add_stage(
+        self,
+        params,
+        scope: str,
+        inputs: dict[str, Node],
+        wiring: dict | None = None,
+        runtime: dict | None = None,
+        label: str = "",
+        parts: int = 0,
+    ) -> Node:
+        """Add the artifact of a stage's params dataclass (``genbench.core.stage``): its keyed
+        params, with ``wiring`` (what the plan adds: model identities, counts, labels) beside
+        them in the recipe; its runtime params, with ``runtime`` (paths) beside them."""
+        keyed = {**(wiring or {}), **params.keyed()}
+        return self.add(params.STAGE, scope, keyed, inputs, {**params.runtime(), **(runtime or {})}, label, parts)
+
     def get(self, stage: str, scope: str, folder: str) -> Node:
         """The planned artifact in folder ``<stage>/<scope>/<folder>``; a clear error if none."""
         node = self.nodes.get((stage, scope, paths.short_key_of(folder)))

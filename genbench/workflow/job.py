@@ -73,6 +73,11 @@ class Job:
         threads to the rule's (``start_job(..., torch=True)`` does this for model jobs)."""
         set_torch_threads(self.threads)
 
+    def stage_params(self, cls):
+        """The stage's params dataclass (``genbench.core.stage``), rebuilt from the recipe's
+        keyed params and the runtime params the plan sent beside them."""
+        return cls.from_job(self.params, self.runtime)
+
     def has_input(self, name: str) -> bool:
         return name in self.smk.input.keys()
 
