@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from genbench.core.errors import GenBenchError
-from genbench.evaluation.metrics import fidelity
-from genbench.evaluation.metrics.fidelity import cmmd, precision_recall_density_coverage, vendi_score
+from genbench.evaluation.metrics.kernels import cmmd, precision_recall_density_coverage, vendi_score
 
 
 def brute_force_prdc(real, fake, k):
@@ -22,11 +21,11 @@ def brute_force_prdc(real, fake, k):
     }
 
 
-def test_prdc_matches_brute_force_across_chunks(monkeypatch):
-    monkeypatch.setattr(fidelity, "_CHUNK_ROWS", 7)  # exercise the chunked loops
+def test_prdc_matches_brute_force_across_chunks():
     rng = np.random.default_rng(0)
     real, fake = rng.normal(size=(60, 5)), rng.normal(0.4, 1.2, size=(45, 5))
-    assert precision_recall_density_coverage(real, fake, k=3) == pytest.approx(brute_force_prdc(real, fake, 3))
+    chunked = precision_recall_density_coverage(real, fake, k=3, chunk_rows=7)  # the chunked loops
+    assert chunked == pytest.approx(brute_force_prdc(real, fake, 3))
 
 
 def test_prdc_identical_sets():
@@ -71,11 +70,10 @@ def loop_cmmd(a, b, sigma):
     return 1000 * (aa + bb - 2 * ab)
 
 
-def test_cmmd_matches_loop(monkeypatch):
-    monkeypatch.setattr(fidelity, "_CHUNK_ROWS", 4)
+def test_cmmd_matches_loop():
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(10, 3)), rng.normal(0.5, 1.0, size=(9, 3))
-    assert cmmd(a, b, sigma=0.7) == pytest.approx(loop_cmmd(a, b, 0.7), rel=1e-9)
+    assert cmmd(a, b, sigma=0.7, chunk_rows=4) == pytest.approx(loop_cmmd(a, b, 0.7), rel=1e-9)
 
 
 def test_cmmd_identical_distribution_near_zero():
@@ -90,3 +88,5 @@ def test_bad_inputs():
         precision_recall_density_coverage(np.ones((3, 2)), np.ones((10, 2)), k=5)
     with pytest.raises(GenBenchError, match="sigma"):
         cmmd(np.eye(3), np.eye(3), sigma=0)
+    with pytest.raises(GenBenchError, match="norm zero"):
+        cmmd(np.zeros((3, 3)), np.eye(3))

@@ -7,8 +7,8 @@ from genbench.evaluation.metrics import (
     check_same_encoder,
     compute_distribution_metrics,
     frechet_distance_from_features,
-    kernel_inception_distance,
 )
+from genbench.evaluation.metrics.kernels import kernel_inception_distance
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def feature_sets():
 def test_every_metric_returns_flat_prefixed_floats(feature_sets):
     external, real = feature_sets
     for name, fn in DISTRIBUTION_METRICS.items():
-        result = fn(external, real)
+        result = fn(external, real, "cpu")
         assert result and all(key.startswith(name) for key in result), name
         assert all(isinstance(value, float) for value in result.values()), name
 

@@ -1,13 +1,13 @@
-"""The torch kernels (any device) equal the numpy kernels to 1e-6 on the same input; the cap."""
+"""The torch kernels (any device) equal the numpy references (tests/reference_metrics.py) to
+1e-6 on the same input, computed alone or together in one Gram pass; the cap."""
 
 import numpy as np
 import pytest
+import reference_metrics as ref
 import torch
 
 from genbench.evaluation.metrics import DISTRIBUTION_METRICS, cap_rows, compute_distribution_metrics
-from genbench.evaluation.metrics import torch_kernels as tk
-from genbench.evaluation.metrics.fidelity import cmmd, precision_recall_density_coverage, vendi_score
-from genbench.evaluation.metrics.kid import kernel_inception_distance
+from genbench.evaluation.metrics import kernels as tk
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -21,11 +21,11 @@ def sets():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("chunk_rows", [7, 4096])
+@pytest.mark.parametrize("chunk_rows", [7, None])
 def test_prdc_matches_numpy(sets, device, chunk_rows):
     real, fake = sets
-    ours = tk.prdc(real, fake, k=5, device=device, chunk_rows=chunk_rows)
-    reference = precision_recall_density_coverage(real, fake, k=5)
+    ours = tk.precision_recall_density_coverage(real, fake, k=5, device=device, chunk_rows=chunk_rows)
+    reference = ref.precision_recall_density_coverage(real, fake, k=5)
     assert ours.keys() == reference.keys()
     for key in reference:
         assert ours[key] == pytest.approx(reference[key], abs=1e-6), key
@@ -35,25 +35,39 @@ def test_prdc_matches_numpy(sets, device, chunk_rows):
 def test_cmmd_kid_vendi_match_numpy(sets, device):
     real, fake = sets
     assert tk.cmmd(fake, real, sigma=10.0, device=device, chunk_rows=13) == pytest.approx(
-        cmmd(fake, real, sigma=10.0), rel=1e-6, abs=1e-9
+        ref.cmmd(fake, real, sigma=10.0), rel=1e-6, abs=1e-9
     )
-    ours = tk.kid(fake, real, num_subsets=7, subset_size=50, seed=3, device=device)
-    reference = kernel_inception_distance(fake, real, num_subsets=7, subset_size=50, seed=3)
+    ours = tk.kernel_inception_distance(fake, real, num_subsets=7, subset_size=50, seed=3, device=device)
+    reference = ref.kernel_inception_distance(fake, real, num_subsets=7, subset_size=50, seed=3)
     for key in reference:
         assert ours[key] == pytest.approx(reference[key], rel=1e-6, abs=1e-9), key
     for feats in (real, fake[:10]):  # n > d (d x d Gram) and n < d (n x n Gram)
-        assert tk.vendi(feats, device) == pytest.approx(vendi_score(feats), rel=1e-6)
+        assert tk.vendi_score(feats, device) == pytest.approx(ref.vendi_score(feats), rel=1e-6)
 
 
-def test_compute_on_a_device_gives_the_numpy_numbers(sets):
+@pytest.mark.parametrize("chunk_rows", [11, None])
+def test_one_gram_pass_gives_every_metric_as_alone(sets, chunk_rows):
+    real, fake = sets
+    kid = {"num_subsets": 5, "subset_size": 60, "seed": 1}
+    together = tk.set_metrics(fake, real, prdc_k=4, cmmd_sigma=3.0, kid_params=kid, chunk_rows=chunk_rows)
+    expected = {f"prdc_{k}": v for k, v in ref.precision_recall_density_coverage(real, fake, k=4).items()}
+    expected["cmmd"] = ref.cmmd(fake, real, sigma=3.0)
+    expected.update(ref.kernel_inception_distance(fake, real, **kid))
+    assert together.keys() == expected.keys()
+    for key in expected:
+        assert together[key] == pytest.approx(expected[key], rel=1e-6, abs=1e-9), key
+
+
+def test_the_registry_computes_the_references(sets):
     real, fake = sets
     names = list(DISTRIBUTION_METRICS)
     params = {"kid": {"num_subsets": 4, "subset_size": 40}}
-    on_cpu = compute_distribution_metrics(names, fake, real, params)
-    on_device = compute_distribution_metrics(names, fake, real, params, device="cpu")
-    assert on_cpu.keys() == on_device.keys()
-    for key in on_cpu:
-        assert on_device[key] == pytest.approx(on_cpu[key], rel=1e-6, abs=1e-9), key
+    ours = compute_distribution_metrics(names, fake, real, params)
+    assert ours["cmmd"] == pytest.approx(ref.cmmd(fake, real), rel=1e-6)
+    assert ours["vendi_real"] == pytest.approx(ref.vendi_score(real), rel=1e-6)
+    kid = ref.kernel_inception_distance(fake, real, num_subsets=4, subset_size=40)
+    assert ours["kid_mean"] == pytest.approx(kid["kid_mean"], rel=1e-6)
+    assert {"fd", "fd_paper", "pad", "pad_dann", "prdc_density"} <= set(ours)
 
 
 def test_cap_rows_is_seeded_ordered_and_a_no_op_below_the_cap():
@@ -63,3 +77,8 @@ def test_cap_rows_is_seeded_ordered_and_a_no_op_below_the_cap():
     assert capped.shape == (5, 2) and np.all(np.diff(capped[:, 0]) > 0)
     np.testing.assert_array_equal(capped, cap_rows(feats, 5, seed=1))
     assert not np.array_equal(capped, cap_rows(feats, 5, seed=2))
+
+
+def test_chunks_fit_the_memory_budget():
+    assert tk.chunk_rows_for(20_000, memory_mb=256) == 419  # 4 float64 blocks of 419 x 20 000 <= 256 MiB
+    assert tk.chunk_rows_for(10**9, memory_mb=1) == 1

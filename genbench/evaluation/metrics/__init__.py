@@ -1,8 +1,11 @@
-"""Training-free metrics: pure functions, numpy arrays in, numbers out.
+"""Training-free metrics: pure functions, arrays in, numbers out.
 
 Set-vs-set metrics are registered in DISTRIBUTION_METRICS under a uniform convention:
-``fn(external_feats, real_feats, **params) -> dict[str, float]``, a flat dict whose keys
-start with the metric's name.
+``fn(external_feats, real_feats, device, **params) -> dict[str, float]``, a flat dict whose
+keys start with the metric's name. The quadratic ones (PRDC, CMMD, KID, Vendi) have one
+implementation each, in torch (``kernels``, imported when first used, so that the light jobs
+importing this package load no torch); ``compute_distribution_metrics`` computes PRDC, CMMD
+and KID together, from one pass over the Gram blocks.
 """
 
 from genbench.core.errors import GenBenchError
@@ -33,50 +36,54 @@ from genbench.evaluation.metrics.clip_score import (
     clip_score_paper,
     clip_score_paper_per_class,
 )
-from genbench.evaluation.metrics.fidelity import cmmd, precision_recall_density_coverage, vendi_score
 from genbench.evaluation.metrics.frechet import (
     feature_statistics,
     frechet_distance,
     frechet_distance_from_features,
     frechet_distance_paper,
 )
-from genbench.evaluation.metrics.kid import kernel_inception_distance
 from genbench.evaluation.metrics.proxy_a import proxy_a_distance, proxy_a_distance_dann_reference
 
 
-def _fd(external_feats, real_feats):
+def _fd(external_feats, real_feats, device):
     return {
         "fd": frechet_distance_from_features(external_feats, real_feats),
         "fd_paper": frechet_distance_paper(external_feats, real_feats),
     }
 
 
-def _kid(external_feats, real_feats, **params):
-    return kernel_inception_distance(external_feats, real_feats, **params)
+def _kernels():
+    from genbench.evaluation.metrics import kernels
+
+    return kernels
 
 
-def _prdc(external_feats, real_feats, **params):
-    values = precision_recall_density_coverage(real_feats, external_feats, **params)
-    return {f"prdc_{key}": value for key, value in values.items()}
+def _prdc(external_feats, real_feats, device, k=5):
+    return _kernels().set_metrics(external_feats, real_feats, prdc_k=k, device=device)
 
 
-def _vendi(external_feats, real_feats):
-    return {"vendi": vendi_score(external_feats), "vendi_real": vendi_score(real_feats)}
+def _cmmd(external_feats, real_feats, device, sigma=10.0):
+    return _kernels().set_metrics(external_feats, real_feats, cmmd_sigma=sigma, device=device)
 
 
-def _cmmd(external_feats, real_feats, **params):
-    return {"cmmd": cmmd(external_feats, real_feats, **params)}
+def _kid(external_feats, real_feats, device, **params):
+    return _kernels().set_metrics(external_feats, real_feats, kid_params=params, device=device)
+
+
+def _vendi(external_feats, real_feats, device):
+    vendi_score = _kernels().vendi_score
+    return {"vendi": vendi_score(external_feats, device), "vendi_real": vendi_score(real_feats, device)}
 
 
 def _prefixed(prefix, values):
     return {prefix if key == "pad" else f"{prefix}_{key}": value for key, value in values.items()}
 
 
-def _pad(external_feats, real_feats, **params):
+def _pad(external_feats, real_feats, device, **params):
     return _prefixed("pad", proxy_a_distance(external_feats, real_feats, **params))
 
 
-def _pad_dann(external_feats, real_feats, **params):
+def _pad_dann(external_feats, real_feats, device, **params):
     return _prefixed("pad_dann", proxy_a_distance_dann_reference(external_feats, real_feats, **params))
 
 
@@ -89,40 +96,35 @@ DISTRIBUTION_METRICS = {
     "pad": _pad,  # {"pad", "pad_error", "pad_C"}; seed, Cs
     "pad_dann": _pad_dann,  # {"pad_dann", "pad_dann_error", "pad_dann_C"}; Cs
 }
+SHARED_PASS = ("prdc", "cmmd", "kid")  # read from one pass over the Gram blocks together
 
 
-def _torch_kernels():
-    from genbench.evaluation.metrics import torch_kernels as tk
-
-    def prdc(external_feats, real_feats, device, **params):
-        return {
-            f"prdc_{key}": value for key, value in tk.prdc(real_feats, external_feats, device=device, **params).items()
-        }
-
-    return {
-        "kid": lambda e, r, device, **p: tk.kid(e, r, device=device, **p),
-        "prdc": prdc,
-        "vendi": lambda e, r, device: {"vendi": tk.vendi(e, device), "vendi_real": tk.vendi(r, device)},
-        "cmmd": lambda e, r, device, **p: {"cmmd": tk.cmmd(e, r, device=device, **p)},
-    }
-
-
-def compute_distribution_metrics(names, external_feats, real_feats, params=None, device=None):
-    """Run the named set-vs-set metrics; params maps a metric name to its keyword arguments.
-    With ``device`` (e.g. "cuda"), the quadratic ones (kid, prdc, vendi, cmmd) run as the torch
-    kernels of ``torch_kernels`` on it (the same numbers to round-off). Returns one flat dict
-    merging every metric's output."""
+def compute_distribution_metrics(names, external_feats, real_feats, params=None, device="cpu"):
+    """Run the named set-vs-set metrics on ``device`` (torch's: "cpu", "cuda", ...); params maps
+    a metric name to its keyword arguments. PRDC, CMMD and KID requested together share one
+    pass over the Gram blocks (``kernels.set_metrics``). Returns one flat dict merging every
+    metric's output."""
     params = params or {}
     unknown = [name for name in list(names) + list(params) if name not in DISTRIBUTION_METRICS]
     if unknown:
         raise GenBenchError(f"unknown distribution metric(s) {unknown}; valid: {', '.join(DISTRIBUTION_METRICS)}")
-    on_device = _torch_kernels() if device is not None else {}
+    device = device or "cpu"
+    shared = [name for name in names if name in SHARED_PASS]
     results = {}
+    if shared:
+        results.update(
+            _kernels().set_metrics(
+                external_feats,
+                real_feats,
+                prdc_k=params.get("prdc", {}).get("k", 5) if "prdc" in shared else None,
+                cmmd_sigma=params.get("cmmd", {}).get("sigma", 10.0) if "cmmd" in shared else None,
+                kid_params=params.get("kid", {}) if "kid" in shared else None,
+                device=device,
+            )
+        )
     for name in names:
-        if name in on_device:
-            results.update(on_device[name](external_feats, real_feats, device, **params.get(name, {})))
-        else:
-            results.update(DISTRIBUTION_METRICS[name](external_feats, real_feats, **params.get(name, {})))
+        if name not in SHARED_PASS:
+            results.update(DISTRIBUTION_METRICS[name](external_feats, real_feats, device, **params.get(name, {})))
     return results
 
 
@@ -173,17 +175,14 @@ __all__ = [
     "l2_normalize",
     "prototype_scores",
     "zero_shot_scores",
-    "cmmd",
-    "precision_recall_density_coverage",
-    "vendi_score",
     "feature_statistics",
     "frechet_distance",
     "frechet_distance_from_features",
     "frechet_distance_paper",
-    "kernel_inception_distance",
     "proxy_a_distance",
     "proxy_a_distance_dann_reference",
     "DISTRIBUTION_METRICS",
+    "SHARED_PASS",
     "compute_distribution_metrics",
     "cap_rows",
     "check_same_encoder",
