@@ -51,4 +51,4 @@ rule pack_retrieval:
         recipe=recipe_of("pack_retrieval"),
         runtime=runtime_of("pack_retrieval"),
     script:
-        "../workflow_scripts/pack_generated.py"
+        "../workflow_scripts/pack_retrieval.py"

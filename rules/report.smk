@@ -46,6 +46,7 @@ rule summary:
     params:
         sample_labels=[f"{n.scope}-{n.folder}" for n in PLAN.sample_sets],
         training_jobs=get_training_jobs(),
+        targets=REPORT_TARGETS,
         run_config=config,
     script:
         "../workflow_scripts/summary.py"

@@ -1,5 +1,5 @@
-# retrieve: the retrieval baseline (search a pool with class prompts, keep the top K per class);
-# textual inversion: reference images per class, one learned token per class (one job each).
+# retrieve: the retrieval baseline (genbench/retrieval/): build a pool, search it with class
+# prompts, keep the top K per class.
 
 
 rule build_pool:
@@ -34,61 +34,3 @@ rule retrieve:
         runtime=runtime_of("retrieve"),
     script:
         "../workflow_scripts/retrieve.py"
-
-
-rule textual_inversion_prepare:
-    input:
-        unpack(upstream_of("textual_inversion_prepare")),
-    output:
-        manifest_of("textual_inversion_prepare"),
-    log:
-        log_of("textual_inversion_prepare"),
-    conda:
-        "../envs/genbench.yaml"
-    threads: 1
-    params:
-        recipe=recipe_of("textual_inversion_prepare"),
-        runtime=runtime_of("textual_inversion_prepare"),
-    script:
-        "../workflow_scripts/textual_inversion_prepare.py"
-
-
-rule textual_inversion_class:
-    input:
-        unpack(upstream_of("textual_inversion")),
-    output:
-        token=paths.token_pattern(RESULTS),
-        part_manifest=paths.part_manifest_pattern(paths.token_pattern(RESULTS)),
-    log:
-        paths.part_log_pattern(RESULTS, "textual_inversion_class"),
-    benchmark:
-        paths.part_benchmark_pattern(RESULTS, "textual_inversion_class")
-    conda:
-        "../envs/genbench.yaml"
-    threads: THREADS
-    resources:
-        gpu=lambda wc: gpus_for(get_node("textual_inversion", wc)),
-    params:
-        recipe=recipe_of("textual_inversion"),
-        runtime=runtime_of("textual_inversion"),
-        class_id=lambda wc: int(wc.part),
-    script:
-        "../workflow_scripts/textual_inversion_class.py"
-
-
-rule textual_inversion:
-    input:
-        unpack(upstream_of("textual_inversion")),
-        tokens=get_parts("textual_inversion"),
-    output:
-        manifest_of("textual_inversion"),
-    log:
-        log_of("textual_inversion"),
-    conda:
-        "../envs/genbench.yaml"
-    threads: 1
-    params:
-        recipe=recipe_of("textual_inversion"),
-        runtime=runtime_of("textual_inversion"),
-    script:
-        "../workflow_scripts/textual_inversion.py"

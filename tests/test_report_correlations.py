@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from genbench.evaluation.evaluate import recognised
-from genbench.workflow.report import bootstrap_interval, correlation_rows, metric_correlations
+from genbench.report.correlations import bootstrap_interval, correlation_rows, metric_correlations
 
 
 def _table(n=12, seed=0):
@@ -86,8 +86,11 @@ def test_recognised_counts_images_put_in_their_own_class():
     assert recognised(feats, np.array([0, 1, 2, 2]), text) == pytest.approx(75.0)
 
 
-def test_study_findings_state_each_target_with_its_verdict():
-    from genbench.workflow.report import study_findings
+def test_study_findings_state_each_target_of_the_config_with_its_verdict():
+    from genbench.plan.validate import load_run_config
+    from genbench.report.findings import study_findings
+
+    targets = load_run_config([])["report"]["targets"]  # the demo's (config.yaml)
 
     table = pd.DataFrame(
         {
@@ -102,7 +105,7 @@ def test_study_findings_state_each_target_with_its_verdict():
         }
     )
     correlations = metric_correlations(table)
-    lines = study_findings(table, correlations)
+    lines = study_findings(table, correlations, targets=targets)
     assert lines[0].startswith("PASS zero-shot 31.0 %") and "5-shot original probe, 47.0 %" in lines[0]
     assert lines[1].startswith("FAIL gen_recognised for simple_template 12.0 %")
     assert lines[2].startswith("PASS metric columns")
@@ -110,15 +113,35 @@ def test_study_findings_state_each_target_with_its_verdict():
     assert lines[-1] == "finding: linear_probe ti_original 15.0 % vs simple_template 13.0 %"
     table.loc[1:3, "fd"] = 5.0
     assert (
-        study_findings(table, correlations)[2].startswith("FAIL")
-        and "constant ['fd']" in study_findings(table, correlations)[2]
+        study_findings(table, correlations, targets=targets)[2].startswith("FAIL")
+        and "constant ['fd']" in study_findings(table, correlations, targets=targets)[2]
     )
+    # a config without targets prints the findings alone
+    assert all(line.startswith("finding: ") for line in study_findings(table, correlations))
+
+
+def test_targets_hold_for_the_config_file_that_states_them(tmp_path):
+    from genbench.core.errors import ConfigError
+    from genbench.plan.validate import load_run_config
+    from genbench.report.findings import target_lines, targets_of
+
+    demo = load_run_config([])
+    assert targets_of(demo, []) == demo["report"]["targets"]  # the demo: config.yaml's own
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("datasets: [digits]\n")
+    assert targets_of(load_run_config([str(mine)]), [str(mine)]) == {}  # not inherited from the demo
+    mine.write_text("report: {targets: {zero_shot_min: 50}}\n")
+    assert targets_of(load_run_config([str(mine)]), [str(mine)]) == {"zero_shot_min": 50}
+    table = pd.DataFrame({"source": ["original"], "strategy": ["-"], "linear_probe": [60.0], "zero_shot": [40.0]})
+    assert target_lines(table, {"zero_shot_min": 50}, "linear_probe")[0].startswith("FAIL zero-shot 40.0 %")
+    with pytest.raises(ConfigError, match="report.targets: unknown"):
+        target_lines(table, {"zero_shot_max": 50}, "linear_probe")
 
 
 def test_training_times_come_from_the_benchmark_files_and_the_logs(tmp_path):
     import os
 
-    from genbench.workflow.report import training_finding, training_times
+    from genbench.report.findings import training_finding, training_times
 
     jobs = []
     for stage, seconds, start, end in [
@@ -135,10 +158,10 @@ def test_training_times_come_from_the_benchmark_files_and_the_logs(tmp_path):
     assert times["per_stage"] == {"train_encoder": 120.0, "train_generator": 150.5}
     assert times["total"] == pytest.approx(270.5)
     assert times["elapsed"] == pytest.approx(290.0, abs=0.01)
-    (line,) = training_finding(times)
-    assert line.startswith("PASS training stages took 4m50s from the first start to the last end")
+    (line,) = training_finding(times, 300)
+    assert line.startswith("PASS training stages took 4m50s from the first start to the last end (target <= 5m00s)")
     assert "4m30s of job time in all (train_encoder 2m00s, train_generator 2m30s)" in line
     os.utime(tmp_path / "train_generator.log", (1400.0, 1400.0))
-    assert training_finding(training_times(jobs))[0].startswith("FAIL training stages took 6m40s")
+    assert training_finding(training_times(jobs), 300)[0].startswith("FAIL training stages took 6m40s")
     (tmp_path / "train_generator.tsv").unlink()
-    assert training_times(jobs)["elapsed"] is None and training_finding(training_times(jobs)) == []
+    assert training_times(jobs)["elapsed"] is None and training_finding(training_times(jobs), 300) == []

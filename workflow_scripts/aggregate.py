@@ -1,17 +1,19 @@
 """aggregate: every evaluation's rows in one tidy table, the wide results table, correlations."""
 
+from genbench.report.correlations import metric_correlations
+from genbench.report.tables import AggregateParams, collect_rows, probe_column, results_table
 from genbench.workflow.job import start_job
-from genbench.workflow.report import collect_rows, metric_correlations, probe_column, results_table
 
 job = start_job(snakemake)
+params = job.stage_params(AggregateParams)
+# the evaluations are inputs m00000, m00001, ... (names in every aggregate key)
 tables = [job.input_dir(name) / "metrics.csv" for name in job.inputs_named("m")]
 rows = collect_rows(tables)
-protocol = job.params.get("protocol", "honest")
-table = results_table(rows, protocol)
+table = results_table(rows, params.protocol)
 with job.writer() as w:
     rows.to_csv(w.path("rows.csv"), index=False)
     table.to_csv(w.path("summary.csv"), index=False, float_format="%.4f")
-    metric_correlations(table, probe_column(protocol)).to_csv(
+    metric_correlations(table, probe_column(params.protocol)).to_csv(
         w.path("correlations.csv"), index=False, float_format="%.4f"
     )
     w.summary.update(evaluations=len(tables), sets=len(table))

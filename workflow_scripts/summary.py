@@ -7,15 +7,10 @@ from pathlib import Path
 import pandas as pd
 from loguru import logger
 
+from genbench.report.findings import study_findings, training_times
+from genbench.report.plots import image_grid, plot_correlations, plot_gain
+from genbench.report.tables import probe_column
 from genbench.workflow.job import setup_logging
-from genbench.workflow.report import (
-    image_grid,
-    plot_correlations,
-    plot_gain,
-    probe_column,
-    study_findings,
-    training_times,
-)
 from genbench.workflow.tracking import maybe_log_results
 
 setup_logging(snakemake)
@@ -27,7 +22,8 @@ table = pd.read_csv(aggregate / "summary.csv", keep_default_na=False, na_values=
 correlations = pd.read_csv(aggregate / "correlations.csv")
 probe = probe_column(snakemake.params.run_config.get("protocol", "honest"))
 plot_correlations(table, correlations, out.correlation_plot, probe)
-findings = study_findings(table, correlations, probe, training_times(snakemake.params.training_jobs))
+training = training_times(snakemake.params.training_jobs)
+findings = study_findings(table, correlations, probe, training, targets=snakemake.params.targets)
 Path(out.findings).write_text("\n".join(findings) + "\n", encoding="utf-8")
 for line in findings:
     logger.info(line)

@@ -1,7 +1,7 @@
 """The light half of textual inversion: class tokens and reference images (no torch).
 
 The gathering job (``textual_inversion``) and the reference picking job
-(``textual_inversion_prepare``) need only these; ``genbench.generation.textual_inversion``
+(``textual_inversion_prepare``) need only these; ``genbench.injection.textual_inversion``
 trains the tokens and imports torch.
 """
 
@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
+from typing import ClassVar
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import emit
+from genbench.core.stage import StageParams, keyed
 
 REFERENCE_SOURCES = ("original", "retrieved")
 
 
 # ----------------------------------------------------------------------------- tokens
+
+
+@dataclass(frozen=True)
+class ReferenceParams(StageParams):
+    """Which reference images textual inversion learns from: ``ref_shot`` per class, from the
+    original train split (seeded K-shot) or the top retrieval hits."""
+
+    STAGE: ClassVar[str] = "textual_inversion_prepare"
+    VERSION: ClassVar[int] = 1
+    SECTION: ClassVar[str] = "textual_inversion"
+
+    source: str = keyed(doc="original or retrieval (from the strategy, ti_original / ti_retrieval)")
+    ref_shot: int = keyed(doc="reference images per class")
+    seed: int = keyed(doc="seed of the original references' K-shot draw; class c's token trains with seed + c")
 
 
 def class_token(dataset: str, class_slug: str) -> str:

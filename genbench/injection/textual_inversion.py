@@ -19,19 +19,24 @@ Reference images (``reference_images``) come from an original K-shot index (a se
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import emit
-from genbench.generation.references import (  # noqa: F401 (the light half, re-exported)
+from genbench.core.stage import StageParams, keyed
+from genbench.injection.references import (  # noqa: F401 (the light half, re-exported)
     REFERENCE_SOURCES,
     class_token,
     reference_images,
     write_reference_index,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_TEMPLATES = (
     "a photo of a {}",
@@ -44,6 +49,53 @@ DEFAULT_TEMPLATES = (
     "a good photo of a {}",
 )
 LEARNED_EMBEDS_NAME = "learned_embeds.safetensors"
+
+
+@dataclass(frozen=True)
+class TextualInversionParams(StageParams):
+    """How each class's token is learned (``textual_inversion``; the device is the sampling
+    device, ``generation.device``). Class ``c`` trains with seed ``seed + c``."""
+
+    STAGE: ClassVar[str] = "textual_inversion"
+    VERSION: ClassVar[int] = 2
+    SECTION: ClassVar[str] = "textual_inversion"
+
+    steps: int = keyed(doc="optimisation steps per class")
+    lr: float = keyed(doc="AdamW learning rate of the token's embedding row")
+    batch_size: int = keyed(doc="reference images per step")
+    resolution: int = keyed(doc="training resolution (the generator's)")
+    seed: int = keyed(doc="seed of class 0; class c uses seed + c")
+    initializer: str | None = keyed(doc="initial word; null: the first word of the class name")
+    device: str = keyed(config="generation.device", doc="where the tokens are learned")
+
+
+def learn_class_token(
+    model: str, index_path, class_id: int, dataset, params: TextualInversionParams, out_path, log=None
+):
+    """Learn class ``class_id``'s token of ``dataset`` (a DatasetInfo) from its references in
+    ``index_path`` with the generator ``model``, and save it to ``out_path``
+    (``learned_embeds.safetensors``); return the token."""
+    from genbench.data.imageset import read_index
+    from genbench.models.generators import load_text_to_image_pipeline
+
+    records = [r for r in read_index(index_path) if r["label"] == class_id]
+    pipe = load_text_to_image_pipeline(model, device=params.device)
+    token = class_token(dataset.name, dataset.slugs[class_id])
+    embedding = train_token(
+        pipe,
+        load_reference_images(index_path, records),
+        token,
+        params.initializer,
+        dataset.classes[class_id],
+        steps=params.steps,
+        lr=params.lr,
+        batch_size=params.batch_size,
+        resolution=params.resolution,
+        seed=params.seed + class_id,
+        log=log,
+    )
+    save_learned_embeds(out_path, {token: embedding})
+    return token
 
 
 def load_reference_images(index_path, records: list[dict]) -> list:
@@ -59,6 +111,7 @@ def load_reference_images(index_path, records: list[dict]) -> list:
 
 def image_to_tensor(image, resolution: int) -> torch.Tensor:
     """Resize the shorter side to ``resolution`` (bicubic), center-crop, scale to [-1, 1]; 3 x R x R."""
+    import torch
     from PIL import Image
 
     image = image.convert("RGB")
@@ -90,6 +143,8 @@ def add_placeholder_token(tokenizer, text_encoder, token: str, init_id: int) -> 
 
     GenBenchError when the token already exists in the tokenizer.
     """
+    import torch
+
     if token in tokenizer.get_vocab():
         raise GenBenchError(f"token {token!r} already exists in the tokenizer; choose another token")
     if tokenizer.add_tokens(token) != 1:
@@ -103,6 +158,8 @@ def add_placeholder_token(tokenizer, text_encoder, token: str, init_id: int) -> 
 
 
 def _encode_latent_dists(vae, images, resolution: int, device, dtype):
+    import torch
+
     pixels = torch.stack([image_to_tensor(im, resolution) for im in images]).to(device=device, dtype=dtype)
     with torch.no_grad():
         dist = vae.encode(pixels).latent_dist
@@ -150,6 +207,8 @@ class _StepSampler:
     """Seeded choice of images, templates, noise and timesteps for each training step."""
 
     def __init__(self, seed: int, num_images: int, templates, num_train_timesteps: int):
+        import torch
+
         self.rng = random.Random(seed)
         self.gen = torch.Generator("cpu").manual_seed(seed)
         self.num_images, self.templates, self.num_t = num_images, list(templates), num_train_timesteps
@@ -168,13 +227,19 @@ class _StepSampler:
         return [self.rng.choice(self.templates).format(phrase) for _ in range(n)]
 
     def randn(self, shape) -> torch.Tensor:
+        import torch
+
         return torch.randn(shape, generator=self.gen)
 
     def timesteps(self, n: int) -> torch.Tensor:
+        import torch
+
         return torch.randint(0, self.num_t, (n,), generator=self.gen)
 
 
 def _training_step(pipe, weight, optimizer, sampler, noise_scheduler, dists, token_id, frozen, phrase, batch_size):
+    import torch
+
     device, unet_dtype = pipe.unet.device, pipe.unet.dtype
     picks = sampler.images(batch_size)
     mean, std = dists[0][picks], dists[1][picks]
@@ -226,6 +291,7 @@ def train_token(
     training; afterwards no pipeline parameter requires grad. ``history`` (a list) receives
     the per-step losses. GenBenchError when ``token`` already exists.
     """
+    import torch
     from diffusers import DDPMScheduler
 
     templates = tuple(templates)
@@ -276,6 +342,7 @@ def save_learned_embeds(path, embeds: dict) -> Path:
     under the token's name: the single-key layout ``pipe.load_textual_inversion`` reads.
     Returns the file path.
     """
+    import torch
     from safetensors.torch import save_file
 
     if len(embeds) != 1:

@@ -1,0 +1,61 @@
+# inject: a dataset's own images brought into generation (genbench/injection/): textual
+# inversion learns one token per class from reference images, from the original train split
+# or the top retrieval hits; one job per class, then the tokens gathered into one artifact.
+
+
+rule textual_inversion_prepare:
+    input:
+        unpack(upstream_of("textual_inversion_prepare")),
+    output:
+        manifest_of("textual_inversion_prepare"),
+    log:
+        log_of("textual_inversion_prepare"),
+    conda:
+        "../envs/genbench.yaml"
+    threads: 1
+    params:
+        recipe=recipe_of("textual_inversion_prepare"),
+        runtime=runtime_of("textual_inversion_prepare"),
+    script:
+        "../workflow_scripts/textual_inversion_prepare.py"
+
+
+rule textual_inversion_class:
+    input:
+        unpack(upstream_of("textual_inversion")),
+    output:
+        token=paths.token_pattern(RESULTS),
+        part_manifest=paths.part_manifest_pattern(paths.token_pattern(RESULTS)),
+    log:
+        paths.part_log_pattern(RESULTS, "textual_inversion_class"),
+    benchmark:
+        paths.part_benchmark_pattern(RESULTS, "textual_inversion_class")
+    conda:
+        "../envs/genbench.yaml"
+    threads: THREADS
+    resources:
+        gpu=lambda wc: gpus_for(get_node("textual_inversion", wc)),
+    params:
+        recipe=recipe_of("textual_inversion"),
+        runtime=runtime_of("textual_inversion"),
+        class_id=lambda wc: int(wc.part),
+    script:
+        "../workflow_scripts/textual_inversion_class.py"
+
+
+rule textual_inversion:
+    input:
+        unpack(upstream_of("textual_inversion")),
+        tokens=get_parts("textual_inversion"),
+    output:
+        manifest_of("textual_inversion"),
+    log:
+        log_of("textual_inversion"),
+    conda:
+        "../envs/genbench.yaml"
+    threads: 1
+    params:
+        recipe=recipe_of("textual_inversion"),
+        runtime=runtime_of("textual_inversion"),
+    script:
+        "../workflow_scripts/textual_inversion.py"
