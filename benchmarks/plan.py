@@ -6,7 +6,7 @@ Side by side, in one run, on the same machine and the same snakemake:
     ``--directory`` (wall clock; the job count is parsed from the "Job stats" table);
 (a') the same with ``--quiet rules`` (no per-job printout: the cost of printing 5k job blocks);
 (b) the dry run of a trivial one-rule Snakefile (snakemake's fixed startup cost);
-(c) ``genbench.core.config.validate_config`` and ``genbench.plan.build.build_plan`` alone, in-process.
+(c) ``genbench.plan.validate.validate_config`` and ``genbench.plan.build.build_plan`` alone, in-process.
 
 Then one guarded, profiled dry run (a) in a child process: an audit hook records every socket
 use, subprocess and opened model-weight/cache file (the dry run must touch none of them) and
@@ -91,8 +91,8 @@ def load_full_config() -> dict:
 def time_build_plan(repeats: int) -> dict:
     """Seconds of validate_config and build_plan in-process: the first call (cold, as in a
     dry run: imports jsonschema, reads the schema) and the median of the rest; plan size."""
-    from genbench.core.config import validate_config
     from genbench.plan.build import build_plan
+    from genbench.plan.validate import validate_config
 
     validate, build, plan = [], [], None
     for _ in range(repeats):

@@ -8,10 +8,12 @@ sys.path.insert(0, workflow.basedir)  # the genbench package of this checkout
 
 from snakemake.exceptions import WorkflowError
 
-from genbench.core.config import check_results_dir, validate_config
+from genbench.core.config import check_results_dir
+from genbench.plan.validate import validate_config
 from genbench.core.errors import GenBenchError
 from genbench.core.housekeeping import acquire_run_lock, clean_staging, describe_problems, preflight
 from genbench.core import paths
+from genbench.report.findings import targets_of
 from genbench.workflow.runner import reads_only
 from genbench.workflow.warm import SERVER_ENV, server_spec
 from genbench.plan.build import (
@@ -35,6 +37,7 @@ except GenBenchError as err:
     raise WorkflowError(f"GenBench: {err}") from None
 
 RESULTS = PLAN.results_dir
+REPORT_TARGETS = targets_of(config, workflow.overwrite_configfiles)  # the demo's, or a config file's own
 THREADS = config.get("threads", 1)
 
 

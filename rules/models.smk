@@ -1,4 +1,5 @@
-# Tiny models built in code for the demo and tests (real models are loaded by path/id).
+# models (genbench/models/): tiny models built in code for the tests, and the demo's models
+# trained on the corpus (real models are loaded by path or hub id).
 
 
 rule build_models:
@@ -23,23 +24,6 @@ rule build_models:
 # The CLIP -> UNet chain is the demo's critical path: its jobs go before any job that is ready
 # at the same time (without it, small jobs kept a core busy and the 2-thread UNet waited).
 TRAINING_PRIORITY = 50
-
-
-rule build_corpus:
-    input:
-        unpack(upstream_of("build_corpus")),
-    output:
-        manifest_of("build_corpus"),
-    log:
-        log_of("build_corpus"),
-    conda:
-        "../envs/genbench.yaml"
-    threads: 1
-    params:
-        recipe=recipe_of("build_corpus"),
-        runtime=runtime_of("build_corpus"),
-    script:
-        "../workflow_scripts/build_corpus.py"
 
 
 rule train_encoder:

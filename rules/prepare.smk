@@ -1,4 +1,5 @@
-# prepare: real train/val/test splits in the canonical image-set form; fewshot: K-shot subsets.
+# prepare (genbench/data/): real train/val/test splits in the canonical image-set form; fewshot:
+# K-shot subsets; build_corpus: the "web" corpus the demo's models train on.
 
 
 rule prepare:
@@ -37,3 +38,20 @@ rule fewshot:
         runtime=runtime_of("fewshot"),
     script:
         "../workflow_scripts/fewshot.py"
+
+
+rule build_corpus:
+    input:
+        unpack(upstream_of("build_corpus")),
+    output:
+        manifest_of("build_corpus"),
+    log:
+        log_of("build_corpus"),
+    conda:
+        "../envs/genbench.yaml"
+    threads: 1
+    params:
+        recipe=recipe_of("build_corpus"),
+        runtime=runtime_of("build_corpus"),
+    script:
+        "../workflow_scripts/build_corpus.py"

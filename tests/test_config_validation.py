@@ -7,8 +7,9 @@ import re
 import pytest
 import yaml
 
-from genbench.core.config import DEFAULT_CONFIG, load_config, looks_like_local_path, validate_config
+from genbench.core.config import DEFAULT_CONFIG, load_config, looks_like_local_path
 from genbench.core.errors import ConfigError
+from genbench.plan.validate import validate_config
 
 
 @pytest.fixture(scope="module")

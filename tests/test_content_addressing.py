@@ -26,13 +26,14 @@ from genbench.core.artifacts import (
     verify_tree,
     write_part_manifest,
 )
-from genbench.core.config import DEFAULT_CONFIG, load_config, validate_config
+from genbench.core.config import DEFAULT_CONFIG, load_config
 from genbench.core.errors import GenBenchError
 from genbench.core.fingerprint import StatCache, fingerprint_path, hub_revision
 from genbench.core.housekeeping import acquire_run_lock, collect_garbage, release_run_lock
 from genbench.data.fewshot import check_shortfall
 from genbench.evaluation.evaluate import shots_actual
 from genbench.plan.build import STAGE_VERSIONS, build_plan
+from genbench.plan.validate import validate_config
 
 
 def dead_pid() -> int:

@@ -6,8 +6,8 @@ import pytest
 import yaml
 from workflow_helpers import REPO, quick_config
 
-from genbench.core.config import load_run_config
 from genbench.plan.build import EVALUATION_STAGES, build_plan, evaluation_group
+from genbench.plan.validate import load_run_config
 
 
 @pytest.fixture

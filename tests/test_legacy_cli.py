@@ -12,9 +12,9 @@ import pytest
 import yaml
 from workflow_helpers import job_stats
 
-from genbench.core.config import load_run_config
 from genbench.core.errors import GenBenchError
 from genbench.plan.build import STAGE_VERSIONS
+from genbench.plan.validate import load_run_config
 from genbench.workflow.legacy import (
     OPTION_STAGES,
     OVERLAY_NAME,

@@ -46,8 +46,8 @@ def _pin_the_world(patch) -> None:
 def stage_digests(config_files: list[str]) -> dict[str, str]:
     """stage -> sha256 of the sorted ``scope/folder`` names of its planned artifacts (a folder
     name ends with the artifact's short key)."""
-    from genbench.core.config import load_run_config
     from genbench.plan.build import build_plan
+    from genbench.plan.validate import load_run_config
 
     config = load_run_config([str(REPO / f) for f in config_files])
     config["results_dir"] = "results"

@@ -237,8 +237,9 @@ def test_paper_protocol_defaults_and_headline():
 
 
 def test_paper_plan_ranks_packs_with_vit_b16_and_one_prompt():
-    from genbench.core.config import DEFAULT_CONFIG, deep_merge, load_config, validate_config
+    from genbench.core.config import DEFAULT_CONFIG, deep_merge, load_config
     from genbench.plan.build import build_plan
+    from genbench.plan.validate import validate_config
 
     config = deep_merge(load_config(DEFAULT_CONFIG), {"protocol": "paper"})
     validate_config(config)
@@ -250,7 +251,8 @@ def test_paper_plan_ranks_packs_with_vit_b16_and_one_prompt():
 
 
 def test_selection_encoder_without_text_tower_names_the_key():
-    from genbench.core.config import DEFAULT_CONFIG, deep_merge, load_config, validate_config
+    from genbench.core.config import DEFAULT_CONFIG, deep_merge, load_config
+    from genbench.plan.validate import validate_config
 
     config = deep_merge(load_config(DEFAULT_CONFIG), {"pack": {"selection_encoder": {"type": "inception"}}})
     with pytest.raises(ConfigError, match=r"pack.selection_encoder': type 'inception' has no text tower"):
@@ -258,7 +260,8 @@ def test_selection_encoder_without_text_tower_names_the_key():
 
 
 def test_feature_encoder_without_text_tower_names_the_key():
-    from genbench.core.config import DEFAULT_CONFIG, deep_merge, load_config, validate_config
+    from genbench.core.config import DEFAULT_CONFIG, deep_merge, load_config
+    from genbench.plan.validate import validate_config
 
     config = deep_merge(load_config(DEFAULT_CONFIG), {"models": {"encoder": {"type": "inception"}}})
     with pytest.raises(ConfigError, match=r"models.encoder': type 'inception' has no text tower.*cler"):

@@ -225,8 +225,8 @@ def test_unknown_attention_names_the_key(pipe):
 def test_speed_options_are_keyed_only_off_their_defaults(tmp_path):
     from workflow_helpers import quick_config
 
-    from genbench.core.config import load_run_config
     from genbench.plan.build import build_plan
+    from genbench.plan.validate import load_run_config
 
     def sample_keys(**generation):
         config = load_run_config([quick_config(tmp_path, generation={"steps": 2, **generation})])

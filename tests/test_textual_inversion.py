@@ -8,7 +8,7 @@ from PIL import Image
 from genbench.core.errors import GenBenchError
 from genbench.data.fewshot import sample_k_shot
 from genbench.data.imageset import write_index
-from genbench.generation.textual_inversion import (
+from genbench.injection.textual_inversion import (
     add_placeholder_token,
     class_token,
     image_to_tensor,

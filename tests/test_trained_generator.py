@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from genbench.core.errors import ConfigError
+from genbench.data.corpus import write_corpus
 from genbench.models import train_generator as train_generator_module
 from genbench.models import train_vae as train_vae_module
 from genbench.models.clip_text import open_clip_text_encoder, prompt_states
-from genbench.models.corpus import write_corpus
 from genbench.models.train_encoder import train_encoder
 from genbench.models.train_generator import load_corpus_clip, min_snr_weights, train_generator
 from genbench.models.train_text2text import caption_words, train_text2text
@@ -267,7 +267,7 @@ def test_the_t5_pairs_each_caption_with_the_digit_it_names(trained):
     records = corpus_records(trained["corpus"])
     wrong = [r for r in records if r["named"] != r["digit"]]
     assert wrong, "the tiny corpus has captions naming another digit"
-    from genbench.models.corpus import DIGIT_WORDS
+    from genbench.data.corpus import DIGIT_WORDS
 
     for record in records:
         words = set(record["caption"].replace(",", " ").split())
@@ -320,7 +320,7 @@ def test_a_palette_that_cannot_work_is_refused_naming_the_key(colours):
 
 
 def test_the_corpus_draws_from_its_palette_only():
-    from genbench.models.corpus import COLOURS, render_corpus
+    from genbench.data.corpus import COLOURS, render_corpus
 
     palette = {COLOURS["white"], COLOURS["black"]}
     for item in render_corpus({**CORPUS, "images_per_digit": 2}):

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import yaml
 
-from genbench.core.config import validate_config
 from genbench.core.errors import ConfigError
+from genbench.data.corpus import DIGIT_WORDS, font_files, render_corpus, write_corpus
 from genbench.models import train_encoder as train_encoder_module
-from genbench.models.corpus import DIGIT_WORDS, font_files, render_corpus, write_corpus
 from genbench.models.train_encoder import ENCODER_WEIGHTS, train_encoder
 from genbench.models.training import LossCurve, TrainingError, corpus_records
 from genbench.plan.build import build_plan
+from genbench.plan.validate import validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = {"images_per_digit": 4, "image_size": 32, "caption_error_rate": 0.25, "seed": 0}
@@ -244,6 +244,6 @@ def test_the_corpus_is_keyed_by_the_fonts_it_draws_with(tmp_path):
 def test_captions_name_the_face_each_font_file_draws(name, style):
     from pathlib import Path
 
-    from genbench.models.corpus import _style_of
+    from genbench.data.corpus import _style_of
 
     assert _style_of(Path(name)) == style

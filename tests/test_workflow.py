@@ -86,9 +86,10 @@ def test_dry_run_of_default_config_lists_every_stage(tmp_path):
 )
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, monkeypatch, config_text, expected):
     """In process, the checks rules/common.smk runs when the Snakefile is parsed."""
-    from genbench.core.config import check_results_dir, load_run_config
+    from genbench.core.config import check_results_dir
     from genbench.core.errors import GenBenchError
     from genbench.plan.build import build_plan
+    from genbench.plan.validate import load_run_config
 
     monkeypatch.chdir(tmp_path)
     config = tmp_path / "bad.yaml"

@@ -2,10 +2,11 @@
 
 import json
 
+from genbench.data.datasets import ConfigureParams
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake)
-dataset = job.params["dataset"]
+dataset = job.stage_params(ConfigureParams).dataset
 with job.writer() as w:
     with open(w.path("dataset.json"), "w", encoding="utf-8") as f:
         json.dump(dataset, f, indent=2, ensure_ascii=False)

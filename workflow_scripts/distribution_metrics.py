@@ -2,22 +2,12 @@
 
 from loguru import logger
 
-from genbench.evaluation.evaluate import distribution_metrics, rows
+from genbench.evaluation.evaluate import DistributionParams, distribution_metrics, rows
 from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
-job = start_job(snakemake)
+job = start_job(snakemake, torch=True)  # the quadratic metrics are torch kernels
 inputs = evaluation_inputs(job)
-p = job.params
-device = p.get("device", "cpu")
-if device != "cpu":  # the quadratic metrics as torch kernels on the GPU
-    job.use_torch()
-values = distribution_metrics(
-    inputs,
-    p["metrics"],
-    {"kid": p.get("kid", {})},
-    max_images=p.get("max_images"),
-    device=None if device == "cpu" else device,
-)
+values = distribution_metrics(inputs, job.stage_params(DistributionParams))
 logger.info(values)
 with job.writer() as w:
     write_rows(w, rows(inputs, "distribution_metrics", values))

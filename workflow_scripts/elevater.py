@@ -2,11 +2,11 @@
 
 from loguru import logger
 
-from genbench.evaluation.evaluate import elevater_probe, rows
+from genbench.evaluation.evaluate import ProbeParams, elevater_probe, rows
 from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
 job = start_job(snakemake, torch=True)
 inputs = evaluation_inputs(job)
-values, reports = elevater_probe(inputs, job.params["probe"], log=logger.info)
+values, reports = elevater_probe(inputs, job.stage_params(ProbeParams), log=logger.info)
 with job.writer() as w:
     write_rows(w, rows(inputs, "elevater", values), {"probe": reports})

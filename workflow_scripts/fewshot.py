@@ -2,20 +2,11 @@
 
 from loguru import logger
 
-from genbench.data.fewshot import check_shortfall, write_k_shot_subset
+from genbench.data.fewshot import FewShotParams, k_shot_subset
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake)
-p = job.params
-info = job.dataset_info()
+params = job.stage_params(FewShotParams)
 with job.writer() as w:
-    summary = write_k_shot_subset(job.input_dir("prepare") / "train.jsonl", w.dir, p["k"], p["seed"], info.num_classes)
-    check_shortfall(
-        summary["shortfall"],
-        p["k"],
-        info.classes,
-        job.runtime["on_shortfall"],
-        f"fewshot {info.name} k={p['k']} seed={p['seed']}",
-        log=logger.warning,
-    )
-    w.summary.update(summary)
+    train = job.input_dir("prepare") / "train.jsonl"
+    w.summary.update(k_shot_subset(train, w.dir, params, job.dataset_info(), log=logger.warning))

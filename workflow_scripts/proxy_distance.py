@@ -2,13 +2,12 @@
 
 from loguru import logger
 
-from genbench.evaluation.evaluate import proxy_distance, rows
+from genbench.evaluation.evaluate import PADParams, proxy_distance, rows
 from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
 job = start_job(snakemake)
 inputs = evaluation_inputs(job)
-pad = job.params["pad"]
-values = proxy_distance(inputs, seed=pad.get("seed", 0), dann_max_images=pad.get("dann_max_images", 1000))
+values = proxy_distance(inputs, job.stage_params(PADParams))
 logger.info(values)
 with job.writer() as w:
     write_rows(w, rows(inputs, "proxy_distance", values))

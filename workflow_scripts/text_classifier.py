@@ -3,20 +3,18 @@
 
 import numpy as np
 
-from genbench.evaluation.encoders import load_encoder
-from genbench.evaluation.features import build_text_classifier
+from genbench.evaluation.features import TextClassifierParams, text_classifier_of
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)
 info = job.dataset_info()
-encoder = load_encoder(job.encoder_spec(), device=job.params["device"])
-prompt = job.params.get("prompt")
-classifier = build_text_classifier(encoder, list(info.classes), [prompt] if prompt else list(info.templates))
+params = job.stage_params(TextClassifierParams)
+classifier, encoder = text_classifier_of(job.encoder_spec(), params, info.classes, info.templates)
 with job.writer() as w:
     np.save(w.path("text_classifier.npy"), classifier.astype(np.float32))
     w.summary.update(
         classes=int(classifier.shape[0]),
         dim=int(classifier.shape[1]),
         encoder=encoder.name,
-        prompts=[prompt] if prompt else "templates",
+        prompts=[params.prompt] if params.prompt else "templates",
     )

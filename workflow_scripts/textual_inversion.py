@@ -3,7 +3,7 @@
 import json
 
 from genbench.core.artifacts import adopt_parts
-from genbench.generation.references import class_token
+from genbench.injection.references import class_token
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake)

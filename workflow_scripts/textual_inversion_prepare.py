@@ -3,20 +3,20 @@ split (seeded) or the top retrieval hits."""
 
 from loguru import logger
 
-from genbench.generation.references import reference_images, write_reference_index
+from genbench.injection.references import ReferenceParams, reference_images, write_reference_index
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake)
-p = job.params
+params = job.stage_params(ReferenceParams)
 info = job.dataset_info()
-original = p["source"] == "original"
+original = params.source == "original"
 index = job.input_dir("images") / ("train.jsonl" if original else "images.jsonl")
 refs = reference_images(
     index,
     list(info.classes),
-    p["ref_shot"],
+    params.ref_shot,
     source="original" if original else "retrieved",
-    seed=p["seed"],
+    seed=params.seed,
     log=logger.info,
 )
 with job.writer() as w:

@@ -2,12 +2,12 @@
 
 from loguru import logger
 
-from genbench.evaluation.evaluate import rows, zeroshot_metric
+from genbench.evaluation.evaluate import CLERParams, rows, zeroshot_metric
 from genbench.workflow.job import evaluation_inputs, start_job, write_rows
 
 job = start_job(snakemake)
 inputs = evaluation_inputs(job)
-values = zeroshot_metric(inputs, knn_k=job.params["cler"].get("knn_k", 10))
+values = zeroshot_metric(inputs, job.stage_params(CLERParams))
 logger.info(values)
 with job.writer() as w:
     write_rows(w, rows(inputs, "zeroshot_metric", values))

@@ -34,7 +34,7 @@ FILE_SUFFIXES = (
     ".yml",
 )
 MODEL_PATH_KEYS = ("model", "pretrained", "weights", "path", "config")
-TI_DEFAULT_BASE = "simple_template"  # the base strategy of ti_original / ti_retrieval
+
 MAX_PROBLEMS = 20  # lines listed in one error
 
 
@@ -132,7 +132,7 @@ def _key_path(parts) -> str:
     return text or "<top level>"
 
 
-def _problem(key: str, message: str) -> str:
+def key_problem(key: str, message: str) -> str:
     return f"config key '{key}': {message}"
 
 
@@ -145,12 +145,12 @@ def _schema_problems(config: dict) -> list[str]:
             allowed = sorted(error.schema.get("properties", {}))
             hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
             problems += [
-                _problem(_key_path(path + [k]), f"unknown key(s) {k!r}{hint}")
+                key_problem(_key_path(path + [k]), f"unknown key(s) {k!r}{hint}")
                 for k in error.instance
                 if k not in allowed
             ]
         else:
-            problems.append(_problem(_key_path(path), _describe(error)))
+            problems.append(key_problem(_key_path(path), _describe(error)))
     return problems
 
 
@@ -169,18 +169,17 @@ def _describe(error) -> str:
 # ---------------------------------------------------------------- validation
 
 
-def validate_config(config: dict) -> None:
-    """Check ``config`` against the schema and cross-key rules; one ConfigError listing every
-    problem, one line each, naming its key.
-
-    Cross-key rules: every dataset in ``datasets`` is known and every user dataset declaration
-    is sound (class names included); every dataset in ``per_dataset`` and ``data.roots`` is
-    listed in ``datasets``; model paths that look local exist; strategies are known and their
-    ``strategy_params`` keys are allowed for them.
-    """
+def config_problems(config: dict) -> list[str]:
+    """Every problem of ``config`` that this floor can see, one line each naming its key: the
+    schema's, then (when the types hold) the cross-key rules of models, extra encoders and the
+    retrieval index. ``genbench.plan.validate.validate_config`` adds the dataset registry's and
+    the strategy table's and raises."""
     problems = _schema_problems(config)
-    if not problems:  # the cross-key rules rely on the types the schema checked
-        problems = _cross_key_problems(config)
+    return problems or _cross_key_problems(config)  # the cross-key rules rely on the schema's types
+
+
+def raise_problems(problems: list[str]) -> None:
+    """One ConfigError listing every problem (none: nothing happens)."""
     if problems:
         raise ConfigError(_error_text(problems))
 
@@ -197,19 +196,19 @@ def _error_text(problems: list[str]) -> str:
 
 
 def _cross_key_problems(config: dict) -> list[str]:
-    problems = _dataset_problems(config) + _listed_dataset_problems(config)
+    problems = _listed_dataset_problems(config)
     for role, spec in config.get("models", {}).items():
         problems += _model_problems(f"models.{role}", role, spec)
     for i, spec in enumerate(config.get("metrics", {}).get("extra_encoders", [])):
         key = f"metrics.extra_encoders[{i}]"
         if is_built(spec) or not spec.get("type"):
-            problems.append(_problem(key, "give {type: inception|hf|open_clip, ...}"))
+            problems.append(key_problem(key, "give {type: inception|hf|open_clip, ...}"))
         else:
             problems += _model_problems(key, "extra_encoder", spec)
     pool = config.get("retrieval", {}).get("pool")
     if config.get("retrieval", {}).get("index") == "faiss" and pool in ("train_split", "corpus"):
-        problems.append(_problem("retrieval.index", f"faiss needs a pool folder with its index, not pool: {pool}"))
-    return problems + _text_encoder_problems(config) + _strategy_problems(config)
+        problems.append(key_problem("retrieval.index", f"faiss needs a pool folder with its index, not pool: {pool}"))
+    return problems + _text_encoder_problems(config)
 
 
 TEXT_ENCODER_TYPES = ("open_clip", "hf")
@@ -222,7 +221,7 @@ def _text_encoder_problems(config: dict) -> list[str]:
     problems = []
     if isinstance(encoder, dict) and not is_built(encoder) and encoder.get("type") == "inception":
         problems.append(
-            _problem(
+            key_problem(
                 "models.encoder",
                 "type 'inception' has no text tower, but zero_shot, cler, clip_score_100 and clip_score_paper "
                 "embed class prompts with the feature encoder; use open_clip or hf here, and inception under "
@@ -240,7 +239,7 @@ def _text_encoder_problems(config: dict) -> list[str]:
             continue
         if not is_built(spec) and spec.get("type") not in TEXT_ENCODER_TYPES:
             problems.append(
-                _problem(
+                key_problem(
                     key,
                     f"type {spec.get('type')!r} has no text tower, but clip selection and clip_score_paper "
                     f"embed class prompts with this encoder; give type {' or '.join(TEXT_ENCODER_TYPES)}",
@@ -251,30 +250,6 @@ def _text_encoder_problems(config: dict) -> list[str]:
     return problems
 
 
-def _dataset_problems(config: dict) -> list[str]:
-    """Every listed dataset is known; every user dataset declaration passes the registry's checks."""
-    from genbench.data.datasets import get_dataset
-
-    users = config.get("user_datasets", {})
-    problems = []
-    for name in list(users) + [d for d in config.get("datasets", []) if d not in users]:
-        try:
-            get_dataset(name, users)
-        except ConfigError as err:
-            problems.append(_dataset_error(err, "user_datasets" if name in users else "datasets"))
-    return problems
-
-
-def _dataset_error(err: ConfigError, fallback_key: str) -> str:
-    """A registry error as a config problem: genbench.data.datasets names a user dataset's keys
-    ``datasets.<name>.<key>``; in the config they live under ``user_datasets.<name>``."""
-    text = str(err)
-    head, sep, rest = text.partition(": ")
-    if sep and head.startswith("datasets.") and " " not in head:
-        return _problem(f"user_{head}", rest)
-    return _problem(fallback_key, text)
-
-
 def _listed_dataset_problems(config: dict) -> list[str]:
     """``per_dataset`` and ``data.roots`` (top level or overridden) name only listed datasets."""
     datasets = list(config.get("datasets", []))
@@ -283,7 +258,7 @@ def _listed_dataset_problems(config: dict) -> list[str]:
     for dataset, overrides in config.get("per_dataset", {}).items():
         roots = overrides.get("data", {}).get("roots", {})
         named += [(f"per_dataset.{dataset}.data.roots.{d}", d) for d in roots]
-    return [_problem(key, f"{d!r} is not in 'datasets' {datasets}") for key, d in named if d not in datasets]
+    return [key_problem(key, f"{d!r} is not in 'datasets' {datasets}") for key, d in named if d not in datasets]
 
 
 def looks_like_local_path(value: str) -> bool:
@@ -331,23 +306,23 @@ TRAINED_ROLES = ("encoder", "generator", "text2text")  # what the workflow can t
 def _model_problems(key: str, role: str, spec: dict) -> list[str]:
     """A model spec names what it needs, and each of its local-looking paths exists."""
     if is_trained(spec) and role not in TRAINED_ROLES:
-        return [_problem(key, "{model: trained} is only for models.encoder, generator and text2text")]
+        return [key_problem(key, "{model: trained} is only for models.encoder, generator and text2text")]
     if is_built(spec):
         return []
     if role in ("generator", "text2text") and not spec.get("model"):
-        return [_problem(key, "give {model: tiny} or {model: <hub id or folder>}")]
+        return [key_problem(key, "give {model: tiny} or {model: <hub id or folder>}")]
     if role == "encoder" and not spec.get("type"):
-        return [_problem(key, "give {type: open_clip|inception|hf, ...}")]
+        return [key_problem(key, "give {type: open_clip|inception|hf, ...}")]
     problems = []
     for k in MODEL_PATH_KEYS:
         if not (isinstance(spec.get(k), str) and looks_like_local_path(spec[k])):
             continue
         path = Path(spec[k]).expanduser()
         if not path.exists():
-            problems.append(_problem(f"{key}.{k}", f"path {spec[k]} does not exist"))
+            problems.append(key_problem(f"{key}.{k}", f"path {spec[k]} does not exist"))
         elif k in CHECKPOINT_KEYS and path.is_file() and not is_checkpoint_file(path):
             problems.append(
-                _problem(
+                key_problem(
                     f"{key}.{k}",
                     f"{spec[k]} is not a checkpoint (neither a torch.save / TorchScript archive, a pickled "
                     "state dict nor a safetensors file)",
@@ -378,55 +353,6 @@ def is_checkpoint_file(path: Path) -> bool:
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return True
     return len(head) == 9 and 0 < int.from_bytes(head[:8], "little") <= size - 8 and head[8:9] == b"{"
-
-
-# ---------------------------------------------------------------- strategies
-
-
-def _known_strategies() -> list[str]:
-    from genbench.generation.prompts import STRATEGIES, TEXTUAL_INVERSION_STRATEGIES
-
-    return sorted(set(STRATEGIES) | set(TEXTUAL_INVERSION_STRATEGIES))
-
-
-def _strategy_problems(config: dict) -> list[str]:
-    """Known names in ``strategies`` and ``strategy_params``, top level and per dataset, and
-    allowed param keys (a per-dataset override inherits a ti strategy's ``base`` from the top)."""
-    known = _known_strategies()
-    top_params = config.get("strategy_params", {})
-    scopes = [("", config)] + [(f"per_dataset.{d}.", o) for d, o in config.get("per_dataset", {}).items()]
-    problems = []
-    for prefix, scope in scopes:
-        problems += [
-            _problem(f"{prefix}strategies", f"unknown prompt strategy {name!r}; valid: {known}")
-            for name in scope.get("strategies", [])
-            if name not in known
-        ]
-        for name, params in scope.get("strategy_params", {}).items():
-            key = f"{prefix}strategy_params.{name}"
-            if name not in known:
-                problems.append(_problem(key, f"unknown prompt strategy {name!r}; valid: {known}"))
-            else:
-                problems += _param_problems(key, name, params, top_params.get(name) or {})
-    return problems
-
-
-def _param_problems(key: str, name: str, params: dict, inherited: dict) -> list[str]:
-    """Each param key of strategy ``name`` is one it (or, for ti_*, its base strategy) accepts."""
-    from genbench.generation.prompts import MODIFIER_KEYS, STRATEGIES, TEXTUAL_INVERSION_STRATEGIES
-
-    label, extra = repr(name), set()
-    if name in TEXTUAL_INVERSION_STRATEGIES:
-        base = params.get("base", inherited.get("base", TI_DEFAULT_BASE))
-        if not isinstance(base, str) or base not in STRATEGIES:
-            return [_problem(f"{key}.base", f"unknown base strategy {base!r}; valid: {sorted(STRATEGIES)}")]
-        label, extra, name = f"{name!r} (base {base!r})", {"base"}, base
-    allowed = sorted(STRATEGIES[name][1] | MODIFIER_KEYS | extra)
-    return [
-        _problem(f"{key}.{param}", f"unknown param {param!r} of prompt strategy {label}; valid: {allowed}")
-        for param in params
-        if param not in allowed
-    ]
 
 
 def check_results_dir(results_dir: str) -> None:
@@ -480,12 +406,3 @@ def deep_merge(base: dict, override: dict) -> dict:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
-
-def load_run_config(configfiles: list[str] | None = None) -> dict:
-    """The embedded config.yaml with each config file merged in, in order, then validated."""
-    config = load_config(DEFAULT_CONFIG)
-    for path in configfiles or []:
-        config = deep_merge(config, load_config(path))
-    validate_config(config)
-    return config

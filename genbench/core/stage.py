@@ -32,6 +32,7 @@ every stage's dataclass, and planning stays free of torch.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass
 from typing import Any, ClassVar
 
@@ -42,19 +43,26 @@ KEYED_IF_CHANGED = "keyed if changed"
 RUNTIME = "runtime"
 
 
-def keyed(default: Any = MISSING, *, key: str | None = None, doc: str = "") -> Any:
-    """A field that changes the artifact's bytes: always in the recipe (as ``key`` if given)."""
-    return dataclasses.field(default=default, metadata={"role": KEYED, "key": key, "doc": doc})
+def keyed(
+    default: Any = MISSING, *, key: str | None = None, factory: Any = MISSING, config: str | None = None, doc: str = ""
+) -> Any:
+    """A field that changes the artifact's bytes: always in the recipe (as ``key`` if given);
+    ``factory`` makes a mutable default (``dict``, ``list``). ``config``: the dotted config key
+    it comes from, when not ``<SECTION>.<name>`` (docs/CONFIG.md)."""
+    meta = {"role": KEYED, "key": key, "config": config, "doc": doc}
+    return dataclasses.field(default=default, default_factory=factory, metadata=meta)
 
 
-def keyed_if_changed(default: Any, *, doc: str = "") -> Any:
+def keyed_if_changed(default: Any, *, config: str | None = None, doc: str = "") -> Any:
     """A keyed field that is left out of the recipe at its default (an option added later)."""
-    return dataclasses.field(default=default, metadata={"role": KEYED_IF_CHANGED, "key": None, "doc": doc})
+    meta = {"role": KEYED_IF_CHANGED, "key": None, "config": config, "doc": doc}
+    return dataclasses.field(default=default, metadata=meta)
 
 
-def runtime(default: Any = MISSING, *, doc: str = "") -> Any:
+def runtime(default: Any = MISSING, *, config: str | None = None, doc: str = "") -> Any:
     """A field the job needs that cannot change the bytes it writes: outside the recipe."""
-    return dataclasses.field(default=default, metadata={"role": RUNTIME, "key": None, "doc": doc})
+    meta = {"role": RUNTIME, "key": None, "config": config, "doc": doc}
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,13 @@ class StageParams:
     def role(cls, name: str) -> str:
         """``keyed``, ``keyed if changed`` or ``runtime``: how field ``name`` enters the key."""
         return next(f.metadata["role"] for f in cls.fields() if f.name == name)
+
+    @classmethod
+    def config_keys(cls) -> dict[str, str]:
+        """field name -> the dotted config key it is read from: ``<SECTION>.<name>`` unless the
+        field names another (``config="-"``: none, the plan sets it)."""
+        keys = {f.name: f.metadata.get("config") or f"{cls.SECTION}.{f.name}" for f in cls.fields()}
+        return {name: key for name, key in keys.items() if key != "-"}
 
     @classmethod
     def from_config(cls, section: dict, **values: Any):
@@ -118,3 +133,24 @@ class StageParams:
             if name in source:
                 given[f.name] = source[name]
         return cls(**given)
+
+
+class SectionParams(StageParams, Mapping):
+    """Stage params that are also read as a mapping (``params["steps"]``), for stages whose
+    functions take their whole config section (the training stages; their tests pass plain
+    dicts). Field names are the section's keys."""
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names():
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))

@@ -15,9 +15,10 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 from genbench.core.errors import ConfigError
+from genbench.core.stage import StageParams, keyed
 
 REGISTRY_DIR = Path(__file__).parent / "registry"
 DEMO_DATASETS = ("digits",)
@@ -33,6 +34,18 @@ CONTROL_CATEGORIES = ("Cc", "Zl", "Zp")  # control characters, line and paragrap
 
 SLUG_MAX_LEN = 64
 SLUG_HASH_LEN = 8
+
+
+@dataclass(frozen=True)
+class ConfigureParams(StageParams):
+    """A dataset's metadata as one JSON: its declaration (registry entry or user_datasets),
+    without the paths of its files."""
+
+    STAGE: ClassVar[str] = "configure"
+    VERSION: ClassVar[int] = 1
+    SECTION: ClassVar[str] = "user_datasets"
+
+    dataset: dict = keyed(doc="classes, slugs, templates, metric, splits, source (paths left out)")
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
+from typing import ClassVar
 
 from genbench.core.errors import GenBenchError
+from genbench.core.stage import StageParams, keyed, runtime
 from genbench.data.imageset import class_counts, read_index, split_path, write_index
+
+
+@dataclass(frozen=True)
+class FewShotParams(StageParams):
+    """One seeded K-shot subset of the train split: K of ``fewshot.shots``, a seed of
+    ``fewshot.seeds`` (recipes call K ``k``)."""
+
+    STAGE: ClassVar[str] = "fewshot"
+    VERSION: ClassVar[int] = 1
+    SECTION: ClassVar[str] = "fewshot"
+
+    shots: int = keyed(key="k", doc="K images per class: one subset per value")
+    seed: int = keyed(config="fewshot.seeds", doc="the subset's seed: one subset per value")
+    on_shortfall: str = runtime("warn", doc="a class with fewer than K images: warn or error")
 
 
 def _as_label_list(label) -> list[int]:
@@ -82,3 +99,12 @@ def check_shortfall(shortfall: dict, k: int, class_names, policy: str, where: st
     if policy == "error":
         raise GenBenchError(message)
     log(f"WARNING {message.split('; set')[0]}")
+
+
+def k_shot_subset(train_index_path, out_dir, params: FewShotParams, dataset, log=print) -> dict:
+    """``write_k_shot_subset`` of ``dataset`` (a DatasetInfo) with ``params``, then the
+    shortfall policy (``check_shortfall``); returns the subset's summary."""
+    summary = write_k_shot_subset(train_index_path, out_dir, params.shots, params.seed, dataset.num_classes)
+    where = f"fewshot {dataset.name} k={params.shots} seed={params.seed}"
+    check_shortfall(summary["shortfall"], params.shots, dataset.classes, params.on_shortfall, where, log=log)
+    return summary

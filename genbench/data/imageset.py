@@ -17,11 +17,13 @@ import os
 import re
 import tarfile
 import zipfile
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import open_image, to_rgb
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 REQUIRED_KEYS = ("id", "path", "label")
 _ARCHIVE_PATH = re.compile(r"^(?P<archive>.*?\.(?P<kind>zip|tar))@(?P<member>.+)$")

@@ -8,9 +8,11 @@ an image: the features come from the feature artifacts, selected by the ids each
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from genbench.core.stage import StageParams, keyed, keyed_if_changed
 from genbench.evaluation.features import FeatureSet
 from genbench.evaluation.metrics.classification import accuracy, dataset_metric
 from genbench.evaluation.metrics.cler import (
@@ -26,6 +28,61 @@ from genbench.evaluation.metrics.clip_score import (
     clip_score_hessel_per_class,
     clip_score_paper_per_class,
 )
+
+LABELS_DOC = "which external set: source, strategy, shots, seed (the rows' labels)"
+
+
+@dataclass(frozen=True)
+class ProbeParams(StageParams):
+    """The ELEVATER linear probe of one external set (``probe``: seed, lrs, epochs_search,
+    epochs_final, kept whole under ``probe`` in the recipe)."""
+
+    STAGE: ClassVar[str] = "elevater"
+    VERSION: ClassVar[int] = 4
+    SECTION: ClassVar[str] = "probe"
+
+    probe: dict = keyed(config="probe", doc="the probe section")
+    labels: dict = keyed(doc=LABELS_DOC)
+
+
+@dataclass(frozen=True)
+class CLERParams(StageParams):
+    """Zero-shot, the CLER score and its ablations of one external set."""
+
+    STAGE: ClassVar[str] = "zeroshot_metric"
+    VERSION: ClassVar[int] = 4
+    SECTION: ClassVar[str] = "metrics"
+
+    cler: dict = keyed(doc="metrics.cler: knn_k, the k of the k-NN ablations")
+    labels: dict = keyed(doc=LABELS_DOC)
+
+
+@dataclass(frozen=True)
+class DistributionParams(StageParams):
+    """Set-vs-set metrics of one external set against the real test split (an extra
+    encoder's identity, when the features are another encoder's, is wired in by the plan)."""
+
+    STAGE: ClassVar[str] = "distribution_metrics"
+    VERSION: ClassVar[int] = 3
+    SECTION: ClassVar[str] = "metrics"
+
+    distribution: list = keyed(key="metrics", doc="metrics.distribution: fd, kid, prdc, vendi, cmmd")
+    kid: dict = keyed(factory=dict, doc="metrics.kid: num_subsets, subset_size")
+    labels: dict = keyed(factory=dict, doc=LABELS_DOC)
+    max_images: int = keyed(50000, doc="rows per set, a seeded subset")
+    device: str = keyed_if_changed("cpu", doc="where the quadratic metrics' torch kernels run (cuda: the GPU)")
+
+
+@dataclass(frozen=True)
+class PADParams(StageParams):
+    """The proxy-A distance of one external set against the real test split."""
+
+    STAGE: ClassVar[str] = "proxy_distance"
+    VERSION: ClassVar[int] = 2
+    SECTION: ClassVar[str] = "metrics"
+
+    pad: dict = keyed(factory=dict, doc="metrics.pad: seed, dann_max_images")
+    labels: dict = keyed(factory=dict, doc=LABELS_DOC)
 
 
 @dataclass
@@ -59,7 +116,7 @@ def rows(inputs: EvaluationInputs, stage: str, values: dict[str, float]) -> list
     return [{**base, "metric": name, "value": float(v)} for name, v in values.items()]
 
 
-def zeroshot_metric(inputs: EvaluationInputs, knn_k: int = 10) -> dict[str, float]:
+def zeroshot_metric(inputs: EvaluationInputs, params: CLERParams) -> dict[str, float]:
     """Zero-shot, the CLER score and its ablations, each as the dataset's metric (percent).
 
     zero_shot: softmax(100 x.t_c); cler: softmax(x.p_c), p_c = normalise(t_c + mu_c), mu_c the
@@ -74,6 +131,7 @@ def zeroshot_metric(inputs: EvaluationInputs, knn_k: int = 10) -> dict[str, floa
     x, y = inputs.test.feats, inputs.test.labels
     ext, ext_y = inputs.external.feats, inputs.external.labels
     num_classes = len(inputs.class_names)
+    knn_k = params.cler.get("knn_k", 10)
     k = min(knn_k, len(ext))
     scores = {
         "zero_shot": zero_shot_scores(l2_normalize(x), inputs.text_classifier),
@@ -99,18 +157,12 @@ def recognised(ext_feats: np.ndarray, ext_labels: np.ndarray, text_classifier: n
     return accuracy(ext_labels, zero_shot_scores(ext_feats, text_classifier))
 
 
-def distribution_metrics(
-    inputs: EvaluationInputs,
-    names: list[str],
-    params: dict,
-    max_images: int | None = None,
-    seed: int = 0,
-    device: str | None = None,
-) -> dict[str, float]:
+def distribution_metrics(inputs: EvaluationInputs, params: DistributionParams, seed: int = 0) -> dict[str, float]:
     """Set-vs-set metrics of the external images against the real test images, plus CLIP score.
 
     Each set is first capped at ``max_images`` rows (``cap_rows``, seeded; the literature's
-    50 000, see ``metrics.max_images``); the quadratic metrics run on ``device`` when given.
+    50 000, see ``metrics.max_images``); the quadratic metrics run as torch kernels on
+    ``params.device``.
 
     CLIP scores (only with a text classifier) use each image's class text embedding t_c:
     clip_score_hessel = mean 2.5 max(cos, 0); clip_score_100 = mean max(100 cos, 0);
@@ -119,9 +171,9 @@ def distribution_metrics(
     """
     from genbench.evaluation.metrics import cap_rows, compute_distribution_metrics
 
-    external = cap_rows(inputs.external.feats, max_images, seed)
-    real = cap_rows(inputs.test.feats, max_images, seed + 1)
-    values = compute_distribution_metrics(names, external, real, params, device=device)
+    external = cap_rows(inputs.external.feats, params.max_images, seed)
+    real = cap_rows(inputs.test.feats, params.max_images, seed + 1)
+    values = compute_distribution_metrics(params.distribution, external, real, {"kid": params.kid}, params.device)
     ext, labels = inputs.external.feats, inputs.external.labels
     if np.ndim(labels) == 1 and inputs.text_classifier is not None:
         values["clip_score_hessel"] = clip_score_hessel_per_class(ext, labels, inputs.text_classifier)
@@ -132,11 +184,12 @@ def distribution_metrics(
     return values
 
 
-def proxy_distance(inputs: EvaluationInputs, seed: int = 0, dann_max_images: int = 1000) -> dict[str, float]:
+def proxy_distance(inputs: EvaluationInputs, params: PADParams) -> dict[str, float]:
     """Proxy-A distance of external vs real test features: ours (seeded, balanced, CV-chosen C)
     and the original GenBench's / DANN reference procedure (labelled ``pad_dann``; optimistic)."""
     from genbench.evaluation.metrics import compute_distribution_metrics
 
+    seed, dann_max_images = params.pad.get("seed", 0), params.pad.get("dann_max_images", 1000)
     return compute_distribution_metrics(
         ["pad", "pad_dann"],
         inputs.external.feats,
@@ -148,7 +201,7 @@ def proxy_distance(inputs: EvaluationInputs, seed: int = 0, dann_max_images: int
 PROBE_VARIANTS = {"linear_probe": "honest", "linear_probe_elevater": "elevater"}
 
 
-def elevater_probe(inputs: EvaluationInputs, probe: dict, log=None) -> tuple[dict[str, float], dict]:
+def elevater_probe(inputs: EvaluationInputs, params: ProbeParams, log=None) -> tuple[dict[str, float], dict]:
     """The ELEVATER linear probe trained on the external set, tested on the real test split,
     under both protocols of ``run_linear_probe``: ``linear_probe`` (honest: shuffled seeded
     validation split, sigmoid multi-label scores, last epoch) and ``linear_probe_elevater``
@@ -159,6 +212,7 @@ def elevater_probe(inputs: EvaluationInputs, probe: dict, log=None) -> tuple[dic
     """
     from genbench.evaluation.linear_probe import run_linear_probe
 
+    probe = params.probe
     reports = {}
     for name, mode in PROBE_VARIANTS.items():
         reports[name] = run_linear_probe(

@@ -8,17 +8,57 @@ read those rows from the image set's feature artifact, so no image is encoded tw
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from genbench.core.errors import GenBenchError
+from genbench.core.stage import StageParams, keyed, runtime
 from genbench.data.imageset import ImageSetReader, class_counts
 from genbench.evaluation.features import FeatureSet, load_features
 from genbench.evaluation.metrics.cler import l2_normalize
 from genbench.evaluation.pack import pack_elevater, select_k_per_class
 
 SELECTION_FILE = "selection.jsonl"
+
+
+@dataclass(frozen=True)
+class OriginalPackParams(StageParams):
+    """The pack of one K-shot subset of the real train split (recipes call K ``k``)."""
+
+    STAGE: ClassVar[str] = "pack_original"
+    VERSION: ClassVar[int] = 2
+    SECTION: ClassVar[str] = "fewshot"
+
+    shots: int = keyed(key="k", config="fewshot.shots", doc="K images per class")
+    seed: int = keyed(config="fewshot.seeds", doc="the K-shot subset's seed")
+
+
+@dataclass(frozen=True)
+class GeneratedPackParams(StageParams):
+    """K images per class of a generated set, chosen by ``selection`` (recipes call K ``k``)."""
+
+    STAGE: ClassVar[str] = "pack_generated"
+    VERSION: ClassVar[int] = 2
+    SECTION: ClassVar[str] = "pack"
+
+    shots: int = keyed(key="k", config="fewshot.shots", doc="K images per class")
+    selection: str = keyed(doc="clip (top-K by CLIP score), similarity (retrieved sets) or random")
+    seed: int = keyed(config="generation.seed", doc="seed of random selection (0 for retrieved sets)")
+    on_shortfall: str = runtime("warn", config="fewshot.on_shortfall", doc="a class short of K images: warn or error")
+
+
+@dataclass(frozen=True)
+class RetrievedPackParams(GeneratedPackParams):
+    """K images per class of a retrieved set (``pack.retrieval_selection``)."""
+
+    STAGE: ClassVar[str] = "pack_retrieval"
+    VERSION: ClassVar[int] = 2
+
+    selection: str = keyed(config="pack.retrieval_selection", doc="clip, similarity or random")
+    seed: int = keyed(config="-", doc="0: retrieved sets have no seed of their own")
 
 
 def clip_scores(feats: np.ndarray, labels: np.ndarray, text_classifier: np.ndarray) -> np.ndarray:
@@ -135,3 +175,40 @@ def concatenate_feature_sets(parts: list[FeatureSet]) -> FeatureSet:
         ids=[i for p in parts for i in p.ids],
         meta=parts[0].meta,
     )
+
+
+def pack_external_set(
+    index_path,
+    out_dir,
+    params: GeneratedPackParams,
+    dataset,
+    *,
+    root_folder: str,
+    features=None,
+    text_classifier=None,
+    log=print,
+) -> dict:
+    """Choose K images per class of a generated or retrieved set (``select_records``), act on
+    a shortfall, and pack them; returns the pack's summary."""
+    from genbench.data.fewshot import check_shortfall
+    from genbench.data.imageset import read_index
+
+    records = read_index(index_path)
+    chosen, _, shortfall = select_records(
+        records, params.shots, params.selection, params.seed, dataset.num_classes, features, text_classifier
+    )
+    where = f"{params.STAGE} {dataset.name} k={params.shots}"
+    check_shortfall(shortfall, params.shots, dataset.classes, params.on_shortfall, where, log=log)
+    pack_records(index_path, chosen, out_dir, dataset, k=params.shots, shortfall=shortfall, root_folder=root_folder)
+    return pack_summary(chosen, dataset.num_classes, params.shots, shortfall)
+
+
+def pack_original_subset(
+    index_path, out_dir, params: OriginalPackParams, dataset, *, shortfall: dict, root_folder: str
+) -> dict:
+    """Pack a K-shot subset (every record of its index) as it is; returns the pack's summary."""
+    from genbench.data.imageset import read_index
+
+    records = read_index(index_path)
+    pack_records(index_path, records, out_dir, dataset, k=params.shots, shortfall=shortfall, root_folder=root_folder)
+    return pack_summary(records, dataset.num_classes, params.shots, shortfall)

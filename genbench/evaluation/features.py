@@ -16,14 +16,44 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import fill_template, l2_normalize  # noqa: F401 (l2_normalize: re-exported)
+from genbench.core.stage import StageParams, keyed, keyed_if_changed, runtime
 from genbench.data.imageset import ImageSetReader, class_counts, labels_of
 
 FEATURE_FILES = ("features.npy", "labels.npy", "ids.json", "meta.json")
+
+
+@dataclass(frozen=True)
+class FeaturesParams(StageParams):
+    """One image set encoded by one encoder (the encoder's identity is wired in by the plan)."""
+
+    STAGE: ClassVar[str] = "features"
+    VERSION: ClassVar[int] = 3
+    SECTION: ClassVar[str] = "features"
+
+    split: str = keyed(doc="the index encoded: train, val, test, images (a generated / retrieved set) or corpus")
+    device: str = keyed(doc="CPU and CUDA features differ in the last bits")
+    batch_size: int = runtime(64, doc="batch-invariant: not in the key")
+    num_workers: int = runtime(0, doc="DataLoader workers")
+
+
+@dataclass(frozen=True)
+class TextClassifierParams(StageParams):
+    """Per class, the text embedding of the dataset's templates (averaged) or of one prompt."""
+
+    STAGE: ClassVar[str] = "text_classifier"
+    VERSION: ClassVar[int] = 1
+    SECTION: ClassVar[str] = "features"
+
+    device: str = keyed(doc="where the text tower runs")
+    prompt: str | None = keyed_if_changed(
+        None, config="pack.selection_prompt", doc="one prompt instead of the templates"
+    )
 
 
 @dataclass
@@ -268,3 +298,31 @@ def build_text_classifier(encoder, class_names, templates, batch_size: int = 256
 def _encode_texts_batched(encoder, texts: list[str], batch_size: int) -> np.ndarray:
     chunks = [encoder.encode_texts(texts[i : i + batch_size]).numpy() for i in range(0, len(texts), batch_size)]
     return np.concatenate(chunks).astype(np.float64)
+
+
+def encode_image_set(encoder_spec: dict, images_dir, params: FeaturesParams, num_classes: int, reuse=()):
+    """(FeatureSet, encoder) of the ``<split>.jsonl`` index in ``images_dir``, encoded by the
+    encoder of ``encoder_spec`` on ``params.device``; rows of ``reuse`` feature sets are taken
+    by content digest instead of encoded again."""
+    from genbench.evaluation.encoders import load_encoder
+
+    encoder = load_encoder(encoder_spec, device=params.device)
+    features = extract_image_features(
+        encoder,
+        Path(images_dir) / f"{params.split}.jsonl",
+        num_classes=num_classes,
+        batch_size=params.batch_size,
+        num_workers=params.num_workers,
+        reuse=list(reuse),
+    )
+    return features, encoder
+
+
+def text_classifier_of(encoder_spec: dict, params: TextClassifierParams, class_names, templates):
+    """(C x D classifier, encoder): ``build_text_classifier`` over the templates, or over the
+    one prompt of ``params``."""
+    from genbench.evaluation.encoders import load_encoder
+
+    encoder = load_encoder(encoder_spec, device=params.device)
+    prompts = [params.prompt] if params.prompt else list(templates)
+    return build_text_classifier(encoder, list(class_names), prompts), encoder

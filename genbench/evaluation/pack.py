@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-from PIL import Image
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import IMAGE_DECODE_ERRORS, store_zip_info
@@ -228,6 +227,8 @@ def _write_store_zip(zip_path: Path, records, members: list[str], image_bytes_fn
 
 def _image_format_and_size(data: bytes, record: dict) -> tuple[str, tuple[int, int]]:
     try:
+        from PIL import Image
+
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             return image.format, image.size
     except IMAGE_DECODE_ERRORS as exc:

@@ -379,7 +379,7 @@ class PromptPlanParams(StageParams):
     keyed by its content), and from the ``generation`` section the set size and seed."""
 
     STAGE: ClassVar[str] = "prompt_plan"
-    VERSION: ClassVar[int] = 2  # 2: image seeds depend on the strategy
+    VERSION: ClassVar[int] = 2
     SECTION: ClassVar[str] = "generation"
 
     strategy: str = keyed(doc="the configured strategy (a key of strategies)")

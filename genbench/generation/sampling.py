@@ -41,7 +41,7 @@ class SamplingParams(StageParams):
     reads (``images_per_class``, ``seed``). The diffusers call is ``_generate_batch``."""
 
     STAGE: ClassVar[str] = "sample_images"
-    VERSION: ClassVar[int] = 2  # 2: shards carry part manifests
+    VERSION: ClassVar[int] = 2
     SECTION: ClassVar[str] = "generation"
 
     scheduler: str | None = keyed(doc="diffusers scheduler by name; null keeps the pipeline's own")
@@ -183,7 +183,7 @@ def load_sampling_pipeline(model: str, params: SamplingParams, learned_embeds=()
     )
     apply_speed_options(pipe, **params.speed_options())
     if learned_embeds:
-        from genbench.generation.textual_inversion import load_learned_embeds
+        from genbench.injection.textual_inversion import load_learned_embeds
 
         load_learned_embeds(pipe, list(learned_embeds))
     return pipe

@@ -17,7 +17,11 @@ embedding is ``h[eot] @ text_projection``, which ``text_projection`` here reprod
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
 
 from genbench.core.errors import GenBenchError
 
@@ -95,18 +99,20 @@ def open_clip_text_encoder(model):
     return encoder.eval().requires_grad_(False), state["text_projection"]
 
 
-@torch.no_grad()
 def prompt_states(text_encoder, tokenizer, prompts: list[str], batch: int = 512) -> torch.Tensor:
     """``last_hidden_state`` of prompts padded to the tokenizer's context (N x context x width),
-    as a Stable Diffusion pipeline computes them."""
+    as a Stable Diffusion pipeline computes them (without gradients)."""
+    import torch
+
     states = []
-    for start in range(0, len(prompts), batch):
-        ids = tokenizer(
-            prompts[start : start + batch],
-            padding="max_length",
-            max_length=tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
-        states.append(text_encoder(ids).last_hidden_state)
+    with torch.no_grad():
+        for start in range(0, len(prompts), batch):
+            ids = tokenizer(
+                prompts[start : start + batch],
+                padding="max_length",
+                max_length=tokenizer.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            ).input_ids
+            states.append(text_encoder(ids).last_hidden_state)
     return torch.cat(states)

@@ -8,9 +8,12 @@ built offline. It writes gibberish, which is fine for plumbing.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    pass
+
+from pathlib import Path
 
 from genbench.core.errors import GenBenchError
 
@@ -49,6 +52,7 @@ def word_tokenizer(words, split_punctuation: bool = True):
 
 def build_tiny_text2text(out_dir, seed: int = 0) -> Path:
     """Save a tiny random T5ForConditionalGeneration (d_model 32, 2 layers) and its tokenizer."""
+    import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
     out_dir = Path(out_dir)
@@ -112,6 +116,8 @@ def generate_sentences(
 
 
 def _sample_round(model, tokenizer, inputs, n: int, seed: int, max_new_tokens: int) -> list[str]:
+    import torch
+
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         output = model.generate(

@@ -8,11 +8,17 @@ Diffusion, ``open_clip.create_model_and_transforms(name, pretrained=<file>)`` fo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from genbench.core.stage import StageParams, keyed
+
+if TYPE_CHECKING:
+    pass
+
 import gzip
 import json
 from pathlib import Path
-
-import torch
 
 from genbench.core.errors import GenBenchError
 
@@ -22,6 +28,18 @@ TINY_CLIP_NAME = "genbench-tiny-clip"
 TINY_CLIP_WEIGHTS = "open_clip_model.safetensors"
 # Merges used by CLIP's tokenizer: lines 1 .. 49152-256-2 of the BPE file (line 0 is a header).
 _NUM_CLIP_MERGES = 49152 - 256 - 2
+
+
+@dataclass(frozen=True)
+class TinyModelParams(StageParams):
+    """A tiny random model built in code ({model: tiny}; ``seed`` picks which)."""
+
+    STAGE: ClassVar[str] = "build_models"
+    VERSION: ClassVar[int] = 1
+    SECTION: ClassVar[str] = "models.<role>"
+
+    kind: str = keyed(doc="tiny_generator, tiny_encoder or tiny_text2text")
+    seed: int = keyed(0, doc="models.<role>.seed")
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -173,6 +191,7 @@ def build_tiny_stable_diffusion(out_dir: str | Path, seed: int = 0) -> Path:
     text_encoder/, tokenizer/, scheduler/), without safety checker or feature extractor.
     Returns ``out_dir``. Default output size is 64 px (UNet sample 32, VAE factor 2).
     """
+    import torch
     from diffusers import StableDiffusionPipeline
 
     out_dir = Path(out_dir)
@@ -237,6 +256,7 @@ def build_tiny_open_clip(out_dir: str | Path, seed: int = 0) -> dict:
     ``{"type": "open_clip", "model": name, "pretrained": <weights file>, "config": <json>}``.
     """
     import open_clip
+    import torch
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)

@@ -17,15 +17,39 @@ threads, so one config gives byte-identical weights on CPU.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from genbench.core.stage import SectionParams, keyed
+
+if TYPE_CHECKING:
+    import torch
+
 import json
 import math
 from pathlib import Path
 
-import torch
-
-from genbench.models.corpus import encoder_model_config
+from genbench.data.corpus import encoder_model_config
 from genbench.models.tiny import register_open_clip_config
 from genbench.models.training import LossCurve, decode_corpus_images, one_cycle_adamw, progress
+
+
+@dataclass(frozen=True)
+class EncoderTrainingParams(SectionParams):
+    """The corpus CLIP's training (``training.encoder``)."""
+
+    STAGE: ClassVar[str] = "train_encoder"
+    VERSION: ClassVar[int] = 2
+    SECTION: ClassVar[str] = "training.encoder"
+
+    model_config: dict = keyed(doc="an open_clip model config (vision_cfg.layers a list: ModifiedResNet)")
+    steps: int = keyed(doc="optimisation steps")
+    batch_size: int = keyed(doc="image-caption pairs per step")
+    lr: float = keyed(doc="peak learning rate (one cycle)")
+    weight_decay: float = keyed(doc="AdamW weight decay")
+    seed: int = keyed(doc="initialisation and batch order")
+    threads: int = keyed(doc="torch threads (training.threads unless set here): CPU reductions depend on them")
+
 
 ENCODER_NAME = "genbench-corpus-clip"
 ENCODER_WEIGHTS = "open_clip_model.safetensors"
@@ -35,6 +59,8 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 def _normalise(images: torch.Tensor) -> torch.Tensor:
     """uint8 N x 3 x H x W -> float, normalised with CLIP's mean/std (open_clip's eval transform)."""
+    import torch
+
     mean = torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(OPENAI_STD).view(1, 3, 1, 1)
     return (images.float() / 255.0 - mean) / std
@@ -42,6 +68,8 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
 
 def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE of B x D image and text embeddings (already normalised)."""
+    import torch
+
     logits = logit_scale.exp() * image_emb @ text_emb.T
     target = torch.arange(len(logits))
     return (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)) / 2
@@ -56,6 +84,7 @@ def train_encoder(corpus_dir: str | Path, cfg: dict, out_dir: str | Path, stage:
     ``TrainingError`` naming the stage and step, and nothing is saved.
     """
     import open_clip
+    import torch
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)

@@ -28,11 +28,17 @@ checkpoint goes through (``genbench.models.generators.load_text_to_image_pipelin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from genbench.core.stage import SectionParams, keyed
+
+if TYPE_CHECKING:
+    import torch
+
 import json
 import tempfile
 from pathlib import Path
-
-import torch
 
 from genbench.core.errors import ConfigError
 from genbench.models.clip_text import open_clip_text_encoder, prompt_states
@@ -46,6 +52,29 @@ from genbench.models.training import (
     one_cycle_adamw,
     progress,
 )
+
+
+@dataclass(frozen=True)
+class GeneratorTrainingParams(SectionParams):
+    """The generator's UNet, trained on the corpus captions (``training.generator``)."""
+
+    STAGE: ClassVar[str] = "train_generator"
+    VERSION: ClassVar[int] = 1
+    SECTION: ClassVar[str] = "training.generator"
+
+    block_out_channels: list = keyed(doc="channels per level (at least 2)")
+    layers_per_block: int = keyed(doc="layers per level")
+    attention_head_dim: int = keyed(doc="channels per attention head")
+    norm_num_groups: int = keyed(doc="GroupNorm groups")
+    pooling_heads: int = keyed(doc="heads pooling the prompt into the timestep embedding")
+    steps: int = keyed(doc="optimisation steps")
+    batch_size: int = keyed(doc="latents per step")
+    lr: float = keyed(doc="peak learning rate (one cycle)")
+    caption_dropout: float = keyed(doc="share of captions replaced by the empty prompt (guidance)")
+    min_snr_gamma: float = keyed(doc="min-SNR loss weighting gamma")
+    ema_decay: float = keyed(doc="decay of the weight average that is saved")
+    seed: int = keyed(doc="initialisation, batches, noise and dropout")
+    threads: int = keyed(doc="torch threads (training.threads unless set here): CPU reductions depend on them")
 
 
 def check_generator_config(cfg: dict, where: str = "training.generator") -> None:
@@ -98,6 +127,8 @@ def load_corpus_clip(encoder_dir: str | Path):
 
 def min_snr_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
     """w(t) = min(SNR(t), gamma) / SNR(t), SNR(t) = abar_t / (1 - abar_t) (epsilon targets)."""
+    import torch
+
     snr = alphas_cumprod[timesteps] / (1.0 - alphas_cumprod[timesteps])
     return torch.clamp(snr, max=gamma) / snr
 
@@ -122,6 +153,7 @@ def train_generator(
     loss curve and the pipeline's components. A NaN loss raises ``TrainingError`` naming the
     stage and step, and nothing is saved.
     """
+    import torch
     from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline
 
     check_generator_config(cfg)

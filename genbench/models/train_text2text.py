@@ -15,12 +15,37 @@ sentences about a class, as the paper's T5 does for ImageNet classes.
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
+from genbench.core.stage import SectionParams, keyed
+
+if TYPE_CHECKING:
+    pass
+
+from pathlib import Path
 
 from genbench.models.text2text import word_tokenizer
 from genbench.models.training import LossCurve, corpus_records, one_cycle_adamw, progress
+
+
+@dataclass(frozen=True)
+class Text2TextTrainingParams(SectionParams):
+    """model_enc's T5, trained on (class name, caption) pairs (``training.text2text``)."""
+
+    STAGE: ClassVar[str] = "train_text2text"
+    VERSION: ClassVar[int] = 1
+    SECTION: ClassVar[str] = "training.text2text"
+
+    d_model: int = keyed(doc="width")
+    d_ff: int = keyed(doc="feed-forward width")
+    layers: int = keyed(doc="encoder and decoder layers")
+    heads: int = keyed(doc="attention heads")
+    steps: int = keyed(doc="optimisation steps")
+    batch_size: int = keyed(doc="pairs per step")
+    lr: float = keyed(doc="peak learning rate (one cycle)")
+    seed: int = keyed(doc="initialisation and batch order")
+    threads: int = keyed(doc="torch threads (training.threads unless set here): CPU reductions depend on them")
 
 
 def caption_words(captions: list[str]) -> list[str]:
@@ -55,6 +80,8 @@ def train_text2text(corpus_dir: str | Path, cfg: dict, out_dir: str | Path, stag
     on (named digit, caption) pairs of the corpus in ``corpus_dir``; save model and tokenizer
     to ``out_dir``. Returns the summary: the loss curve and the vocabulary size. A NaN loss
     raises ``TrainingError`` naming the stage and step, and nothing is saved."""
+    import torch
+
     records = corpus_records(corpus_dir)
     captions = [r["caption"] for r in records]
     tokenizer = word_tokenizer(caption_words(captions), split_punctuation=False)

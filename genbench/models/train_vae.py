@@ -15,12 +15,40 @@ VAE is saved with ``save_pretrained``, the layout of a pipeline's ``vae/`` folde
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
+from genbench.core.stage import SectionParams, keyed
+
+if TYPE_CHECKING:
+    import torch
+
+from pathlib import Path
 
 from genbench.core.errors import ConfigError
 from genbench.models.training import LossCurve, corpus_pixels, decode_corpus_images, one_cycle_adamw, progress
+
+
+@dataclass(frozen=True)
+class VAETrainingParams(SectionParams):
+    """The generator's AutoencoderKL (``training.vae``)."""
+
+    STAGE: ClassVar[str] = "train_vae"
+    VERSION: ClassVar[int] = 1
+    SECTION: ClassVar[str] = "training.vae"
+
+    image_size: int = keyed(doc="side the corpus is resized to: the generator's resolution")
+    block_out_channels: list = keyed(doc="channels per level; every level but the last halves the side")
+    latent_channels: int = keyed(doc="latent channels")
+    layers_per_block: int = keyed(doc="ResNet layers per level")
+    norm_num_groups: int = keyed(doc="GroupNorm groups")
+    steps: int = keyed(doc="optimisation steps")
+    batch_size: int = keyed(doc="images per step")
+    lr: float = keyed(doc="peak learning rate (one cycle)")
+    kl_weight: float = keyed(doc="weight of the KL term")
+    seed: int = keyed(doc="initialisation and batch order")
+    threads: int = keyed(doc="torch threads (training.threads unless set here): CPU reductions depend on them")
+
 
 VAE_FOLDER = "vae"
 MIN_LATENT_SIZE = 4  # the UNet halves the latent at least once
@@ -67,11 +95,13 @@ def build_vae(cfg: dict):
     )
 
 
-@torch.no_grad()
 def posterior(vae, pixels: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """(means, stds) of q(z | x) for N x 3 x S x S pixels in [-1, 1], unscaled."""
-    dists = [vae.encode(pixels[i : i + batch]).latent_dist for i in range(0, len(pixels), batch)]
-    return torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
+    """(means, stds) of q(z | x) for N x 3 x S x S pixels in [-1, 1], unscaled (no gradients)."""
+    import torch
+
+    with torch.no_grad():
+        dists = [vae.encode(pixels[i : i + batch]).latent_dist for i in range(0, len(pixels), batch)]
+        return torch.cat([d.mean for d in dists]), torch.cat([d.std for d in dists])
 
 
 def train_vae(corpus_dir: str | Path, cfg: dict, out_dir: str | Path, stage: str = "train_vae") -> dict:
@@ -82,6 +112,8 @@ def train_vae(corpus_dir: str | Path, cfg: dict, out_dir: str | Path, stage: str
     error over the corpus (pixels in [-1, 1]). A NaN loss raises ``TrainingError`` naming the
     stage and step, and nothing is saved.
     """
+    import torch
+
     images, _, _ = decode_corpus_images(corpus_dir)
     check_vae_config(cfg, images.shape[-1])
     pixels = corpus_pixels(images, int(cfg["image_size"]))

@@ -7,11 +7,15 @@ stage uses), which also records each caption and the digit really drawn.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
 import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from genbench.core.errors import GenBenchError
 from genbench.retrieval.pool import CORPUS_INDEX
@@ -86,6 +90,8 @@ def corpus_records(corpus_dir: str | Path) -> list[dict]:
 
 def decode_corpus_images(corpus_dir: str | Path) -> tuple[torch.Tensor, list[str], np.ndarray]:
     """(uint8 N x 3 x H x W images, N captions, N digits really drawn) of a corpus."""
+    import torch
+
     from genbench.data.imageset import decode_image
 
     records = corpus_records(corpus_dir)
@@ -97,6 +103,8 @@ def decode_corpus_images(corpus_dir: str | Path) -> tuple[torch.Tensor, list[str
 def corpus_pixels(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 N x 3 x H x W images as float in [-1, 1] (the VAE's range), area-resized to
     ``size`` x ``size`` when H differs."""
+    import torch
+
     pixels = images.float() / 127.5 - 1.0
     if pixels.shape[-1] != size:
         pixels = torch.nn.functional.interpolate(pixels, size=(size, size), mode="area")
@@ -107,6 +115,8 @@ def one_cycle_adamw(params, lr: float, steps: int, weight_decay: float = 0.0, wa
     """(AdamW, OneCycleLR): the learning rate rises over the first ``warmup`` of ``steps`` to
     ``lr`` and anneals to ~0 by the last step. The fused CPU kernel: one pass per step over
     all parameters (a 49408-token embedding table is most of a small text model)."""
+    import torch
+
     params = list(params)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=warmup)
@@ -124,8 +134,10 @@ class WeightAverage:
         self.decay = float(decay)
         self.average = copy.deepcopy(module).eval().requires_grad_(False)
 
-    @torch.no_grad()
     def update(self, module: torch.nn.Module, step: int) -> None:
+        import torch
+
         decay = min(self.decay, (1 + step) / (10 + step))
-        for avg, new in zip(self.average.parameters(), module.parameters()):
-            avg.lerp_(new.detach(), 1.0 - decay)
+        with torch.no_grad():
+            for avg, new in zip(self.average.parameters(), module.parameters()):
+                avg.lerp_(new.detach(), 1.0 - decay)

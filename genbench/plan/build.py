@@ -27,7 +27,12 @@ from genbench.core.config import (
 from genbench.core.errors import ConfigError
 from genbench.core.fingerprint import content_key, fingerprint_path, hub_revision, stat_cache_for
 from genbench.core.protocol import PAPER_CLIP_PROMPT, pack_settings
-from genbench.data.datasets import DatasetInfo, get_dataset
+from genbench.data.datasets import ConfigureParams, DatasetInfo, get_dataset
+from genbench.data.fewshot import FewShotParams
+from genbench.data.prepare import PrepareParams
+from genbench.evaluation.evaluate import CLERParams, DistributionParams, PADParams, ProbeParams
+from genbench.evaluation.external import GeneratedPackParams, OriginalPackParams, RetrievedPackParams
+from genbench.evaluation.features import FeaturesParams, TextClassifierParams
 from genbench.generation.prompts import (
     STRATEGIES_NEEDING_TEXT2TEXT,
     TEXTUAL_INVERSION_STRATEGIES,
@@ -35,7 +40,13 @@ from genbench.generation.prompts import (
     base_strategy,
 )
 from genbench.generation.sampling import SamplingParams
+from genbench.injection.references import ReferenceParams
+from genbench.injection.textual_inversion import TextualInversionParams
+from genbench.models.tiny import TinyModelParams
 from genbench.plan.graph import STAGE_VERSIONS, Graph, Node  # noqa: F401 (STAGE_VERSIONS: re-exported)
+from genbench.report.tables import AggregateParams
+from genbench.retrieval.build import PoolParams
+from genbench.retrieval.search import RetrievalParams
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIN_SET_ROWS = 6  # PRDC's k + 1 (k = 5) and the proxy-A distance's smallest set
@@ -98,7 +109,7 @@ class Plan(Graph):
             spec = self.config.get("models", {}).get(role, {})
         if is_tiny(spec):
             seed = int(spec.get("seed", 0))
-            node = self.add("build_models", role, {"kind": f"tiny_{role}", "seed": seed}, {}, label="tiny")
+            node = self.add_stage(TinyModelParams(kind=f"tiny_{role}", seed=seed), role, {}, label="tiny")
             return {"tiny": True, **({"seed": seed} if seed else {})}, {role: node}, {"built": True}
         if is_trained(spec):
             node = self._trained_model(role)
@@ -118,12 +129,12 @@ class Plan(Graph):
 
     def _trained_encoder(self) -> Node:
         """The CLIP trained on the corpus: the feature encoder, and the generator's text tower."""
-        from genbench.models.corpus import encoder_model_config
+        from genbench.data.corpus import encoder_model_config
 
         corpus = self._corpus()
         params = self._training("encoder")
         encoder_model_config(params, int(corpus.params["image_size"]))  # a mismatch stops the plan
-        return self.add("train_encoder", "encoder", params, {"corpus": corpus}, label="clip")
+        return self.add_stage(params, "encoder", {"corpus": corpus}, label="clip")
 
     def _trained_vae(self) -> Node:
         from genbench.models.train_vae import check_vae_config
@@ -131,7 +142,7 @@ class Plan(Graph):
         corpus = self._corpus()
         params = self._training("vae")
         check_vae_config(params, int(corpus.params["image_size"]))
-        return self.add("train_vae", "generator", params, {"corpus": corpus}, label="vae")
+        return self.add_stage(params, "generator", {"corpus": corpus}, label="vae")
 
     def _trained_generator(self) -> Node:
         """A small Stable Diffusion: the UNet trained on the corpus captions, with the VAE of
@@ -141,36 +152,52 @@ class Plan(Graph):
         params = self._training("generator")
         check_generator_config(params)
         inputs = {"corpus": self._corpus(), "vae": self._trained_vae(), "encoder": self._trained_encoder()}
-        return self.add("train_generator", "generator", params, inputs, label="ldm")
+        return self.add_stage(params, "generator", inputs, label="ldm")
 
     def _trained_text2text(self) -> Node:
         params = self._training("text2text")
-        return self.add("train_text2text", "text2text", params, {"corpus": self._corpus()}, label="t5")
+        return self.add_stage(params, "text2text", {"corpus": self._corpus()}, label="t5")
 
-    def _training(self, section: str) -> dict:
-        """The keyed params of a training stage: ``training.<section>`` and the threads it runs
-        with (``training.<section>.threads``, else ``training.threads``; torch's CPU reductions
-        depend on the thread count, so they change the bytes)."""
+    def _training_section(self, section: str) -> dict:
+        """``training.<section>``, with the threads it runs with (its own ``threads``, else
+        ``training.threads``; torch's CPU reductions depend on the thread count, so they are
+        keyed)."""
         training = self.config.get("training", {})
         if section not in training:
             raise ConfigError(f"training.{section}: missing (needed by {{model: trained}} and retrieval.pool: corpus)")
         params = copy.deepcopy(training[section])
         return {**params, "threads": int(params.get("threads", training.get("threads", 1)))}
 
+    def _training(self, section: str):
+        """The params dataclass of a training stage (``genbench.models.train_<section>``)."""
+        from genbench.models.train_encoder import EncoderTrainingParams
+        from genbench.models.train_generator import GeneratorTrainingParams
+        from genbench.models.train_text2text import Text2TextTrainingParams
+        from genbench.models.train_vae import VAETrainingParams
+
+        classes = {
+            "encoder": EncoderTrainingParams,
+            "vae": VAETrainingParams,
+            "generator": GeneratorTrainingParams,
+            "text2text": Text2TextTrainingParams,
+        }
+        return classes[section].from_config(self._training_section(section))
+
     def _corpus(self) -> Node:
         """The "web" corpus the trained models learn from, keyed by its config and the fonts it
         draws with (not the other files of their folder)."""
-        from genbench.models.corpus import check_corpus_config, corpus_palette, font_files
+        from genbench.data.corpus import CorpusParams, check_corpus_config, corpus_palette, font_files
 
-        cfg = self._training("corpus")
-        fonts_dir = cfg.get("fonts_dir")
-        fonts = font_files(fonts_dir)
+        cfg = self._training_section("corpus")
+        fonts = font_files(cfg.get("fonts_dir"))
         check_corpus_config(cfg, fonts, where="training.corpus")
-        params = {k: v for k, v in cfg.items() if k not in ("fonts_dir", "threads")}
-        params["colours"] = corpus_palette(cfg)
-        params["fonts"] = {font.name: content_key(self.fingerprint(font)) for font in fonts}
-        runtime = {"fonts_dir": str(fonts[0].parent)}
-        return self.add("build_corpus", "corpus", params, {}, runtime=runtime, label="digits")
+        params = CorpusParams.from_config(
+            cfg,
+            colours=corpus_palette(cfg),
+            fonts={font.name: content_key(self.fingerprint(font)) for font in fonts},
+            fonts_dir=str(fonts[0].parent),
+        )
+        return self.add_stage(params, "corpus", {}, label="digits")
 
     def _data_identity(self, info: DatasetInfo, data: dict) -> tuple[dict, str | None]:
         """(keyed identity, path) of a dataset's files: the fingerprint of its root folder or
@@ -195,9 +222,9 @@ class Plan(Graph):
             self.datasets[name] = info
             evaluations += self._build_dataset(info)
         self.evaluations = evaluations
-        inputs = {f"m{i:05d}": node for i, node in enumerate(evaluations)}
+        inputs = {f"m{i:05d}": node for i, node in enumerate(evaluations)}  # these names are in the key
         if inputs:
-            self.add("aggregate", "all", {"protocol": self.config.get("protocol", "honest")}, inputs)
+            self.add_stage(AggregateParams(protocol=self.config.get("protocol", "honest")), "all", inputs)
 
     def _check_set_sizes(self, info: DatasetInfo) -> None:
         """At parse time, what the config alone shows: at least 2 classes, and training sets of
@@ -220,22 +247,16 @@ class Plan(Graph):
         d = info.name
         self._check_set_sizes(info)
         data = self._section(d, "data")
-        configure = self.add("configure", d, {"dataset": _without_paths(info.to_json())}, {})
+        configure = self.add_stage(ConfigureParams(dataset=_without_paths(info.to_json())), d, {})
         identity, root = self._data_identity(info, data)
-        prepare = self.add(
-            "prepare",
+        source = _without_paths(info.to_json()["source"])
+        prepare = self.add_stage(
+            PrepareParams.from_config(
+                data, source=source, data=identity, root=root, stat_cache=str(self.stat_cache.path)
+            ),
             d,
-            {
-                "source": _without_paths(info.to_json()["source"]),
-                "data": identity,
-                "download": bool(data["download"]),
-                "seed": data["seed"],
-                "test_fraction": data["test_fraction"],
-                "max_bad_fraction": data["max_bad_fraction"],
-            },
             {"configure": configure},
-            runtime={"root": root, "stat_cache": str(self.stat_cache.path)},
-            label=info.to_json()["source"].get("type", ""),
+            label=source.get("type", ""),
         )
         encoder = _Encoder(*self._model("encoder"))
         features_cfg = self._section(d, "features")
@@ -297,20 +318,19 @@ class Plan(Graph):
         """Features of one image set (a prepared split, or a generated / retrieved set) by one
         encoder (the feature encoder unless given); images already encoded in a ``reuse``
         features artifact (same encoder) are taken from it by content digest."""
-        cfg = ctx.features_cfg
         encoder = encoder or ctx.encoder
         label = split if split != "images" else f"{_SET_KINDS[images.stage]}-{images.label}"
-        return self.add(
-            "features",
+        return self.add_stage(
+            FeaturesParams.from_config(ctx.features_cfg, split=split),
             ctx.info.name,
-            {"split": split, "encoder": encoder.params, "device": cfg["device"]},
             {
                 "images": images,
                 "configure": ctx.configure,
                 **encoder.inputs,
                 **{f"reuse{i}": node for i, node in enumerate(reuse)},
             },
-            runtime={"encoder": encoder.runtime, "batch_size": cfg["batch_size"], "num_workers": cfg["num_workers"]},
+            wiring={"encoder": encoder.params},
+            runtime={"encoder": encoder.runtime},
             label=label if encoder is ctx.encoder else f"{label}-{encoder.label}",
         )
 
@@ -326,36 +346,28 @@ class Plan(Graph):
     def _text_classifier(self, ctx: "_DatasetContext", encoder: "_Encoder", prompt: str | None = None) -> Node:
         """Per class, the normalised text embedding of the dataset's templates (averaged), or of
         the one ``prompt`` when given."""
-        return self.add(
-            "text_classifier",
+        return self.add_stage(
+            TextClassifierParams.from_config(ctx.features_cfg, prompt=prompt),
             ctx.info.name,
-            {
-                "encoder": encoder.params,
-                "device": ctx.features_cfg["device"],
-                **({"prompt": prompt} if prompt is not None else {}),
-            },
             {"configure": ctx.configure, **encoder.inputs},
+            wiring={"encoder": encoder.params},
             runtime={"encoder": encoder.runtime},
             label="templates" if prompt is None else "prompt",
         )
 
     def _original_pack(self, ctx: "_DatasetContext", k: int, seed: int) -> Node:
-        subset = self._fewshot(ctx, k, seed)
-        return self.add(
-            "pack_original",
+        return self.add_stage(
+            OriginalPackParams(shots=k, seed=seed),
             ctx.info.name,
-            {"k": k, "seed": seed},
-            {"images": subset, "configure": ctx.configure},
+            {"images": self._fewshot(ctx, k, seed), "configure": ctx.configure},
             label=f"k{k}-s{seed}",
         )
 
     def _fewshot(self, ctx: "_DatasetContext", k: int, seed: int) -> Node:
-        return self.add(
-            "fewshot",
+        return self.add_stage(
+            FewShotParams.from_config(self._section(ctx.info.name, "fewshot"), shots=k, seed=seed),
             ctx.info.name,
-            {"k": k, "seed": seed},
             {"prepare": ctx.prepare, "configure": ctx.configure},
-            runtime={"on_shortfall": self._on_shortfall(ctx)},
             label=f"k{k}-s{seed}",
         )
 
@@ -388,25 +400,18 @@ class Plan(Graph):
         """Features of a generated or retrieved set, and its pack of K images per class."""
         d = ctx.info.name
         feats = self._features(ctx, images, "images", reuse=reuse)
-        selection = ctx.pack["retrieval_selection" if stage == "pack_retrieval" else "selection"]
+        retrieved = stage == "pack_retrieval"
+        params = (RetrievedPackParams if retrieved else GeneratedPackParams)(
+            shots=k,
+            selection=ctx.pack["retrieval_selection" if retrieved else "selection"],
+            seed=seed,
+            on_shortfall=self._section(d, "fewshot")["on_shortfall"],
+        )
         inputs = {"images": images, "configure": ctx.configure}
-        if selection == "clip":
+        if params.selection == "clip":
             inputs["features"] = self._features_with(ctx, feats, ctx.selector)
             inputs["text_classifier"] = ctx.selection_text_classifier
-        pack = self.add(
-            stage,
-            d,
-            {"k": k, "selection": selection, "seed": seed},
-            inputs,
-            runtime={"on_shortfall": self._on_shortfall(ctx)},
-            label=f"{images.label}-k{k}",
-        )
-        return pack, feats
-
-    def _on_shortfall(self, ctx: "_DatasetContext") -> str:
-        """What a class short of K images does (not keyed: it decides whether a job fails,
-        never the bytes it writes)."""
-        return self._section(ctx.info.name, "fewshot")["on_shortfall"]
+        return self.add_stage(params, d, inputs, label=f"{images.label}-k{k}"), feats
 
     # -- retrieval and textual inversion ------------------------------------------------
     def _pool(self, ctx: "_DatasetContext") -> tuple[dict, dict[str, Node]]:
@@ -417,11 +422,11 @@ class Plan(Graph):
             return {"pool": "corpus"}, {"pool": self._corpus_pool(ctx)}
         if pool != "train_split":
             return {"pool": content_key(self.fingerprint(pool))}, {}
-        node = self.add(
-            "build_pool",
+        node = self.add_stage(
+            PoolParams(captions="first_template"),
             ctx.info.name,
-            {"captions": "first_template", "encoder": ctx.encoder.params},
             {"images": ctx.prepare, "features": ctx.train_features, "configure": ctx.configure, **ctx.encoder.inputs},
+            wiring={"encoder": ctx.encoder.params},
             runtime={"encoder": ctx.encoder.runtime},
             label="train_split",
         )
@@ -435,16 +440,16 @@ class Plan(Graph):
     def _corpus_pool(self, ctx: "_DatasetContext") -> Node:
         """The corpus as a retrieval pool: its images (from the corpus's features) and captions
         embedded by the feature encoder, in clip-retrieval's layout beside img2dataset's."""
-        return self.add(
-            "build_pool",
+        return self.add_stage(
+            PoolParams(captions="corpus"),
             ctx.info.name,
-            {"captions": "corpus", "encoder": ctx.encoder.params},
             {
                 "images": self._corpus(),
                 "features": self._corpus_features(ctx),
                 "configure": ctx.configure,
                 **ctx.encoder.inputs,
             },
+            wiring={"encoder": ctx.encoder.params},
             runtime={"encoder": ctx.encoder.runtime},
             label="corpus",
         )
@@ -456,20 +461,14 @@ class Plan(Graph):
         runtime = {"encoder": ctx.encoder.runtime, "stat_cache": str(self.stat_cache.path)}
         if not pool_inputs:
             runtime["pool"] = cfg["pool"]
-        return self.add(
-            "retrieve",
+        params = RetrievalParams.from_config(
+            cfg, device=ctx.features_cfg["device"], k_per_class=cfg.get("k_per_class") or max(shots)
+        )
+        return self.add_stage(
+            params,
             ctx.info.name,
-            {
-                **pool_params,
-                "encoder": ctx.encoder.params,
-                "device": ctx.features_cfg["device"],
-                "kind": cfg["kind"],
-                "k_per_prompt": cfg["k_per_prompt"],
-                "k_per_class": cfg.get("k_per_class") or max(shots),
-                "on_conflict": cfg["on_conflict"],
-                **({"index": "faiss"} if cfg.get("index", "exact") == "faiss" else {}),
-            },
             {"configure": ctx.configure, **ctx.encoder.inputs, **pool_inputs},
+            wiring={**pool_params, "encoder": ctx.encoder.params},
             runtime=runtime,
             label=cfg["kind"],
         )
@@ -492,33 +491,23 @@ class Plan(Graph):
             references_from = self._fewshot(ctx, cfg["ref_shot"], cfg["seed"])
         else:
             references_from = self._retrieve(ctx)
-        refs = self.add(
-            "textual_inversion_prepare",
+        refs = self.add_stage(
+            ReferenceParams.from_config(cfg, source=source),
             d,
-            {
-                "source": source,
-                "ref_shot": cfg["ref_shot"],
-                "seed": cfg["seed"],
-            },
             {"images": references_from, "configure": ctx.configure},
             label=source,
         )
         gen_params, gen_inputs, gen_runtime = self._model("generator")
-        train = {k: cfg[k] for k in ("steps", "lr", "batch_size", "resolution", "seed", "initializer")}
-        node = self.add(
-            "textual_inversion",
+        device = self._section(d, "generation")["device"]
+        return self.add_stage(
+            TextualInversionParams.from_config(cfg, device=device),
             d,
-            {
-                "generator": gen_params,
-                "device": self._section(d, "generation")["device"],
-                **train,
-            },
             {"references": refs, "configure": ctx.configure, **gen_inputs},
+            wiring={"generator": gen_params},
             runtime={"generator": gen_runtime},
             label=source,
             parts=ctx.info.num_classes,
         )
-        return node
 
     def _sample_images(self, ctx: "_DatasetContext", prompt_plan: Node, gen: dict) -> Node:
         gen_params, gen_inputs, gen_runtime = self._model("generator")
@@ -559,13 +548,12 @@ class Plan(Graph):
         }
         metrics = self._section(d, "metrics")
         label = _evaluation_label(labels)
-        nodes = [self.add("elevater", d, {"probe": self._section(d, "probe"), "labels": labels}, common, label=label)]
+        probe = ProbeParams(probe=self._section(d, "probe"), labels=labels)
+        nodes = [self.add_stage(probe, d, common, label=label)]
         cler_inputs = dict(common)
         if labels["source"] in ("original", "combined"):
             cler_inputs.update({f"full_train{j}": node for j, node in enumerate(ctx.full_train)})
-        nodes.append(
-            self.add("zeroshot_metric", d, {"cler": metrics["cler"], "labels": labels}, cler_inputs, label=label)
-        )
+        nodes.append(self.add_stage(CLERParams.from_config(metrics, labels=labels), d, cler_inputs, label=label))
         if combined:
             return nodes
         paper_clip = {
@@ -575,16 +563,9 @@ class Plan(Graph):
                 for i, (_, feats) in enumerate(pairs)
             },
         }
-        distribution = {
-            "metrics": metrics["distribution"],
-            "kid": metrics.get("kid", {}),
-            "labels": labels,
-            **_scale_params(metrics),
-        }
-        nodes.append(self.add("distribution_metrics", d, distribution, {**common, **paper_clip}, label=label))
-        nodes.append(
-            self.add("proxy_distance", d, {"pad": metrics.get("pad", {}), "labels": labels}, common, label=label)
-        )
+        distribution = DistributionParams.from_config(metrics, labels=labels)
+        nodes.append(self.add_stage(distribution, d, {**common, **paper_clip}, label=label))
+        nodes.append(self.add_stage(PADParams.from_config(metrics, labels=labels), d, common, label=label))
         for spec in metrics.get("extra_encoders", []):
             nodes.append(self._extra_encoder_metrics(ctx, pairs, spec, metrics, labels))
         return nodes
@@ -599,17 +580,11 @@ class Plan(Graph):
         inputs = {"test_features": self._features_with(ctx, ctx.test_features, extra), "configure": ctx.configure}
         for i, (pack, feats) in enumerate(pairs):
             inputs[f"pack{i}"], inputs[f"features{i}"] = pack, self._features_with(ctx, feats, extra)
-        return self.add(
-            "distribution_metrics",
+        return self.add_stage(
+            DistributionParams.from_config(metrics, labels=labels),
             ctx.info.name,
-            {
-                "metrics": metrics["distribution"],
-                "kid": metrics.get("kid", {}),
-                "labels": labels,
-                "encoder": keyed,
-                **_scale_params(metrics),
-            },
             inputs,
+            wiring={"encoder": keyed},
             label=f"{_evaluation_label(labels)}-{spec['type']}",
         )
 
@@ -650,14 +625,6 @@ def resolve_user_file(path: str) -> Path:
         if candidate.is_file():
             return candidate
     raise ConfigError(f"file {path} not found (looked in {', '.join(str(c) for c in candidates)})")
-
-
-def _scale_params(metrics: dict) -> dict:
-    """The keyed cap and device of the distribution metrics (defaults left out of the key)."""
-    out = {"max_images": metrics.get("max_images", 50000)}
-    if metrics.get("device", "cpu") != "cpu":
-        out["device"] = metrics["device"]
-    return out
 
 
 def _evaluation_label(labels: dict) -> str:

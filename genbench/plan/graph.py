@@ -16,36 +16,7 @@ from typing import Iterable
 from genbench.core import paths
 from genbench.core.artifacts import make_recipe, recipe_key, short_key
 from genbench.core.errors import ConfigError, GenBenchError
-
-# Bump a stage's version when its code changes the bytes it writes: every artifact of that
-# stage (and everything downstream) then gets a new key and is rebuilt beside the old one.
-STAGE_VERSIONS = {
-    "build_models": 1,
-    "build_corpus": 4,  # 2: corpus.jsonl, the corpus as an image set; 3: STIX bold/italic captions; 4: palette, named
-    "train_encoder": 2,  # 2: fused AdamW
-    "train_vae": 1,
-    "train_generator": 1,
-    "train_text2text": 1,
-    "configure": 1,
-    "prepare": 2,  # 2: zip members marked as regular files (one zip-member helper)
-    "fewshot": 1,
-    "prompt_plan": 2,  # v2: image seeds depend on the strategy
-    "sample_images": 2,  # 2: shards carry part manifests
-    "retrieve": 1,
-    "build_pool": 2,  # 2: the corpus pool from the corpus's features
-    "textual_inversion_prepare": 1,
-    "textual_inversion": 2,  # 2: class tokens carry part manifests
-    "features": 3,  # 2: digests.json; rows reused by content digest; 3: meta.json names the index relatively
-    "text_classifier": 1,
-    "pack_generated": 2,  # 2: root_folder is the pack's own folder
-    "pack_retrieval": 2,  # 2: root_folder is the pack's own folder
-    "pack_original": 2,  # 2: root_folder is the pack's own folder
-    "zeroshot_metric": 4,  # 2: cler_knn_zs, cler_full_train; 3: gen_recognised; 4: over the whole set, pack_recognised
-    "distribution_metrics": 2,  # 2: fd_paper, clip_score_paper
-    "proxy_distance": 2,  # 2: pad_dann is the original's SVC(kernel=linear) on L2-normalised features
-    "elevater": 4,  # 2: unstable lr x wd pairs excluded; 3: shots_actual; 4: linear_probe_elevater
-    "aggregate": 5,  # 2: headline, probe column; 3: correlation intervals; 4: pack_recognised; 5: faster bootstrap
-}
+from genbench.plan.stages import STAGE_VERSIONS
 
 # Stages whose artifact is gathered from parts that jobs of their own write (one per shard or
 # class): the path of part i.

@@ -7,12 +7,15 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import IMAGE_DECODE_ERRORS, l2_normalize
+from genbench.core.stage import StageParams, keyed
 from genbench.retrieval.pool import (  # the layout
     _PIL_FORMAT_EXT,
     CORPUS_INDEX,
@@ -23,6 +26,18 @@ from genbench.retrieval.pool import (  # the layout
 )
 
 # ----------------------------------------------------------------------------- building
+
+
+@dataclass(frozen=True)
+class PoolParams(StageParams):
+    """A retrieval pool built by the workflow: the corpus with its captions, or a dataset's
+    train split captioned with its first template (the encoder is wired in by the plan)."""
+
+    STAGE: ClassVar[str] = "build_pool"
+    VERSION: ClassVar[int] = 2
+    SECTION: ClassVar[str] = "retrieval"
+
+    captions: str = keyed(doc="corpus (retrieval.pool: corpus) or first_template (retrieval.pool: train_split)")
 
 
 def l2_normalize_rows(x: np.ndarray, where: str) -> np.ndarray:

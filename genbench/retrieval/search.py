@@ -23,12 +23,15 @@ Protocol (the original GenBench retrieval baseline, made precise here):
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import emit, fill_template
+from genbench.core.stage import StageParams, keyed, keyed_if_changed
 from genbench.retrieval.build import l2_normalize_rows
 from genbench.retrieval.pool import DEFAULT_CHUNK_ROWS, Pool
 
@@ -36,6 +39,23 @@ CONFLICT_POLICIES = ("higher", "both")
 
 
 # ----------------------------------------------------------------------------- exact top-k
+
+
+@dataclass(frozen=True)
+class RetrievalParams(StageParams):
+    """Per class, the pool's images nearest to the class's template-filled prompts (the pool's
+    identity, a folder's content or the artifact it is built as, is wired in by the plan)."""
+
+    STAGE: ClassVar[str] = "retrieve"
+    VERSION: ClassVar[int] = 1
+    SECTION: ClassVar[str] = "retrieval"
+
+    device: str = keyed(config="features.device", doc="the prompts' encoder runs there")
+    kind: str = keyed(doc="text: prompt -> caption embeddings (as the paper); image: prompt -> image embeddings")
+    k_per_prompt: int = keyed(doc="hits kept per prompt")
+    k_per_class: int = keyed(doc="images kept per class (null: the largest of fewshot.shots)")
+    on_conflict: str = keyed(doc="an image hit by two classes: higher (kept by the higher score) or both")
+    index: str = keyed_if_changed("exact", doc="exact (one streamed pass) or faiss (the pool's own index)")
 
 
 def _select_topk_in_order(scores: np.ndarray, pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -404,3 +424,22 @@ def write_retrieved_set(results: dict, pool: Pool, out_dir, *, class_names, shar
         "shortfall": {c: n for c, n in enumerate(per_class) if n < results["k_per_class"]},
         "conflicts": results["conflicts"],
     }
+
+
+def retrieve_images(class_names, templates, encoder, pool: Pool, params: RetrievalParams, log=None) -> dict:
+    """``retrieve_for_classes`` as ``params`` say (through the pool's faiss index when
+    ``params.index`` is faiss)."""
+    from genbench.retrieval.pool import faiss_index_path
+
+    return retrieve_for_classes(
+        list(class_names),
+        list(templates),
+        encoder,
+        pool,
+        k_per_prompt=params.k_per_prompt,
+        k_per_class=params.k_per_class,
+        kind=params.kind,
+        on_conflict=params.on_conflict,
+        index_path=faiss_index_path(pool, params.kind) if params.index == "faiss" else None,
+        log=log,
+    )

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from genbench.core.config import load_run_config
 from genbench.core.errors import GenBenchError
+from genbench.plan.validate import load_run_config
 from genbench.workflow.runner import snakemake_command
 
 
@@ -209,6 +209,13 @@ def cmd_profiles(args) -> int:
     return 0
 
 
+def cmd_config_doc(args) -> int:
+    from genbench.plan.config_doc import render_config_doc
+
+    sys.stdout.write(render_config_doc())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -279,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="list the dataset registry")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("config-doc", help="print docs/CONFIG.md: every config key, its default and whether it is keyed")
+    p.set_defaults(func=cmd_config_doc)
 
     from genbench.workflow.legacy import add_pipeline_parser
 

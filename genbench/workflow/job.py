@@ -209,6 +209,16 @@ def evaluation_inputs(job: Job):
     )
 
 
+def selection_inputs(job: Job):
+    """(features, text classifier) that rank a generated or retrieved set for its pack by CLIP
+    score, or (None, None) when the pack is selected otherwise."""
+    if not job.has_input("features"):
+        return None, None
+    from genbench.evaluation.features import load_features
+
+    return load_features(job.input_dir("features")), _load_classifier(job, "text_classifier")
+
+
 def _load_classifier(job: Job, name: str):
     import numpy as np
 

@@ -11,13 +11,14 @@ Kinds:
 
 - ``light``: arithmetic on files and cached arrays (configure, few-shot, packing, gathering,
   CLER on cached features, tables). No heavy package at all.
-- ``metric``: the training-free metrics on cached features; scikit-learn for PAD's SVMs.
+- ``metric``: the proxy-A distance on cached features; scikit-learn for its SVMs.
+- ``kernels``: the distribution metrics on cached features; torch computes the quadratic ones
+  (``genbench.evaluation.metrics.kernels``, on the CPU or a GPU).
 - ``probe``: the linear probe; torch computes its tensors.
 - ``model``: a model runs (features, sampling, retrieval's prompts, training): anything.
 
 ``on_demand`` names what a script loads only for some of its jobs (a dataset's loader, the
-T5 of ``model_enc``, the GPU kernels of a metric on ``device: cuda``): its top-level imports
-must still be free of it.
+T5 of ``model_enc``): its top-level imports must still be free of it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class JobKind:
 
 
 LIGHT = JobKind("light", ())
-METRIC = JobKind("metric", ("sklearn",), on_demand=("torch",))
+METRIC = JobKind("metric", ("sklearn",))
+KERNELS = JobKind("kernels", ("torch",))
 PROBE = JobKind("probe", ("torch",))
 MODEL = JobKind("model", HEAVY_PACKAGES)
 DATA_SOURCE = JobKind("light", (), on_demand=("torch", "sklearn"))  # torchvision / sklearn loaders
@@ -55,11 +57,12 @@ SCRIPT_KINDS: dict[str, JobKind] = {
     "textual_inversion": LIGHT,
     "pack_original": LIGHT,
     "pack_generated": LIGHT,
+    "pack_retrieval": LIGHT,
     "zeroshot_metric": LIGHT,
     "aggregate": LIGHT,
     "summary": LIGHT,
     "build_corpus": LIGHT,
-    "distribution_metrics": METRIC,
+    "distribution_metrics": KERNELS,
     "proxy_distance": METRIC,
     "elevater": PROBE,
     "features": MODEL,

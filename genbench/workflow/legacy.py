@@ -160,7 +160,7 @@ def _warn_missing(missing: list[str], datasets: list[str]) -> None:
 
 def pipeline_command(args) -> list[str]:
     """Write the overlay, plan, and return the snakemake command line for ``args``."""
-    from genbench.core.config import load_run_config
+    from genbench.plan.validate import load_run_config
     from genbench.workflow.runner import snakemake_command
 
     stages = translate_options(args.option)

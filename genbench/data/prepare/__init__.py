@@ -17,7 +17,11 @@ they exceed ``max_bad_fraction`` of the dataset, preparation fails and nothing i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from genbench.core.errors import GenBenchError
+from genbench.core.stage import StageParams, keyed, runtime
 from genbench.data.prepare.common import SPLITS, SourceImage  # noqa: F401 (re-exported)
 from genbench.data.prepare.names import map_class_names, normalise_name  # noqa: F401 (re-exported)
 from genbench.data.prepare.sources.digits import splits_from_digits
@@ -26,6 +30,26 @@ from genbench.data.prepare.sources.folder import splits_from_folder
 from genbench.data.prepare.sources.torchvision import splits_from_torchvision, torchvision_label_map  # noqa: F401
 from genbench.data.prepare.splits import stratified_split  # noqa: F401 (re-exported)
 from genbench.data.prepare.writing import encode_for_storage, write_prepared  # noqa: F401 (re-exported)
+
+
+@dataclass(frozen=True)
+class PrepareParams(StageParams):
+    """A dataset's real splits (``data``). The source declaration (paths left out) and the
+    identity of its files (content fingerprint, package version or download) are keyed; the
+    folder they are read from is not."""
+
+    STAGE: ClassVar[str] = "prepare"
+    VERSION: ClassVar[int] = 2
+    SECTION: ClassVar[str] = "data"
+
+    source: dict = keyed(doc="the dataset's source declaration without its paths")
+    data: dict = keyed(doc="what identifies the files: their content, the package or the download")
+    download: bool = keyed(doc="let torchvision download datasets it knows how to fetch")
+    seed: int = keyed(doc="train/test split seed for sources without an official split")
+    test_fraction: float = keyed(doc="test share of that split")
+    max_bad_fraction: float = keyed(doc="unreadable images allowed before the stage stops")
+    root: str | None = runtime(None, doc="data.roots.<dataset> or data.root_dir/<dataset>")
+    stat_cache: str | None = runtime(None, doc="the results' stat cache (file digests)")
 
 
 def prepare_dataset(
@@ -53,3 +77,21 @@ def prepare_dataset(
     summary = write_prepared(info, splits, out_dir, max_bad_fraction=max_bad_fraction, log=log)
     summary["source"] = kind
     return summary
+
+
+def prepare_splits(info, params: PrepareParams, out_dir, log=print) -> dict:
+    """``prepare_dataset`` of ``info`` from its source as ``params`` say (read from
+    ``params.root`` when there is one)."""
+    source = dict(params.source)
+    if params.root:
+        source["root"] = source["path"] = params.root
+    return prepare_dataset(
+        info,
+        source,
+        out_dir,
+        seed=params.seed,
+        test_fraction=params.test_fraction,
+        max_bad_fraction=params.max_bad_fraction,
+        download=params.download,
+        log=log,
+    )

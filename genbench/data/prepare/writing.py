@@ -7,7 +7,6 @@ import os
 import zipfile
 
 import numpy as np
-from PIL import Image
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import open_image, store_zip_info, to_rgb
@@ -22,6 +21,8 @@ def encode_for_storage(payload, name: str) -> tuple[bytes, str]:
 
     Raises GenBenchError naming ``name`` if the bytes cannot be decoded.
     """
+    from PIL import Image
+
     if isinstance(payload, (bytes, bytearray)):
         image = open_image(payload, name)
         if image.format in ("JPEG", "PNG"):

@@ -21,12 +21,16 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from genbench.core.errors import ConfigError
 from genbench.core.fingerprint import sha256_file
+from genbench.core.stage import SectionParams, keyed, runtime
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # text fonts of matplotlib's mpl-data/fonts/ttf (the symbol and fallback fonts are left out)
@@ -76,13 +80,31 @@ class CorpusItem:
     named: int
 
 
+@dataclass(frozen=True)
+class CorpusParams(SectionParams):
+    """The "web" corpus of printed digits (``training.corpus``), keyed by the fonts' content."""
+
+    STAGE: ClassVar[str] = "build_corpus"
+    VERSION: ClassVar[int] = 4
+    SECTION: ClassVar[str] = "training.corpus"
+
+    images_per_digit: int = keyed(doc="images of each digit")
+    image_size: int = keyed(doc="side in pixels")
+    caption_error_rate: float = keyed(doc="share of captions naming another digit than the one drawn")
+    seed: int = keyed(doc="drawing, captions and order")
+    colours: list = keyed(doc="the palette (default: all eight COLOURS)")
+    fonts: dict = keyed(factory=dict, doc="font file name -> content key (from fonts_dir)")
+    fonts_dir: str | None = runtime(None, doc="folder of .ttf fonts; null: matplotlib's own")
+
+
 def font_files(fonts_dir: str | Path | None = None) -> list[Path]:
     """The text fonts of ``FONT_FAMILIES`` found in ``fonts_dir`` (default: matplotlib's
     bundled ``mpl-data/fonts/ttf``), sorted by name, with their bold/italic faces."""
     if fonts_dir is None:
-        import matplotlib
+        import importlib.util
 
-        fonts_dir = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+        package = importlib.util.find_spec("matplotlib")  # found, not imported (planning stays light)
+        fonts_dir = Path(package.submodule_search_locations[0]) / "mpl-data" / "fonts" / "ttf"
     found = sorted(
         p for p in Path(fonts_dir).glob("*.ttf") if any(p.stem.startswith(family) for family in FONT_FAMILIES)
     )
@@ -149,6 +171,8 @@ def _draw_digit(
 ) -> tuple[Image.Image, dict]:
     """One printed digit on a plain background of colour names ``names``: (RGB image of
     ``size`` px, what was drawn)."""
+    from PIL import Image, ImageDraw, ImageFont
+
     background = names[rng.integers(len(names))]
     foreground = background
     while foreground == background:
