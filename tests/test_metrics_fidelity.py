@@ -24,7 +24,7 @@ def brute_force_prdc(real, fake, k):
 def test_prdc_matches_brute_force_across_chunks():
     rng = np.random.default_rng(0)
     real, fake = rng.normal(size=(60, 5)), rng.normal(0.4, 1.2, size=(45, 5))
-    chunked = precision_recall_density_coverage(real, fake, k=3, chunk_rows=7)  # the chunked loops
+    chunked = precision_recall_density_coverage(real, fake, k=3, tile=(7, 5))  # the chunked loops
     assert chunked == pytest.approx(brute_force_prdc(real, fake, 3))
 
 
@@ -73,7 +73,7 @@ def loop_cmmd(a, b, sigma):
 def test_cmmd_matches_loop():
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(10, 3)), rng.normal(0.5, 1.0, size=(9, 3))
-    assert cmmd(a, b, sigma=0.7, chunk_rows=4) == pytest.approx(loop_cmmd(a, b, 0.7), rel=1e-9)
+    assert cmmd(a, b, sigma=0.7, tile=(4, 3)) == pytest.approx(loop_cmmd(a, b, 0.7), rel=1e-9)
 
 
 def test_cmmd_identical_distribution_near_zero():

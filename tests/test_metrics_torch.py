@@ -21,10 +21,10 @@ def sets():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("chunk_rows", [7, None])
-def test_prdc_matches_numpy(sets, device, chunk_rows):
+@pytest.mark.parametrize("tile", [(7, 13), (1, 500), tk.TILE])
+def test_prdc_matches_numpy(sets, device, tile):
     real, fake = sets
-    ours = tk.precision_recall_density_coverage(real, fake, k=5, device=device, chunk_rows=chunk_rows)
+    ours = tk.precision_recall_density_coverage(real, fake, k=5, device=device, tile=tile)
     reference = ref.precision_recall_density_coverage(real, fake, k=5)
     assert ours.keys() == reference.keys()
     for key in reference:
@@ -34,10 +34,10 @@ def test_prdc_matches_numpy(sets, device, chunk_rows):
 @pytest.mark.parametrize("device", DEVICES)
 def test_cmmd_kid_vendi_match_numpy(sets, device):
     real, fake = sets
-    assert tk.cmmd(fake, real, sigma=10.0, device=device, chunk_rows=13) == pytest.approx(
+    assert tk.cmmd(fake, real, sigma=10.0, device=device, tile=(13, 17)) == pytest.approx(
         ref.cmmd(fake, real, sigma=10.0), rel=1e-6, abs=1e-9
     )
-    ours = tk.kernel_inception_distance(fake, real, num_subsets=7, subset_size=50, seed=3, device=device)
+    ours = tk.kernel_inception_distance(fake, real, num_subsets=7, subset_size=50, seed=3, device=device, tile=(9, 31))
     reference = ref.kernel_inception_distance(fake, real, num_subsets=7, subset_size=50, seed=3)
     for key in reference:
         assert ours[key] == pytest.approx(reference[key], rel=1e-6, abs=1e-9), key
@@ -45,11 +45,11 @@ def test_cmmd_kid_vendi_match_numpy(sets, device):
         assert tk.vendi_score(feats, device) == pytest.approx(ref.vendi_score(feats), rel=1e-6)
 
 
-@pytest.mark.parametrize("chunk_rows", [11, None])
-def test_one_gram_pass_gives_every_metric_as_alone(sets, chunk_rows):
+@pytest.mark.parametrize("tile", [(11, 6), tk.TILE])
+def test_one_gram_pass_gives_every_metric_as_alone(sets, tile):
     real, fake = sets
     kid = {"num_subsets": 5, "subset_size": 60, "seed": 1}
-    together = tk.set_metrics(fake, real, prdc_k=4, cmmd_sigma=3.0, kid_params=kid, chunk_rows=chunk_rows)
+    together = tk.set_metrics(fake, real, prdc_k=4, cmmd_sigma=3.0, kid_params=kid, tile=tile)
     expected = {f"prdc_{k}": v for k, v in ref.precision_recall_density_coverage(real, fake, k=4).items()}
     expected["cmmd"] = ref.cmmd(fake, real, sigma=3.0)
     expected.update(ref.kernel_inception_distance(fake, real, **kid))
@@ -77,8 +77,3 @@ def test_cap_rows_is_seeded_ordered_and_a_no_op_below_the_cap():
     assert capped.shape == (5, 2) and np.all(np.diff(capped[:, 0]) > 0)
     np.testing.assert_array_equal(capped, cap_rows(feats, 5, seed=1))
     assert not np.array_equal(capped, cap_rows(feats, 5, seed=2))
-
-
-def test_chunks_fit_the_memory_budget():
-    assert tk.chunk_rows_for(20_000, memory_mb=256) == 419  # 4 float64 blocks of 419 x 20 000 <= 256 MiB
-    assert tk.chunk_rows_for(10**9, memory_mb=1) == 1

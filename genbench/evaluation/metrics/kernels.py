@@ -9,9 +9,11 @@ metrics need is a function of a Gram entry and two row norms:
   (CMMD's Gaussian kernel ``exp(-(2 - 2 cos) / (2 sigma^2))``),
 - ``(e.r / d + 1)^3`` (KID's cubic polynomial kernel).
 
-``set_metrics`` therefore computes each of the blocks R R^T, E E^T and E R^T once, a chunk of
-rows at a time (memory bounded by ``memory_mb``), in that order: the two within-set blocks give
-PRDC's radii before the cross block needs them. KID's subsets are drawn with numpy's generator
+``set_metrics`` therefore computes each of the blocks R R^T, E E^T and E R^T once, a tile of
+rows x columns at a time (``TILE``: small enough for the element-wise work to stay in cache,
+and memory bounded whatever the set sizes), in that order: the two within-set blocks give
+PRDC's radii (a running k+1 nearest per row across the column tiles) before the cross block
+needs them. KID's subsets are drawn with numpy's generator
 exactly as the reference does (for each subset, m rows of E, then m rows of R, without
 replacement); each subset's kernel sums are read off the same blocks through 0/1 indicator
 matrices. Vendi only needs the d x d (or n x n) Gram of one set. Float64 by default, so the
@@ -20,6 +22,7 @@ numbers equal the numpy references of ``tests/reference_metrics.py`` to round-of
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +32,8 @@ from genbench.core.errors import GenBenchError
 from genbench.evaluation.metrics._checks import as_feature_matrix, same_width
 from genbench.evaluation.metrics.cler import l2_normalize
 
-MEMORY_MB = 256  # one chunk of Gram rows and what is derived from it
+TILE = (128, 4096)  # Gram rows x columns computed at a time: 4 MiB in float64, so the element-wise
+# work on a tile runs in cache; memory is bounded by a few tiles whatever the set sizes
 KERNEL_METRICS = ("prdc", "cmmd", "kid")  # the metrics of the shared Gram pass
 
 
@@ -39,11 +43,6 @@ def _tensor(x, device, dtype=torch.float64) -> torch.Tensor:
 
 def _chunks(n: int, chunk_rows: int) -> list[slice]:
     return [slice(start, min(start + chunk_rows, n)) for start in range(0, n, chunk_rows)]
-
-
-def chunk_rows_for(columns: int, memory_mb: float = MEMORY_MB, copies: int = 4) -> int:
-    """Rows per chunk so that ``copies`` float64 (rows x columns) blocks fit in ``memory_mb``."""
-    return max(1, int(memory_mb * 2**20 // (8 * copies * max(columns, 1))))
 
 
 @dataclass
@@ -66,68 +65,108 @@ class _Requests:
     kid_subsets: tuple | None = None  # (indicators of E (M x S), indicators of R (N x S), m)
 
 
-def _within_block(s: _Set, request: _Requests, chunk: int, acc: dict, name: str) -> None:
-    """The block S S^T: PRDC radii, CMMD and KID within-set sums (diagonal left out)."""
-    n = s.x.shape[0]
-    radii = torch.empty(n, dtype=s.x.dtype, device=s.x.device) if request.prdc_k else None
-    cmmd_total = torch.zeros((), dtype=s.x.dtype, device=s.x.device)
+def _tiles(n_rows: int, n_cols: int, tile: tuple[int, int]):
+    """(rows, list of column slices) covering an n_rows x n_cols block in tiles of ``tile``."""
+    columns = _chunks(n_cols, tile[1])
+    return [(rows, columns) for rows in _chunks(n_rows, tile[0])]
+
+
+def _diagonal(rows: slice, cols: slice, device):
+    """Indices, within the tile (rows, cols) of a within-set block, of its self-pairs."""
+    start, stop = max(rows.start, cols.start), min(rows.stop, cols.stop)
+    index = torch.arange(start, max(start, stop), device=device)
+    return index - rows.start, index - cols.start
+
+
+def _smallest(values: torch.Tensor, count: int) -> torch.Tensor:
+    """The ``count`` smallest of each row, ascending."""
+    return torch.topk(values, min(count, values.shape[1]), dim=1, largest=False).values
+
+
+def _within_block(s: _Set, request: _Requests, side: int, acc: dict, name: str) -> None:
+    """The block S S^T, symmetric, in ``side`` x ``side`` tiles: each pair of row chunks (a <= b)
+    is multiplied once, and a
+    tile off the diagonal stands for itself and its transpose (twice in the CMMD and KID sums;
+    its rows' and its columns' nearest neighbours). Gives PRDC's radii (a running k+1 smallest
+    per row) and the within-set CMMD and KID sums, self-pairs left out."""
+    x, dtype, device = s.x, s.x.dtype, s.x.device
+    n, k = x.shape[0], request.prdc_k
+    nearest = torch.full((n, k + 1), torch.inf, dtype=dtype, device=device) if k else None
+    cmmd_total = torch.zeros((), dtype=dtype, device=device)
     indicator = request.kid_subsets[0 if name == "e" else 1] if request.kid_subsets else None
-    kid_totals = torch.zeros(indicator.shape[1], dtype=s.x.dtype, device=s.x.device) if indicator is not None else None
-    for rows in _chunks(n, chunk):
-        gram = s.x[rows] @ s.x.T
-        diagonal = (
-            torch.arange(gram.shape[0], device=gram.device),
-            torch.arange(rows.start, rows.stop, device=s.x.device),
-        )
-        if radii is not None:
-            sq = (s.sq[rows, None] + s.sq[None, :] - 2.0 * gram).clamp_min(0.0)
-            sq[diagonal] = -torch.inf  # self first
-            radii[rows] = torch.kthvalue(sq, request.prdc_k + 1, dim=1).values.sqrt()
-        if request.cmmd_sigma is not None:
-            kernel = _gaussian(gram, s.norm[rows], s.norm, request.cmmd_sigma)
-            kernel[diagonal] = 0.0
-            cmmd_total += kernel.sum()
-        if indicator is not None:
-            kernel = _cubic(gram, s.x.shape[1])
-            kernel[diagonal] = 0.0
-            kid_totals += (indicator[rows] * (kernel @ indicator)).sum(0)
+    kid_totals = torch.zeros(indicator.shape[1], dtype=dtype, device=device) if indicator is not None else None
+    chunks = _chunks(n, side)
+    for i, rows in enumerate(chunks):
+        for cols in chunks[i:]:
+            gram = x[rows] @ x[cols].T
+            twice = 1.0 if cols == rows else 2.0  # a tile off the diagonal, and its transpose
+            self_pairs = _diagonal(rows, cols, device)
+            if request.cmmd_sigma is not None:
+                kernel = _gaussian(gram, s.norm[rows], s.norm[cols], request.cmmd_sigma)
+                kernel[self_pairs] = 0.0
+                cmmd_total += twice * kernel.sum()
+            if indicator is not None:
+                kernel = _cubic(gram, x.shape[1])
+                kernel[self_pairs] = 0.0
+                kid_totals += twice * (indicator[rows] * (kernel @ indicator[cols])).sum(0)
+            if k:  # row i ranks the others by |b_j|^2 - 2 a_i.b_j (its own |a_i|^2 is fixed)
+                by_row = gram.mul(-2.0).add_(s.sq[None, cols])
+                by_row[self_pairs] = -torch.inf  # self first
+                nearest[rows] = _smallest(torch.cat([nearest[rows], _smallest(by_row, k + 1)], dim=1), k + 1)
+                if cols != rows:  # the transpose tile: the columns' nearest among these rows
+                    by_col = gram.mul_(-2.0).add_(s.sq[rows, None])
+                    column_best = _smallest(by_col.T, k + 1)
+                    nearest[cols] = _smallest(torch.cat([nearest[cols], column_best], dim=1), k + 1)
+    radii = (nearest[:, -1] + s.sq).clamp_min_(0.0).sqrt_() if k else None
     acc[f"radii_{name}"], acc[f"cmmd_{name}{name}"], acc[f"kid_{name}{name}"] = radii, cmmd_total, kid_totals
 
 
-def _cross_block(e: _Set, r: _Set, request: _Requests, chunk: int, acc: dict) -> None:
-    """The block E R^T: PRDC's ball counts, CMMD's and KID's cross sums."""
+def _cross_block(e: _Set, r: _Set, request: _Requests, tile: tuple[int, int], acc: dict) -> None:
+    """The block E R^T, tile by tile: PRDC's ball counts, CMMD's and KID's cross sums."""
     m, n = e.x.shape[0], r.x.shape[0]
     dtype, device = e.x.dtype, e.x.device
     if request.prdc_k:
-        acc["balls_holding_e"] = torch.zeros(m, dtype=dtype, device=device)
-        acc["r_in_e_ball"] = torch.zeros(n, dtype=torch.bool, device=device)
-        acc["nearest_e"] = torch.full((n,), torch.inf, dtype=dtype, device=device)
+        balls = acc["balls_holding_e"] = torch.zeros(m, dtype=dtype, device=device)
+        in_ball = acc["r_in_e_ball"] = torch.zeros(n, dtype=torch.bool, device=device)
+        nearest_sq = torch.full((n,), torch.inf, dtype=dtype, device=device)
+        real_radii_sq, external_radii_sq = acc["radii_r"] ** 2, acc["radii_e"] ** 2
     acc["cmmd_er"] = torch.zeros((), dtype=dtype, device=device)
     if request.kid_subsets:
-        acc["kid_er"] = torch.zeros(request.kid_subsets[0].shape[1], dtype=dtype, device=device)
-    for rows in _chunks(m, chunk):
-        gram = e.x[rows] @ r.x.T
-        if request.prdc_k:
-            dist = (e.sq[rows, None] + r.sq[None, :] - 2.0 * gram).clamp_min(0.0).sqrt()
-            acc["balls_holding_e"][rows] = (dist <= acc["radii_r"][None, :]).sum(1).to(dtype)
-            acc["r_in_e_ball"] |= (dist <= acc["radii_e"][rows, None]).any(0)
-            acc["nearest_e"] = torch.minimum(acc["nearest_e"], dist.min(0).values)
-        if request.cmmd_sigma is not None:
-            acc["cmmd_er"] += _gaussian(gram, e.norm[rows], r.norm, request.cmmd_sigma).sum()
+        e_ind, r_ind, _ = request.kid_subsets
+        acc["kid_er"] = torch.zeros(e_ind.shape[1], dtype=dtype, device=device)
+    for rows, column_tiles in _tiles(m, n, tile):
+        kid_rows = (
+            torch.zeros(rows.stop - rows.start, e_ind.shape[1], dtype=dtype, device=device)
+            if (request.kid_subsets)
+            else None
+        )
+        for cols in column_tiles:
+            gram = e.x[rows] @ r.x[cols].T
+            if request.cmmd_sigma is not None:
+                acc["cmmd_er"] += _gaussian(gram, e.norm[rows], r.norm[cols], request.cmmd_sigma).sum()
+            if request.kid_subsets:
+                kid_rows += _cubic(gram, e.x.shape[1]) @ r_ind[cols]
+            if request.prdc_k:  # last: squared distances in place (compared with squared radii)
+                sq = gram.mul_(-2.0).add_(e.sq[rows, None]).add_(r.sq[None, cols])
+                balls[rows] += (sq <= real_radii_sq[None, cols]).sum(1).to(dtype)
+                in_ball[cols] |= (sq <= external_radii_sq[rows, None]).any(0)
+                nearest_sq[cols] = torch.minimum(nearest_sq[cols], sq.min(0).values)
         if request.kid_subsets:
-            e_ind, r_ind, _ = request.kid_subsets
-            acc["kid_er"] += (e_ind[rows] * (_cubic(gram, e.x.shape[1]) @ r_ind)).sum(0)
+            acc["kid_er"] += (e_ind[rows] * kid_rows).sum(0)
+    if request.prdc_k:
+        acc["nearest_e"] = nearest_sq.clamp_min(0.0).sqrt()
 
 
 def _gaussian(gram: torch.Tensor, norm_rows: torch.Tensor, norm_cols: torch.Tensor, sigma: float) -> torch.Tensor:
-    """exp(-||a - b||^2 / (2 sigma^2)) of L2-normalised rows: ||a - b||^2 = 2 - 2 cos(a, b)."""
-    cosine = gram / (norm_rows[:, None] * norm_cols[None, :])
-    return torch.exp(-(2.0 - 2.0 * cosine).clamp_min(0.0) / (2.0 * sigma**2))
+    """exp(-||a - b||^2 / (2 sigma^2)) of L2-normalised rows: with ||a - b||^2 = 2 - 2 cos(a, b),
+    exp((cos - 1) / sigma^2) (a new tensor)."""
+    kernel = gram * (1.0 / (sigma**2 * norm_cols))[None, :]
+    return kernel.mul_((1.0 / norm_rows)[:, None]).sub_(1.0 / sigma**2).exp_()
 
 
 def _cubic(gram: torch.Tensor, dim: int) -> torch.Tensor:
-    """KID's kernel (a.b / d + 1)^3."""
-    return (gram / dim + 1.0) ** 3
+    """KID's kernel (a.b / d + 1)^3 (a new tensor)."""
+    return (gram / dim).add_(1.0).pow_(3)
 
 
 def _kid_subsets(m_rows: int, n_rows: int, num_subsets: int, subset_size: int, seed: int, device) -> tuple:
@@ -160,12 +199,11 @@ def set_metrics(
     cmmd_sigma: float | None = None,
     kid_params: dict | None = None,
     device="cpu",
-    memory_mb: float = MEMORY_MB,
-    chunk_rows: int | None = None,
+    tile: tuple[int, int] = TILE,
 ) -> dict[str, float]:
     """PRDC (``prdc_k``), CMMD (``cmmd_sigma``) and KID (``kid_params``: num_subsets,
     subset_size, seed) of ``external`` (M x d) against ``real`` (N x d), those requested, from
-    one pass over the Gram blocks (module docstring). Returns ``prdc_precision``,
+    one pass over the Gram blocks (module docstring), ``tile`` Gram entries at a time. Returns ``prdc_precision``,
     ``prdc_recall``, ``prdc_density``, ``prdc_coverage`` (external as PRDC's fake set),
     ``cmmd`` and ``kid_mean``, ``kid_std``."""
     _check_params(prdc_k, cmmd_sigma, kid_params)
@@ -182,11 +220,11 @@ def set_metrics(
         p = {"num_subsets": 100, "subset_size": 1000, "seed": 0, **kid_params}
         kid_subsets = _kid_subsets(e.x.shape[0], r.x.shape[0], p["num_subsets"], p["subset_size"], p["seed"], device)
     request = _Requests(prdc_k, cmmd_sigma, kid_subsets)
-    chunk = chunk_rows or chunk_rows_for(max(e.x.shape[0], r.x.shape[0]), memory_mb)
     acc: dict = {}
-    _within_block(r, request, chunk, acc, "r")
-    _within_block(e, request, chunk, acc, "e")
-    _cross_block(e, r, request, chunk, acc)
+    side = max(1, math.isqrt(tile[0] * tile[1]))  # square tiles of as many entries
+    _within_block(r, request, side, acc, "r")
+    _within_block(e, request, side, acc, "e")
+    _cross_block(e, r, request, tile, acc)
     return _results(acc, request, e.x.shape[0], r.x.shape[0])
 
 
@@ -211,26 +249,26 @@ def _results(acc: dict, request: _Requests, m: int, n: int) -> dict[str, float]:
     return out
 
 
-def precision_recall_density_coverage(real, fake, k: int = 5, device="cpu", chunk_rows: int | None = None) -> dict:
+def precision_recall_density_coverage(real, fake, k: int = 5, device="cpu", tile: tuple[int, int] = TILE) -> dict:
     """PRDC (Naeem et al. 2020) with Euclidean k-NN balls B(r_i, NND_k(r_i)):
     precision = mean_j [fake_j in some real ball]; recall = mean_i [real_i in some fake ball];
     density = (1 / (k M)) sum_j #{real balls holding fake_j};
     coverage = mean_i [the nearest fake to real_i lies in real_i's ball]."""
-    values = set_metrics(fake, real, prdc_k=k, device=device, chunk_rows=chunk_rows)
+    values = set_metrics(fake, real, prdc_k=k, device=device, tile=tile)
     return {key.removeprefix("prdc_"): value for key, value in values.items()}
 
 
-def cmmd(a, b, sigma: float = 10.0, device="cpu", chunk_rows: int | None = None) -> float:
+def cmmd(a, b, sigma: float = 10.0, device="cpu", tile: tuple[int, int] = TILE) -> float:
     """CMMD (Jayasumana et al. 2024): 1000 * unbiased MMD^2 with the Gaussian kernel
     k(x, y) = exp(-||x - y||^2 / (2 sigma^2)) on L2-normalised features:
     1000 * [sum_{i!=j} k(a_i,a_j)/(n(n-1)) + sum_{i!=j} k(b_i,b_j)/(m(m-1)) - 2 mean k(a_i,b_j)].
     The factor 1000 is the scale the CMMD paper reports; its reference code uses the biased
     (V-statistic) estimate, so values differ from it by O(1/n)."""
-    return set_metrics(a, b, cmmd_sigma=sigma, device=device, chunk_rows=chunk_rows)["cmmd"]
+    return set_metrics(a, b, cmmd_sigma=sigma, device=device, tile=tile)["cmmd"]
 
 
 def kernel_inception_distance(
-    a, b, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0, device="cpu", chunk_rows: int | None = None
+    a, b, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0, device="cpu", tile: tuple[int, int] = TILE
 ) -> dict[str, float]:
     """KID (Binkowski et al. 2018): mean and std (ddof=0) over ``num_subsets`` draws of the
     unbiased MMD^2 with the kernel k(x, y) = (x.y / d + 1)^3 between m = min(N1, N2,
@@ -238,7 +276,7 @@ def kernel_inception_distance(
     numpy.random.default_rng(seed):
     sum_{i!=j} k(x_i,x_j)/(m(m-1)) + sum_{i!=j} k(y_i,y_j)/(m(m-1)) - 2 sum_{i,j} k(x_i,y_j)/m^2."""
     kid = {"num_subsets": num_subsets, "subset_size": subset_size, "seed": seed}
-    return set_metrics(a, b, kid_params=kid, device=device, chunk_rows=chunk_rows)
+    return set_metrics(a, b, kid_params=kid, device=device, tile=tile)
 
 
 def vendi_score(feats, device="cpu") -> float:
