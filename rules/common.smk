@@ -146,7 +146,7 @@ def all_targets():
     """The tables, the summary and every planned artifact that is missing now: one deleted
     while its dependants were finished is rebuilt alone. With the check at every invocation,
     a run that plans no job has found every planned artifact present and verified."""
-    return PLAN.targets() + [f"{RESULTS}/summary.csv"] + PLAN.missing_manifests()
+    return PLAN.aggregate_manifests() + [f"{RESULTS}/summary.csv"] + PLAN.missing_manifests()
 
 
 def get_evaluation_group(stage):

@@ -21,7 +21,7 @@ rule aggregate:
 
 rule summary:
     input:
-        aggregate=[ancient(p) for p in PLAN.targets()],
+        aggregate=[ancient(p) for p in PLAN.aggregate_manifests()],
         samples=[ancient(n.manifest) for n in PLAN.sample_sets],
     output:
         summary=report(f"{RESULTS}/summary.csv", category="Results", caption="../report/summary.rst"),

@@ -129,20 +129,29 @@ class Graph:
     def by_stage(self, stage: str) -> list[Node]:
         return [n for (s, _, _), n in self.nodes.items() if s == stage]
 
-    def select(self, stages: Iterable[str] = (), datasets: Iterable[str] = ()) -> list[Node]:
-        """Artifacts of the given stages and datasets (all, when a filter is empty)."""
-        stages, datasets = set(stages), set(datasets)
+    def select(
+        self, stages: Iterable[str] = (), datasets: Iterable[str] = (), generators: Iterable[str] = ()
+    ) -> list[Node]:
+        """Artifacts of the given stages, datasets and generators (all, when a filter is empty;
+        a generator's artifacts are those its sets were made and evaluated with)."""
+        stages, datasets, generators = set(stages), set(datasets), set(generators)
         unknown = stages - set(STAGE_VERSIONS)
         if unknown:
             raise ConfigError(f"unknown stage(s) {sorted(unknown)}; valid: {sorted(STAGE_VERSIONS)}")
+        named = getattr(self, "generator_nodes", {})
+        if generators - set(named):
+            raise ConfigError(f"unknown generator(s) {sorted(generators - set(named))}; valid: {sorted(named)}")
+        of_generators = {id(n) for g in generators for n in named[g]}
         return [
             n
             for n in self.nodes.values()
-            if (not stages or n.stage in stages) and (not datasets or n.scope in datasets)
+            if (not stages or n.stage in stages)
+            and (not datasets or n.scope in datasets)
+            and (not generators or id(n) in of_generators)
         ]
 
-    def targets(self) -> list[str]:
-        """The aggregate tables (which need everything else)."""
+    def aggregate_manifests(self) -> list[str]:
+        """The manifests of the aggregate tables (which need every evaluation)."""
         return [n.manifest for n in self.by_stage("aggregate")]
 
     def missing_manifests(self) -> list[str]:
