@@ -76,8 +76,14 @@ def test_data_roots_of_an_unlisted_dataset_is_named(config):
 
 @pytest.mark.parametrize("value", [2.0, True])
 def test_integer_keys_reject_floats_and_booleans(config, value):
-    config["generation"]["steps"] = value
-    assert _error(config) == f"config key 'generation.steps': expected integer, got {value!r}"
+    config["generation"]["shard_size"] = value
+    assert _error(config) == f"config key 'generation.shard_size': expected integer, got {value!r}"
+    del config["generation"]["shard_size"]
+    config["generation"]["steps"] = value  # a sweepable key: an integer, or a list of them
+    assert (
+        _error(config)
+        == f"config key 'generation.steps': expected integer, got {value!r}; or expected array, got {value!r}"
+    )
 
 
 # 4. strategy params: known strategy, allowed keys (ti_*: those of the base strategy, plus base)

@@ -199,6 +199,9 @@ def _cross_key_problems(config: dict) -> list[str]:
     problems = _listed_dataset_problems(config)
     for role, spec in config.get("models", {}).items():
         problems += _model_problems(f"models.{role}", role, spec)
+    for name, spec in (config.get("generators") or {}).items():
+        model = {k: v for k, v in spec.items() if k in ("model", "seed")}
+        problems += _model_problems(f"generators.{name}", "generator", model)
     for i, spec in enumerate(config.get("metrics", {}).get("extra_encoders", [])):
         key = f"metrics.extra_encoders[{i}]"
         if is_built(spec) or not spec.get("type"):

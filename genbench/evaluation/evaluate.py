@@ -28,6 +28,7 @@ from genbench.evaluation.metrics.clip_score import (
     clip_score_hessel_per_class,
     clip_score_paper_per_class,
 )
+from genbench.evaluation.rows import AXIS_COLUMNS
 
 LABELS_DOC = "which external set: source, strategy, shots, seed (the rows' labels)"
 
@@ -112,6 +113,7 @@ def rows(inputs: EvaluationInputs, stage: str, values: dict[str, float]) -> list
         "encoder": inputs.encoder,
         "stage": stage,
         **{k: inputs.labels.get(k) for k in ("source", "strategy", "shots", "seed")},
+        **{k: inputs.labels[k] for k in AXIS_COLUMNS if k in inputs.labels},
     }
     return [{**base, "metric": name, "value": float(v)} for name, v in values.items()]
 

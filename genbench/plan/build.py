@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class Plan(Graph):
         self.evaluations: list[Node] = []
         self.sample_sets: list[Node] = []
         self.datasets: dict[str, DatasetInfo] = {}
+        self.generator_nodes: dict[str, list[Node]] = {}  # name in ``generators`` -> its sets' artifacts
         self._build()
 
     # -- construction -------------------------------------------------------------------
@@ -293,18 +295,27 @@ class Plan(Graph):
                 evaluations += self._evaluate(ctx, [(pack, feats)], source="retrieval", strategy="-", shots=k, seed=0)
         if "generated" in sources or "combined" in sources:
             for strategy in self._section(d, "strategies"):
-                for k in fewshot["shots"]:
-                    pack, feats = self._generated_pack(ctx, strategy, k)
-                    if "generated" in sources:
-                        evaluations += self._evaluate(
-                            ctx, [(pack, feats)], source="generated", strategy=strategy, shots=k, seed=0
-                        )
-                    if "combined" in sources:
-                        for seed in fewshot["seeds"]:
-                            pairs = [(originals[(k, seed)], ctx.train_features), (pack, feats)]
+                for variant in self._variants(d):
+                    for k in fewshot["shots"]:
+                        pack, feats = self._generated_pack(ctx, strategy, k, variant)
+                        axes = variant.labels
+                        if "generated" in sources:
                             evaluations += self._evaluate(
-                                ctx, pairs, source="combined", strategy=strategy, shots=k, seed=seed, combined=True
+                                ctx, [(pack, feats)], source="generated", strategy=strategy, shots=k, seed=0, **axes
                             )
+                        if "combined" in sources:
+                            for seed in fewshot["seeds"]:
+                                pairs = [(originals[(k, seed)], ctx.train_features), (pack, feats)]
+                                evaluations += self._evaluate(
+                                    ctx,
+                                    pairs,
+                                    source="combined",
+                                    strategy=strategy,
+                                    shots=k,
+                                    seed=seed,
+                                    combined=True,
+                                    **axes,
+                                )
         return evaluations
 
     def _features(
@@ -371,9 +382,28 @@ class Plan(Graph):
             label=f"k{k}-s{seed}",
         )
 
-    def _generated_pack(self, ctx: "_DatasetContext", strategy: str, k: int) -> tuple[Node, Node]:
+    def _variants(self, dataset: str) -> list["_Variant"]:
+        """Every (generator, swept sampling setting) a generated set is made with: the
+        ``generators`` map (else ``models.generator`` alone), each with its overrides, times
+        every value of each list-valued setting of ``SWEEPABLE``. Only the axes in use are
+        named in the labels (a config without them keeps its keys and its columns)."""
+        gen = self._section(dataset, "generation")
+        named = self.config.get("generators") or {}
+        generators = [(name, spec) for name, spec in named.items()] or [(None, self.config["models"]["generator"])]
+        swept = [key for key in SWEEPABLE if isinstance(gen.get(key), list)]
+        variants = []
+        for name, spec in generators:
+            overrides = {k: v for k, v in spec.items() if k in GENERATOR_OVERRIDES}
+            model = {k: v for k, v in spec.items() if k not in GENERATOR_OVERRIDES}
+            for values in itertools.product(*[gen[key] for key in swept]):
+                settings = {**gen, **dict(zip(swept, values)), **overrides}
+                labels = ({"generator": name} if name is not None else {}) | {k: settings[k] for k in swept}
+                variants.append(_Variant(name, model, settings, overrides.get("ti_resolution"), labels))
+        return variants
+
+    def _generated_pack(self, ctx: "_DatasetContext", strategy: str, k: int, variant: "_Variant") -> tuple[Node, Node]:
         d = ctx.info.name
-        gen = self._section(d, "generation")
+        gen = variant.generation
         strategy_params = self._section(d, "strategy_params").get(strategy) or {}
         plan_inputs: dict[str, Node] = {"configure": ctx.configure}
         wiring: dict[str, Any] = {}
@@ -383,7 +413,7 @@ class Plan(Graph):
             strategy_params = {**strategy_params, "file": content_key(self.fingerprint(path))}
             runtime["descriptions_file"] = str(path)
         if strategy in TEXTUAL_INVERSION_STRATEGIES:
-            plan_inputs["embeddings"] = self._textual_inversion(ctx, TEXTUAL_INVERSION_STRATEGIES[strategy])
+            plan_inputs["embeddings"] = self._textual_inversion(ctx, TEXTUAL_INVERSION_STRATEGIES[strategy], variant)
         if base_strategy(strategy, strategy_params) in STRATEGIES_NEEDING_TEXT2TEXT:
             wiring["text2text"], t2t_inputs, runtime["text2text"] = self._model("text2text")
             plan_inputs.update(t2t_inputs)
@@ -391,8 +421,12 @@ class Plan(Graph):
             gen, strategy=strategy, strategy_params=strategy_params, descriptions_file=runtime.get("descriptions_file")
         )
         prompt_plan = self.add_stage(params, d, plan_inputs, wiring=wiring, runtime=runtime, label=strategy)
-        samples = self._sample_images(ctx, prompt_plan, gen)
-        return self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
+        samples = self._sample_images(ctx, prompt_plan, variant)
+        pack, feats = self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
+        if variant.name is not None:
+            made = [prompt_plan, samples, feats, pack, *plan_inputs.values()]
+            self.generator_nodes.setdefault(variant.name, []).extend(n for n in made if n.stage != "configure")
+        return pack, feats
 
     def _pack_external(
         self, ctx: "_DatasetContext", stage: str, images: Node, k: int, seed: int, reuse: list[Node] = ()
@@ -484,9 +518,11 @@ class Plan(Graph):
             reuse = [self._corpus_features(ctx)]
         return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0, reuse=reuse)
 
-    def _textual_inversion(self, ctx: "_DatasetContext", source: str) -> Node:
+    def _textual_inversion(self, ctx: "_DatasetContext", source: str, variant: "_Variant") -> Node:
         d = ctx.info.name
         cfg = self._section(d, "textual_inversion")
+        if variant.ti_resolution is not None:
+            cfg = {**cfg, "resolution": variant.ti_resolution}
         if source == "original":
             references_from = self._fewshot(ctx, cfg["ref_shot"], cfg["seed"])
         else:
@@ -497,20 +533,20 @@ class Plan(Graph):
             {"images": references_from, "configure": ctx.configure},
             label=source,
         )
-        gen_params, gen_inputs, gen_runtime = self._model("generator")
-        device = self._section(d, "generation")["device"]
+        gen_params, gen_inputs, gen_runtime = self._model("generator", variant.model)
         return self.add_stage(
-            TextualInversionParams.from_config(cfg, device=device),
+            TextualInversionParams.from_config(cfg, device=variant.generation["device"]),
             d,
             {"references": refs, "configure": ctx.configure, **gen_inputs},
             wiring={"generator": gen_params},
             runtime={"generator": gen_runtime},
-            label=source,
+            label=source + variant.suffix(generator_only=True),
             parts=ctx.info.num_classes,
         )
 
-    def _sample_images(self, ctx: "_DatasetContext", prompt_plan: Node, gen: dict) -> Node:
-        gen_params, gen_inputs, gen_runtime = self._model("generator")
+    def _sample_images(self, ctx: "_DatasetContext", prompt_plan: Node, variant: "_Variant") -> Node:
+        gen = variant.generation
+        gen_params, gen_inputs, gen_runtime = self._model("generator", variant.model)
         if "embeddings" in prompt_plan.inputs:
             gen_inputs = {**gen_inputs, "embeddings": prompt_plan.inputs["embeddings"]}
         total = ctx.info.num_classes * gen["images_per_class"]
@@ -521,7 +557,7 @@ class Plan(Graph):
             {"plan": prompt_plan, **gen_inputs},
             wiring={"generator": gen_params, "num_images": total},
             runtime={"generator": gen_runtime},
-            label=prompt_plan.label,
+            label=prompt_plan.label + variant.suffix(),
             parts=paths.num_shards(total, params.shard_size),
         )
         if node not in self.sample_sets:
@@ -535,6 +571,14 @@ class Plan(Graph):
         sets they come from): the probe and CLER for every set; for a set that is not combined
         also the distribution metrics and the proxy-A distance. A combined set's pack 0 is the
         K-shot original pack; the full-train CLER variant replaces it by the full train split."""
+        nodes = self._evaluation_nodes(ctx, pairs, combined, labels)
+        if "generator" in labels:
+            self.generator_nodes.setdefault(labels["generator"], []).extend(nodes)
+        return nodes
+
+    def _evaluation_nodes(
+        self, ctx: "_DatasetContext", pairs: list[tuple[Node, Node]], combined: bool, labels: dict
+    ) -> list[Node]:
         d = ctx.info.name
         external = {}
         for i, (pack, feats) in enumerate(pairs):
@@ -589,6 +633,46 @@ class Plan(Graph):
         )
 
 
+SWEEPABLE = ("guidance", "steps", "scheduler")  # generation keys that may be lists: one set per value
+GENERATOR_OVERRIDES = ("height", "width", "scheduler", "dtype", "shard_size", "ti_resolution")  # per generator
+
+
+@dataclass
+class _Variant:
+    """One way a generated set is made: the generator (its name in ``generators``, None for
+    ``models.generator``) and model spec, the generation settings (overrides and swept values
+    applied), textual inversion's resolution for it, and the axis labels it adds (only the
+    axes in use: ``generator``, and each swept setting)."""
+
+    name: str | None
+    model: dict
+    generation: dict
+    ti_resolution: int | None
+    labels: dict
+
+    def suffix(self, generator_only: bool = False) -> str:
+        """The folder-label suffix of the axes in use: ``-sd21-g2-steps50``; empty without them."""
+        return "".join(f"-{part}" for part in _axis_parts(self.labels, generator_only))
+
+
+AXIS_PREFIXES = {"guidance": "g", "steps": "steps", "scheduler": ""}  # in folder labels
+
+
+def _axis_parts(labels: dict, generator_only: bool = False) -> list[str]:
+    """The generator's name and each swept setting of ``labels``, as folder-label parts."""
+    parts = [str(labels["generator"])] if "generator" in labels else []
+    if not generator_only:
+        parts += [f"{prefix}{_label_value(labels[k])}" for k, prefix in AXIS_PREFIXES.items() if k in labels]
+    return parts
+
+
+def _label_value(value) -> str:
+    """A setting's value as it appears in folder labels (2.0 -> 2, 7.5 -> 7.5, None -> own)."""
+    if value is None:
+        return "own"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 @dataclass
 class _Encoder:
     """An encoder as the plan uses it: keyed params, upstream inputs (a tiny model's build),
@@ -628,8 +712,9 @@ def resolve_user_file(path: str) -> Path:
 
 
 def _evaluation_label(labels: dict) -> str:
-    """``generated-lang_enc-k5-s0``, ``original-k5-s0``: which external set an evaluation is of."""
-    parts = [labels["source"], labels["strategy"], f"k{labels['shots']}", f"s{labels['seed']}"]
+    """``generated-lang_enc-k5-s0``, ``original-k5-s0``, ``generated-lang_enc-sd21-g2-k5-s0``:
+    which external set an evaluation is of (with the axes its labels name)."""
+    parts = [labels["source"], labels["strategy"], *_axis_parts(labels), f"k{labels['shots']}", f"s{labels['seed']}"]
     return "-".join(p for p in parts if p and p != "-")
 
 

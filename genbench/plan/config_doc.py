@@ -26,6 +26,7 @@ PLAN_KEYS = {
     "data.root_dir": "where the files are read; keyed by their content (prepare), not the path",
     "data.roots": "where the files are read; keyed by their content (prepare), not the path",
     "models": "keyed by content (a local path), hub revision (a hub id) or the building artifact",
+    "generators": "one set per generator; each keyed like models.generator, its overrides like generation's",
     "strategies": "one generated set per strategy",
     "strategy_params": "keyed (prompt_plan); a descriptions file by its content",
     "sources": "which external sets are evaluated",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from genbench.core.errors import GenBenchError
 from genbench.core.protocol import headline
 from genbench.core.stage import StageParams, keyed
-from genbench.evaluation.rows import ROW_COLUMNS, SET_COLUMNS
+from genbench.evaluation.rows import AXIS_COLUMNS, ROW_COLUMNS, SET_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +33,8 @@ class AggregateParams(StageParams):
 
 
 def collect_rows(csv_paths: list[str | Path]) -> pd.DataFrame:
-    """All tidy metric rows of the given metrics.csv files, with the fixed columns."""
+    """All tidy metric rows of the given metrics.csv files, with the fixed columns and the axis
+    columns any of them carries ("-" in the rows of sets without that axis)."""
     import pandas as pd
 
     frames = [pd.read_csv(p, keep_default_na=False) for p in csv_paths]
@@ -44,7 +45,22 @@ def collect_rows(csv_paths: list[str | Path]) -> pd.DataFrame:
     if missing:
         raise GenBenchError(f"metrics tables lack columns {sorted(missing)}")
     df["value"] = df["value"].astype(float)
-    return df[list(ROW_COLUMNS)]
+    axes = _axes(df)
+    df[axes] = df[axes].astype(object).fillna("-").replace("", "-")
+    at = ROW_COLUMNS.index("strategy") + 1
+    return df[[*ROW_COLUMNS[:at], *axes, *ROW_COLUMNS[at:]]]
+
+
+def _axes(table: pd.DataFrame) -> list[str]:
+    """The axis columns (``AXIS_COLUMNS``) a table has."""
+    return [c for c in AXIS_COLUMNS if c in table.columns]
+
+
+def set_columns(table: pd.DataFrame) -> list[str]:
+    """The columns that identify an external set in this table: SET_COLUMNS, with the axis
+    columns it has after ``strategy``."""
+    at = SET_COLUMNS.index("strategy") + 1
+    return [*SET_COLUMNS[:at], *_axes(table), *SET_COLUMNS[at:]]
 
 
 def probe_column(protocol: str) -> str:
@@ -57,11 +73,11 @@ def results_table(rows: pd.DataFrame, protocol: str = "honest") -> pd.DataFrame:
     the protocol's headline columns first (``genbench.core.protocol.headline``)."""
     rows = rows.copy()
     rows.loc[(rows.metric == "zero_shot") & (rows.stage == "zeroshot_metric"), "metric"] = "zero_shot_text"
-    wide = rows.pivot_table(index=list(SET_COLUMNS), columns="metric", values="value", aggfunc="first")
+    wide = rows.pivot_table(index=set_columns(rows), columns="metric", values="value", aggfunc="first")
     wide = wide.reset_index()
     wide.columns.name = None
     if "zero_shot" not in wide and "zero_shot_text" in wide:
         wide["zero_shot"] = wide["zero_shot_text"]
     wide = wide.drop(columns=[c for c in ["zero_shot_text"] if c in wide])
-    first = [c for c in [*SET_COLUMNS, *headline(protocol)] if c in wide]
+    first = [c for c in [*set_columns(rows), *headline(protocol)] if c in wide]
     return wide[first + sorted(c for c in wide.columns if c not in first)]

@@ -103,7 +103,9 @@ def cmd_ls(args) -> int:
     rows = [
         r
         for r in rows
-        if (not args.stage or r["stage"] == args.stage) and (not args.dataset or r["scope"] == args.dataset)
+        if (not args.stage or r["stage"] == args.stage)
+        and (not args.dataset or r["scope"] == args.dataset)
+        and (not args.generator or _made_by(r, args.generator))
     ]
     for r in rows:
         print(
@@ -114,17 +116,27 @@ def cmd_ls(args) -> int:
     return 0
 
 
+def _made_by(row: dict, generator: str) -> bool:
+    """An artifact on disk of ``generator``'s sets: its evaluation labels name it, or its folder
+    label does (``simple_template-<generator>-...``)."""
+    labels = row["params"].get("labels") or {}
+    return labels.get("generator") == generator or f"-{generator}-" in Path(row["path"]).name
+
+
 def _plan_targets(args, tables: bool = False) -> list:
     """The manifests of the planned artifacts of the asked stages and datasets; with ``tables``,
     [the aggregate tables, the summary] after them instead."""
     from genbench.plan.build import build_plan
 
     plan = build_plan(load_run_config(args.configfile))
-    nodes = plan.select(args.stage or (), args.dataset or ())
+    nodes = plan.select(args.stage or (), args.dataset or (), args.generator or ())
     if not nodes:
-        raise GenBenchError(f"no artifact of stage(s) {args.stage} for dataset(s) {args.dataset} in the plan")
+        raise GenBenchError(
+            f"no artifact of stage(s) {args.stage} for dataset(s) {args.dataset} and generator(s) {args.generator} "
+            "in the plan"
+        )
     if tables:
-        return [plan.targets(), [f"{plan.results_dir}/summary.csv"]]
+        return [plan.aggregate_manifests(), [f"{plan.results_dir}/summary.csv"]]
     return [n.manifest for n in nodes]
 
 
@@ -248,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", default="results")
     p.add_argument("--stage")
     p.add_argument("--dataset")
+    p.add_argument("--generator", help="a name in `generators`: the artifacts of its sets")
     p.set_defaults(func=cmd_ls)
 
     for name, func, help_text in (
@@ -257,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--stage", action="append", help="stage (rule) name; repeatable")
         p.add_argument("--dataset", action="append", help="dataset key; repeatable")
+        p.add_argument("--generator", action="append", help="a name in `generators`; repeatable")
         p.add_argument("--configfile", action="append", default=[], help="config overriding config.yaml")
         if name == "rebuild":
             p.add_argument("--profile", help="snakemake profile, e.g. profiles/slurm")

@@ -229,10 +229,10 @@ def write_rows(writer: ArtifactWriter, rows: list[dict], extra: dict | None = No
     """Write a stage's tidy rows as metrics.csv (fixed columns) and metrics.json."""
     import csv
 
-    from genbench.evaluation.rows import ROW_COLUMNS
+    from genbench.evaluation.rows import columns_of
 
     with open(writer.path("metrics.csv"), "w", newline="", encoding="utf-8") as f:
-        out = csv.DictWriter(f, fieldnames=ROW_COLUMNS)
+        out = csv.DictWriter(f, fieldnames=columns_of(rows))
         out.writeheader()
         out.writerows(rows)
     with open(writer.path("metrics.json"), "w", encoding="utf-8") as f:

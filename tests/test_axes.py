@@ -1,0 +1,165 @@
+"""Generators and swept sampling settings as axes of the plan, and as columns of the tables."""
+
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from genbench.core.errors import ConfigError
+from genbench.evaluation.rows import columns_of
+from genbench.plan.build import build_plan
+from genbench.plan.validate import load_run_config
+from genbench.report.tables import collect_rows, results_table
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "encoder": {"type": "open_clip", "model": "tiny"},
+    "generator": {"model": "tiny"},
+    "text2text": {"model": "tiny"},
+}
+
+
+def _plan(tmp_path, monkeypatch, **overrides):
+    import yaml
+
+    monkeypatch.chdir(REPO)
+    config = {
+        "results_dir": str(tmp_path / "results"),
+        "models": TINY,
+        "retrieval": {"pool": "train_split"},
+        "strategies": ["simple_template", "ti_original"],
+        "sources": ["generated", "original", "combined"],
+        **overrides,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return build_plan(load_run_config([str(path)]))
+
+
+def test_two_generators_by_two_guidance_scales_plan_one_set_each(tmp_path, monkeypatch):
+    plan = _plan(
+        tmp_path,
+        monkeypatch,
+        generators={"small": {"model": "tiny"}, "other": {"model": "tiny", "seed": 1, "height": 32, "width": 32}},
+        generation={"guidance": [2.0, 7.5]},
+    )
+    stages = Counter(node.stage for node in plan.nodes.values())
+    assert stages["sample_images"] == 2 * 2 * 2  # strategies x generators x guidance scales
+    assert stages["textual_inversion"] == 2  # one per generator: guidance does not enter it
+    assert stages["prompt_plan"] == 1 + 2  # simple_template's plan is shared; ti_original's names a generator's tokens
+    assert stages["build_models"] == 2 + 1  # the two tiny generators, and the encoder
+    labels = [n.params["labels"] for n in plan.by_stage("elevater") if n.params["labels"]["source"] == "generated"]
+    assert sorted((lb["strategy"], lb["generator"], lb["guidance"]) for lb in labels) == sorted(
+        (s, g, w) for s in ("simple_template", "ti_original") for g in ("small", "other") for w in (2.0, 7.5)
+    )
+    folders = [n.folder for n in plan.by_stage("sample_images")]
+    assert len(set(folders)) == 8 and any(f.startswith("simple_template-other-g2-") for f in folders)
+    other = next(n for n in plan.by_stage("sample_images") if n.folder.startswith("simple_template-other-g7.5"))
+    assert (other.params["height"], other.params["guidance"]) == (32, 7.5)  # the generator's override
+    originals = [n for n in plan.by_stage("elevater") if n.params["labels"]["source"] == "original"]
+    assert len(originals) == 1 and "generator" not in originals[0].params["labels"]  # not per generator
+
+
+def test_equal_recipes_share_one_artifact_across_the_axes(tmp_path, monkeypatch):
+    plan = _plan(
+        tmp_path,
+        monkeypatch,
+        generators={"a": {"model": "tiny"}, "b": {"model": "tiny"}},  # the same model twice
+        strategies=["simple_template"],
+    )
+    assert len(plan.by_stage("sample_images")) == 1  # one set, made once
+    generated = [n for n in plan.by_stage("elevater") if n.params["labels"]["source"] == "generated"]
+    assert sorted(n.params["labels"]["generator"] for n in generated) == ["a", "b"]  # reported under both names
+
+
+def test_a_config_without_axes_has_no_axis_labels(tmp_path, monkeypatch):
+    plan = _plan(tmp_path, monkeypatch)
+    for node in plan.by_stage("elevater"):
+        assert set(node.params["labels"]) == {"source", "strategy", "shots", "seed"}
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"generation": {"guidance": []}}, "generation.guidance"),
+        ({"generators": {"bad name": {"model": "tiny"}}}, "generators"),
+        ({"generators": {"x": {"model": "./missing-folder"}}}, "generators.x.model"),
+    ],
+)
+def test_bad_axes_are_refused_naming_the_key(tmp_path, monkeypatch, overrides, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        _plan(tmp_path, monkeypatch, **overrides)
+
+
+def test_rows_and_tables_carry_the_axis_columns(tmp_path):
+    base = {"dataset": "digits", "shots": 5, "seed": 0, "encoder": "tiny", "stage": "elevater"}
+    with_axes = [
+        {
+            **base,
+            "source": "generated",
+            "strategy": "simple_template",
+            "generator": g,
+            "guidance": w,
+            "metric": m,
+            "value": v,
+        }
+        for g, w, m, v in [("a", 2.0, "linear_probe", 50.0), ("a", 7.5, "linear_probe", 40.0)]
+    ]
+    without = [{**base, "source": "original", "strategy": "-", "metric": "linear_probe", "value": 60.0}]
+    assert columns_of(with_axes)[:5] == ["dataset", "source", "strategy", "generator", "guidance"]
+    assert columns_of(without) == list(columns_of(without))  # no axis column
+    paths = []
+    for i, rows in enumerate((with_axes, without)):
+        path = tmp_path / f"m{i}.csv"
+        pd.DataFrame(rows, columns=columns_of(rows)).to_csv(path, index=False)
+        paths.append(path)
+    table = results_table(collect_rows(paths))
+    assert list(table.columns[:5]) == ["dataset", "source", "strategy", "generator", "guidance"]
+    assert len(table) == 3
+    original = table[table.source == "original"].iloc[0]
+    assert (original.generator, original.guidance) == ("-", "-")
+
+
+@pytest.mark.workflow
+def test_a_two_generator_two_guidance_run_reports_each_set_once(tmp_path):
+    from workflow_helpers import planned_jobs, quick_config, run_snakemake
+
+    config = quick_config(
+        tmp_path,
+        generators={"small": {"model": "tiny"}, "other": {"model": "tiny", "seed": 1}},
+        generation={"guidance": [2.0, 7.5], "images_per_class": 2, "shard_size": 20},
+        fewshot={"shots": [2], "seeds": [0]},
+        strategies=["simple_template"],
+        sources=["generated", "original"],
+    )
+    planned = planned_jobs(tmp_path, config)
+    assert planned["sample_images"] == 4 and planned["prompt_plan"] == 1 and planned["pack_generated"] == 4
+    run_snakemake(tmp_path, config)
+    table = pd.read_csv(tmp_path / "results" / "summary.csv", keep_default_na=False)
+    assert list(table.columns[:5]) == ["dataset", "source", "strategy", "generator", "guidance"]
+    generated = table[table.source == "generated"]
+    assert sorted(zip(generated.generator, generated.guidance.astype(float))) == [
+        ("other", 2.0),
+        ("other", 7.5),
+        ("small", 2.0),
+        ("small", 7.5),
+    ]
+    assert generated.linear_probe.nunique() > 1  # four different sets, not one reported four times
+    assert table[table.source == "original"].generator.tolist() == ["-"]
+    assert planned_jobs(tmp_path, config) == {}
+
+
+def test_targets_select_one_generators_artifacts(tmp_path, monkeypatch):
+    plan = _plan(
+        tmp_path,
+        monkeypatch,
+        generators={"small": {"model": "tiny"}, "other": {"model": "tiny", "seed": 1}},
+        strategies=["simple_template"],
+    )
+    samples = plan.select(["sample_images"], generators=["other"])
+    assert len(samples) == 1 and samples[0].folder.startswith("simple_template-other-")
+    cler = plan.select(["zeroshot_metric"], generators=["small"])
+    assert cler and all(n.params["labels"]["generator"] == "small" for n in cler)
+    with pytest.raises(ConfigError, match="unknown generator"):
+        plan.select(generators=["sdxl"])
