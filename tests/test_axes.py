@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from genbench.core.errors import ConfigError
-from genbench.evaluation.rows import columns_of
+from genbench.evaluation.rows import ROW_COLUMNS, columns_of
 from genbench.plan.build import build_plan
 from genbench.plan.validate import load_run_config
 from genbench.report.tables import collect_rows, results_table
@@ -108,7 +108,7 @@ def test_rows_and_tables_carry_the_axis_columns(tmp_path):
     ]
     without = [{**base, "source": "original", "strategy": "-", "metric": "linear_probe", "value": 60.0}]
     assert columns_of(with_axes)[:5] == ["dataset", "source", "strategy", "generator", "guidance"]
-    assert columns_of(without) == list(columns_of(without))  # no axis column
+    assert columns_of(without) == list(ROW_COLUMNS)  # no axis column
     paths = []
     for i, rows in enumerate((with_axes, without)):
         path = tmp_path / f"m{i}.csv"

@@ -3,20 +3,8 @@ similarity, or seeded random), in the ELEVATER format."""
 
 from loguru import logger
 
-from genbench.evaluation.external import RetrievedPackParams, pack_external_set
-from genbench.workflow.job import selection_inputs, start_job
+from genbench.evaluation.external import RetrievedPackParams
+from genbench.workflow.job import start_job, write_external_pack
 
 job = start_job(snakemake)
-features, text_classifier = selection_inputs(job)
-with job.writer() as w:
-    summary = pack_external_set(
-        job.input_dir("images") / "images.jsonl",
-        w.dir,
-        job.stage_params(RetrievedPackParams),
-        job.dataset_info(),
-        root_folder=job.out_dir.name,
-        features=features,
-        text_classifier=text_classifier,
-        log=logger.warning,
-    )
-    w.summary.update(summary)
+write_external_pack(job, job.stage_params(RetrievedPackParams), log=logger.warning)

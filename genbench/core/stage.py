@@ -78,11 +78,6 @@ class StageParams:
         return dataclasses.fields(cls)
 
     @classmethod
-    def role(cls, name: str) -> str:
-        """``keyed``, ``keyed if changed`` or ``runtime``: how field ``name`` enters the key."""
-        return next(f.metadata["role"] for f in cls.fields() if f.name == name)
-
-    @classmethod
     def config_keys(cls) -> dict[str, str]:
         """field name -> the dotted config key it is read from: ``<SECTION>.<name>`` unless the
         field names another (``config="-"``: none, the plan sets it)."""

@@ -67,7 +67,6 @@ class Plan(Graph):
         self.evaluations: list[Node] = []
         self.sample_sets: list[Node] = []
         self.datasets: dict[str, DatasetInfo] = {}
-        self.generator_nodes: dict[str, list[Node]] = {}  # name in ``generators`` -> its sets' artifacts
         self._build()
 
     # -- construction -------------------------------------------------------------------
@@ -424,8 +423,10 @@ class Plan(Graph):
         samples = self._sample_images(ctx, prompt_plan, variant)
         pack, feats = self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
         if variant.name is not None:
-            made = [prompt_plan, samples, feats, pack, *plan_inputs.values()]
-            self.generator_nodes.setdefault(variant.name, []).extend(n for n in made if n.stage != "configure")
+            made = [prompt_plan, samples, feats, pack]
+            if "embeddings" in plan_inputs:  # the generator's own tokens (not the T5, not configure)
+                made.append(plan_inputs["embeddings"])
+            self.generator_nodes.setdefault(variant.name, []).extend(made)
         return pack, feats
 
     def _pack_external(

@@ -57,7 +57,7 @@ on a shortfall). A `per_dataset` override of a key is keyed like the key.
 """
 
 
-def _type(spec: dict, defs: dict) -> str:
+def _type(spec: dict) -> str:
     """A short type of a schema node: ``integer >= 1``, ``one of a, b``, ``list of string``."""
     if "$ref" in spec:
         name = spec["$ref"].rsplit("/", 1)[-1]
@@ -65,10 +65,10 @@ def _type(spec: dict, defs: dict) -> str:
     if "enum" in spec:
         return "one of " + ", ".join("null" if v is None else str(v) for v in spec["enum"])
     if "oneOf" in spec:
-        return " or ".join(_type(option, defs) for option in spec["oneOf"])
+        return " or ".join(_type(option) for option in spec["oneOf"])
     kind = spec.get("type", "any")
     if kind == "array":
-        return f"list of {_type(spec.get('items', {}), defs)}"
+        return f"list of {_type(spec.get('items', {}))}"
     if isinstance(kind, list):
         return " or ".join(str(k) for k in kind)
     return str(kind)
@@ -153,7 +153,7 @@ def render_config_doc() -> str:
         if default == "-":
             default = _built_in_default(fields.get(key, []))
         rows.append(
-            f"| `{key}` | {_type(spec, schema.get('$defs', {}))} | {default} | "
+            f"| `{key}` | {_type(spec)} | {default} | "
             f"{_keyed_text(key, fields)} | {_description(spec, fields.get(key, []))} |"
         )
     return HEADER + "\n".join(rows) + "\n"

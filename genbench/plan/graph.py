@@ -79,6 +79,7 @@ class Graph:
     def __init__(self, results_dir: str):
         self.results_dir = results_dir
         self.nodes: dict[tuple[str, str, str], Node] = {}
+        self.generator_nodes: dict[str, list[Node]] = {}  # name in ``generators`` -> its sets' artifacts
 
     def add(
         self,
@@ -138,7 +139,7 @@ class Graph:
         unknown = stages - set(STAGE_VERSIONS)
         if unknown:
             raise ConfigError(f"unknown stage(s) {sorted(unknown)}; valid: {sorted(STAGE_VERSIONS)}")
-        named = getattr(self, "generator_nodes", {})
+        named = self.generator_nodes
         if generators - set(named):
             raise ConfigError(f"unknown generator(s) {sorted(generators - set(named))}; valid: {sorted(named)}")
         of_generators = {id(n) for g in generators for n in named[g]}

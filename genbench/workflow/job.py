@@ -209,14 +209,26 @@ def evaluation_inputs(job: Job):
     )
 
 
-def selection_inputs(job: Job):
-    """(features, text classifier) that rank a generated or retrieved set for its pack by CLIP
-    score, or (None, None) when the pack is selected otherwise."""
-    if not job.has_input("features"):
-        return None, None
+def write_external_pack(job: Job, params, log=None) -> None:
+    """The pack_generated / pack_retrieval job: K images per class of the job's image set,
+    ranked by CLIP score when the recipe has the set's features and a text classifier, packed
+    in the ELEVATER format (``genbench.evaluation.external.pack_external_set``)."""
+    from genbench.evaluation.external import pack_external_set
     from genbench.evaluation.features import load_features
 
-    return load_features(job.input_dir("features")), _load_classifier(job, "text_classifier")
+    features = load_features(job.input_dir("features")) if job.has_input("features") else None
+    with job.writer() as w:
+        summary = pack_external_set(
+            job.input_dir("images") / "images.jsonl",
+            w.dir,
+            params,
+            job.dataset_info(),
+            root_folder=job.out_dir.name,
+            features=features,
+            text_classifier=_load_classifier(job, "text_classifier"),
+            log=log,
+        )
+        w.summary.update(summary)
 
 
 def _load_classifier(job: Job, name: str):
