@@ -3,6 +3,7 @@
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -121,18 +122,41 @@ def test_rows_and_tables_carry_the_axis_columns(tmp_path):
     assert (original.generator, original.guidance) == ("-", "-")
 
 
+SECOND_ENCODER = {"type": "open_clip", "model": "tiny", "seed": 1}
+PAIRED_ROWS = {  # the paper's columns, and the sources whose rows carry them
+    "cler_full_train": ("original", "combined"),
+    "cler_knn_zs": ("original", "combined", "generated", "retrieval"),
+    "fd_paper": ("original", "generated", "retrieval"),
+    "clip_score_paper": ("original", "generated", "retrieval"),
+    "pad_dann": ("original", "generated", "retrieval"),
+    "linear_probe_elevater": ("original", "combined", "generated", "retrieval"),
+    "gain_elevater": ("original", "combined", "generated", "retrieval"),
+}
+
+
 @pytest.mark.workflow
-def test_a_two_generator_two_guidance_run_reports_each_set_once(tmp_path):
+def test_a_paper_protocol_run_over_two_generators_and_two_guidance_scales(tmp_path, monkeypatch):
+    """One run serves two checks: each (generator, guidance) set is made and reported once, and
+    ``protocol: paper`` runs end to end, its packs ranked by a second encoder (the paper's
+    ViT-B/16 beside the ViT-B/32 features; here a second tiny CLIP), every paired column of
+    docs/PROTOCOL.md present and finite."""
     from workflow_helpers import planned_jobs, quick_config, run_snakemake
 
     config = quick_config(
         tmp_path,
+        protocol="paper",
+        pack={"selection_encoder": SECOND_ENCODER},
         generators={"small": {"model": "tiny"}, "other": {"model": "tiny", "seed": 1}},
         generation={"guidance": [2.0, 7.5], "images_per_class": 2, "shard_size": 20},
         fewshot={"shots": [2], "seeds": [0]},
         strategies=["simple_template"],
-        sources=["generated", "original"],
+        sources=["generated", "original", "retrieval", "combined"],
     )
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan(load_run_config([str(config)]))
+    for pack in plan.by_stage("pack_generated"):
+        assert pack.inputs["features"].params["encoder"]["seed"] == 1  # ranked by the second encoder
+    assert {n.params["encoder"].get("seed") for n in plan.by_stage("features")} == {None, 1}
     planned = planned_jobs(tmp_path, config)
     assert planned["sample_images"] == 4 and planned["prompt_plan"] == 1 and planned["pack_generated"] == 4
     run_snakemake(tmp_path, config)
@@ -147,6 +171,9 @@ def test_a_two_generator_two_guidance_run_reports_each_set_once(tmp_path):
     ]
     assert generated.linear_probe.nunique() > 1  # four different sets, not one reported four times
     assert table[table.source == "original"].generator.tolist() == ["-"]
+    for column, sources in PAIRED_ROWS.items():
+        values = pd.to_numeric(table[table.source.isin(sources)][column], errors="coerce")
+        assert len(values) and values.notna().all() and np.isfinite(values).all(), column
     assert planned_jobs(tmp_path, config) == {}
 
 

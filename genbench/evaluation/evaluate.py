@@ -51,7 +51,7 @@ class CLERParams(StageParams):
     """Zero-shot, the CLER score and its ablations of one external set."""
 
     STAGE: ClassVar[str] = "zeroshot_metric"
-    VERSION: ClassVar[int] = 4
+    VERSION: ClassVar[int] = 5
     SECTION: ClassVar[str] = "metrics"
 
     cler: dict = keyed(doc="metrics.cler: knn_k, the k of the k-NN ablations")
@@ -79,10 +79,10 @@ class PADParams(StageParams):
     """The proxy-A distance of one external set against the real test split."""
 
     STAGE: ClassVar[str] = "proxy_distance"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     SECTION: ClassVar[str] = "metrics"
 
-    pad: dict = keyed(factory=dict, doc="metrics.pad: seed, dann_max_images")
+    pad: dict = keyed(factory=dict, doc="metrics.pad: seed, dann_source_images, dann_max_images, dann_max_iter")
     labels: dict = keyed(factory=dict, doc=LABELS_DOC)
 
 
@@ -97,7 +97,7 @@ class EvaluationInputs:
     test: FeatureSet  # real test split
     external: FeatureSet  # the packed external images
     text_classifier: np.ndarray | None  # None for an encoder without a text tower
-    full_train: FeatureSet | None = None  # original / combined: the full train split (+ the generated pack)
+    full_train: FeatureSet | None = None  # original / combined: the whole train split (+ the other packs)
     paper_clip: tuple[FeatureSet, np.ndarray] | None = None  # selection-encoder features, "a photo of a {}" rows
     sources: FeatureSet | None = None  # every image of the sets the packs were chosen from
 
@@ -124,8 +124,11 @@ def zeroshot_metric(inputs: EvaluationInputs, params: CLERParams) -> dict[str, f
     zero_shot: softmax(100 x.t_c); cler: softmax(x.p_c), p_c = normalise(t_c + mu_c), mu_c the
     centroid of the external set's class c; cler_centroid: softmax(x.mu_c); cler_knn<k>: k-NN
     vote over the external images; cler_knn_zs: (zero-shot + k-NN vote) / 2, the original's
-    "kNN + zero-shot average". With ``inputs.full_train`` (original and combined sets; the
-    original GenBench's centroids): cler_full_train, the CLER score with mu_c over that set.
+    "kNN + zero-shot average", whose neighbours are the original's training features: the
+    external set, or ``inputs.full_train`` where the set has one. With ``inputs.full_train``
+    (original and combined sets: the whole train split, plus the generated pack of a combined
+    set, as the original GenBench's ``zeroshot_metric`` reads them): cler_full_train, the CLER
+    score with mu_c over that set.
     gen_recognised (top-1 percent, ``recognised``) over every image of the sets the packs were
     chosen from (``inputs.sources``: all the images a generator made, before the pack keeps
     the K the selection encoder ranks highest), pack_recognised over the packed images only.
@@ -134,16 +137,23 @@ def zeroshot_metric(inputs: EvaluationInputs, params: CLERParams) -> dict[str, f
     ext, ext_y = inputs.external.feats, inputs.external.labels
     num_classes = len(inputs.class_names)
     knn_k = params.cler.get("knn_k", 10)
-    k = min(knn_k, len(ext))
+    full = inputs.full_train
+    neighbours = full if full is not None else inputs.external
     scores = {
         "zero_shot": zero_shot_scores(l2_normalize(x), inputs.text_classifier),
         "cler": cler_scores(x, inputs.text_classifier, ext, ext_y, inputs.class_names),
         "cler_centroid": centroid_scores(x, ext, ext_y, num_classes, inputs.class_names),
-        f"cler_knn{knn_k}": knn_scores(x, ext, ext_y, num_classes, k=k),
-        "cler_knn_zs": knn_zero_shot_scores(x, inputs.text_classifier, ext, ext_y, num_classes, k=k),
+        f"cler_knn{knn_k}": knn_scores(x, ext, ext_y, num_classes, k=min(knn_k, len(ext))),
+        "cler_knn_zs": knn_zero_shot_scores(
+            x,
+            inputs.text_classifier,
+            neighbours.feats,
+            neighbours.labels,
+            num_classes,
+            k=min(knn_k, len(neighbours.feats)),
+        ),
     }
-    if inputs.full_train is not None:
-        full = inputs.full_train
+    if full is not None:
         scores["cler_full_train"] = cler_scores(x, inputs.text_classifier, full.feats, full.labels, inputs.class_names)
     values = {name: dataset_metric(inputs.metric, y, s) for name, s in scores.items()}
     sources = inputs.sources if inputs.sources is not None else inputs.external
@@ -169,13 +179,20 @@ def distribution_metrics(inputs: EvaluationInputs, params: DistributionParams, s
     CLIP scores (only with a text classifier) use each image's class text embedding t_c:
     clip_score_hessel = mean 2.5 max(cos, 0); clip_score_100 = mean max(100 cos, 0);
     clip_score_paper = mean 100 cos, unclamped, on the selection encoder's features and its
-    "a photo of a {}" embeddings (the original GenBench's CLIP score).
+    "a photo of a {}" embeddings (the original GenBench's per-image score; the mean over the
+    pack is GenBench's own step, the original only ranks images by it).
+
+    fd_paper of a set with ``inputs.full_train`` (an original set) is taken over that set, as
+    the original's ``zeroshot_metric`` computes its FID over the training features it reads:
+    for an original run the whole train split, not the K-shot pack.
     """
-    from genbench.evaluation.metrics import cap_rows, compute_distribution_metrics
+    from genbench.evaluation.metrics import cap_rows, compute_distribution_metrics, frechet_distance_paper
 
     external = cap_rows(inputs.external.feats, params.max_images, seed)
     real = cap_rows(inputs.test.feats, params.max_images, seed + 1)
     values = compute_distribution_metrics(params.distribution, external, real, {"kid": params.kid}, params.device)
+    if "fd" in params.distribution and inputs.full_train is not None:
+        values["fd_paper"] = frechet_distance_paper(cap_rows(inputs.full_train.feats, params.max_images, seed), real)
     ext, labels = inputs.external.feats, inputs.external.labels
     if np.ndim(labels) == 1 and inputs.text_classifier is not None:
         values["clip_score_hessel"] = clip_score_hessel_per_class(ext, labels, inputs.text_classifier)
@@ -187,17 +204,25 @@ def distribution_metrics(inputs: EvaluationInputs, params: DistributionParams, s
 
 
 def proxy_distance(inputs: EvaluationInputs, params: PADParams) -> dict[str, float]:
-    """Proxy-A distance of external vs real test features: ours (seeded, balanced, CV-chosen C)
-    and the original GenBench's / DANN reference procedure (labelled ``pad_dann``; optimistic)."""
+    """Proxy-A distance against the real test features: ``pad`` (ours: the pack, seeded,
+    balanced, C chosen by cross-validation) and ``pad_dann`` (the original GenBench's procedure,
+    optimistic: ``dann_source_images`` images drawn, seeded, from every image of the set the
+    pack was chosen from, ``inputs.sources``, as the original draws 200 from the whole
+    generated folder)."""
     from genbench.evaluation.metrics import compute_distribution_metrics
 
-    seed, dann_max_images = params.pad.get("seed", 0), params.pad.get("dann_max_images", 1000)
-    return compute_distribution_metrics(
-        ["pad", "pad_dann"],
-        inputs.external.feats,
-        inputs.test.feats,
-        {"pad": {"seed": seed}, "pad_dann": {"seed": seed, "max_images": dann_max_images}},
-    )
+    pad = params.pad
+    seed = pad.get("seed", 0)
+    sources = inputs.sources if inputs.sources is not None else inputs.external
+    dann = {
+        "seed": seed,
+        "source_images": pad.get("dann_source_images", 200),
+        "max_images": pad.get("dann_max_images", 1000),
+        "max_iter": pad.get("dann_max_iter", 1_000_000),
+    }
+    values = compute_distribution_metrics(["pad"], inputs.external.feats, inputs.test.feats, {"pad": {"seed": seed}})
+    values.update(compute_distribution_metrics(["pad_dann"], sources.feats, inputs.test.feats, {"pad_dann": dann}))
+    return values
 
 
 PROBE_VARIANTS = {"linear_probe": "honest", "linear_probe_elevater": "elevater"}

@@ -271,9 +271,8 @@ class Plan(Graph):
         ctx.paper_text_classifier = self._text_classifier(ctx, selector, PAPER_CLIP_PROMPT)
         ctx.test_features = self._features(ctx, prepare, "test")
         ctx.train_features = self._features(ctx, prepare, "train")
-        ctx.full_train = [ctx.train_features] + (
-            [self._features(ctx, prepare, "val")] if info.splits.get("val") else []
-        )
+        ctx.full_train = [ctx.train_features]  # the original's zeroshot_metric: the whole train split
+        ctx.train_and_val = ctx.full_train + ([self._features(ctx, prepare, "val")] if info.splits.get("val") else [])
 
         sources = self._section(d, "sources")
         fewshot = self._section(d, "fewshot")
@@ -514,7 +513,7 @@ class Plan(Graph):
         pool = self._section(ctx.info.name, "retrieval")["pool"]
         reuse = []
         if pool == "train_split":
-            reuse = ctx.full_train
+            reuse = ctx.train_and_val
         elif pool == "corpus":
             reuse = [self._corpus_features(ctx)]
         return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0, reuse=reuse)
@@ -595,10 +594,11 @@ class Plan(Graph):
         label = _evaluation_label(labels)
         probe = ProbeParams(probe=self._section(d, "probe"), labels=labels)
         nodes = [self.add_stage(probe, d, common, label=label)]
-        cler_inputs = dict(common)
+        full_train = {}
         if labels["source"] in ("original", "combined"):
-            cler_inputs.update({f"full_train{j}": node for j, node in enumerate(ctx.full_train)})
-        nodes.append(self.add_stage(CLERParams.from_config(metrics, labels=labels), d, cler_inputs, label=label))
+            full_train = {f"full_train{j}": node for j, node in enumerate(ctx.full_train)}
+        cler = CLERParams.from_config(metrics, labels=labels)
+        nodes.append(self.add_stage(cler, d, {**common, **full_train}, label=label))
         if combined:
             return nodes
         paper_clip = {
@@ -609,7 +609,7 @@ class Plan(Graph):
             },
         }
         distribution = DistributionParams.from_config(metrics, labels=labels)
-        nodes.append(self.add_stage(distribution, d, {**common, **paper_clip}, label=label))
+        nodes.append(self.add_stage(distribution, d, {**common, **paper_clip, **full_train}, label=label))
         nodes.append(self.add_stage(PADParams.from_config(metrics, labels=labels), d, common, label=label))
         for spec in metrics.get("extra_encoders", []):
             nodes.append(self._extra_encoder_metrics(ctx, pairs, spec, metrics, labels))
@@ -700,6 +700,7 @@ class _DatasetContext:
     test_features: Node | None = None
     train_features: Node | None = None
     full_train: list[Node] | None = None
+    train_and_val: list[Node] | None = None  # what a train_split pool holds
 
 
 def resolve_user_file(path: str) -> Path:

@@ -42,7 +42,7 @@ from genbench.evaluation.metrics.frechet import (
     frechet_distance_from_features,
     frechet_distance_paper,
 )
-from genbench.evaluation.metrics.proxy_a import proxy_a_distance, proxy_a_distance_dann_reference
+from genbench.evaluation.metrics.proxy_a import proxy_a_distance, proxy_a_distance_paper
 
 
 def _fd(external_feats, real_feats, device):
@@ -84,7 +84,7 @@ def _pad(external_feats, real_feats, device, **params):
 
 
 def _pad_dann(external_feats, real_feats, device, **params):
-    return _prefixed("pad_dann", proxy_a_distance_dann_reference(external_feats, real_feats, **params))
+    return _prefixed("pad_dann", proxy_a_distance_paper(external_feats, real_feats, **params))
 
 
 DISTRIBUTION_METRICS = {
@@ -94,7 +94,7 @@ DISTRIBUTION_METRICS = {
     "vendi": _vendi,  # {"vendi" (external set), "vendi_real"}
     "cmmd": _cmmd,  # {"cmmd"}; sigma
     "pad": _pad,  # {"pad", "pad_error", "pad_C"}; seed, Cs
-    "pad_dann": _pad_dann,  # {"pad_dann", "pad_dann_error", "pad_dann_C"}; Cs
+    "pad_dann": _pad_dann,  # {"pad_dann", "pad_dann_error", "pad_dann_C"}; Cs, source_images, max_images, seed
 }
 SHARED_PASS = ("prdc", "cmmd", "kid")  # read from one pass over the Gram blocks together
 
@@ -180,7 +180,7 @@ __all__ = [
     "frechet_distance_from_features",
     "frechet_distance_paper",
     "proxy_a_distance",
-    "proxy_a_distance_dann_reference",
+    "proxy_a_distance_paper",
     "DISTRIBUTION_METRICS",
     "SHARED_PASS",
     "compute_distribution_metrics",
