@@ -1,5 +1,6 @@
 """Generators and swept sampling settings as axes of the plan, and as columns of the tables."""
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -123,34 +124,42 @@ def test_rows_and_tables_carry_the_axis_columns(tmp_path):
 
 
 SECOND_ENCODER = {"type": "open_clip", "model": "tiny", "seed": 1}
-PAIRED_ROWS = {  # the paper's columns, and the sources whose rows carry them
-    "cler_full_train": ("original", "combined"),
-    "cler_knn_zs": ("original", "combined", "generated", "retrieval"),
+THREE_FAMILIES = {
+    "sd": {"model": "tiny"},
+    "sdxl": {"model": "tiny", "pipeline": "sdxl"},
+    "sd3": {"model": "tiny", "pipeline": "sd3", "scheduler": None},  # flow matching: its own scheduler
+}
+PAIRED_ROWS = {  # the paper's columns, and the sources whose rows carry them (combined sets,
+    # six more evaluations here, are left to the unit tests of tests/test_protocol.py)
+    "cler_full_train": ("original",),
+    "cler_knn_zs": ("original", "generated", "retrieval"),
     "fd_paper": ("original", "generated", "retrieval"),
     "clip_score_paper": ("original", "generated", "retrieval"),
     "pad_dann": ("original", "generated", "retrieval"),
-    "linear_probe_elevater": ("original", "combined", "generated", "retrieval"),
-    "gain_elevater": ("original", "combined", "generated", "retrieval"),
+    "linear_probe_elevater": ("original", "generated", "retrieval"),
+    "gain_elevater": ("original", "generated", "retrieval"),
 }
 
 
 @pytest.mark.workflow
-def test_a_paper_protocol_run_over_two_generators_and_two_guidance_scales(tmp_path, monkeypatch):
-    """One run serves two checks: each (generator, guidance) set is made and reported once, and
-    ``protocol: paper`` runs end to end, its packs ranked by a second encoder (the paper's
-    ViT-B/16 beside the ViT-B/32 features; here a second tiny CLIP), every paired column of
-    docs/PROTOCOL.md present and finite."""
+def test_a_paper_protocol_run_over_sd_sdxl_sd3_and_two_guidance_scales(tmp_path, monkeypatch):
+    """One run serves three checks: each pipeline family (tiny SD, SDXL with two text encoders,
+    SD3's MMDiT with flow matching and three text encoders, each built in code and saved with
+    ``save_pretrained``) samples through the workflow; each (generator, guidance) set is made
+    and reported once; and ``protocol: paper`` runs end to end, its packs ranked by a second
+    encoder (the paper's ViT-B/16 beside the ViT-B/32 features; here a second tiny CLIP), every
+    paired column of docs/PROTOCOL.md present and finite."""
     from workflow_helpers import planned_jobs, quick_config, run_snakemake
 
     config = quick_config(
         tmp_path,
         protocol="paper",
         pack={"selection_encoder": SECOND_ENCODER},
-        generators={"small": {"model": "tiny"}, "other": {"model": "tiny", "seed": 1}},
+        generators=THREE_FAMILIES,
         generation={"guidance": [2.0, 7.5], "images_per_class": 2, "shard_size": 20},
         fewshot={"shots": [2], "seeds": [0]},
         strategies=["simple_template"],
-        sources=["generated", "original", "retrieval", "combined"],
+        sources=["generated", "original", "retrieval"],
     )
     monkeypatch.chdir(tmp_path)
     plan = build_plan(load_run_config([str(config)]))
@@ -158,18 +167,20 @@ def test_a_paper_protocol_run_over_two_generators_and_two_guidance_scales(tmp_pa
         assert pack.inputs["features"].params["encoder"]["seed"] == 1  # ranked by the second encoder
     assert {n.params["encoder"].get("seed") for n in plan.by_stage("features")} == {None, 1}
     planned = planned_jobs(tmp_path, config)
-    assert planned["sample_images"] == 4 and planned["prompt_plan"] == 1 and planned["pack_generated"] == 4
+    assert planned["sample_images"] == 6 and planned["prompt_plan"] == 1 and planned["pack_generated"] == 6
+    assert planned["build_models"] == 3 + 2  # three generators, two encoders
     run_snakemake(tmp_path, config)
+    builds = [
+        json.loads(p.read_text()) for p in (tmp_path / "results" / "build_models").glob("generator/*/MANIFEST.json")
+    ]
+    assert sorted(b["summary"].get("pipeline", "sd") for b in builds) == ["sd", "sd3", "sdxl"]
     table = pd.read_csv(tmp_path / "results" / "summary.csv", keep_default_na=False)
     assert list(table.columns[:5]) == ["dataset", "source", "strategy", "generator", "guidance"]
     generated = table[table.source == "generated"]
     assert sorted(zip(generated.generator, generated.guidance.astype(float))) == [
-        ("other", 2.0),
-        ("other", 7.5),
-        ("small", 2.0),
-        ("small", 7.5),
+        (g, w) for g in ("sd", "sd3", "sdxl") for w in (2.0, 7.5)
     ]
-    assert generated.linear_probe.nunique() > 1  # four different sets, not one reported four times
+    assert generated.linear_probe.nunique() > 1  # six different sets, not one reported six times
     assert table[table.source == "original"].generator.tolist() == ["-"]
     for column, sources in PAIRED_ROWS.items():
         values = pd.to_numeric(table[table.source.isin(sources)][column], errors="coerce")
@@ -190,3 +201,68 @@ def test_targets_select_one_generators_artifacts(tmp_path, monkeypatch):
     assert cler and all(n.params["labels"]["generator"] == "small" for n in cler)
     with pytest.raises(ConfigError, match="unknown generator"):
         plan.select(generators=["sdxl"])
+
+
+def _load(tmp_path, config):
+    import yaml
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return load_run_config([str(path)])
+
+
+def test_textual_inversion_on_a_pipeline_without_it_is_refused_naming_both(tmp_path):
+    config = {
+        "generators": {"sd": {"model": "tiny"}, "sd3": {"model": "tiny", "pipeline": "sd3", "scheduler": None}},
+        "strategies": ["simple_template", "ti_original"],
+    }
+    with pytest.raises(
+        ConfigError,
+        match=r"generators.sd3': prompt strategy 'ti_original' cannot run on generator 'sd3' \(StableDiffusion3",
+    ):
+        _load(tmp_path, config)
+
+
+def test_a_noise_prediction_scheduler_on_a_flow_matching_pipeline_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"generators.sd3.scheduler': scheduler 'ddim' predicts noise.*flow matching"):
+        _load(tmp_path, {"generators": {"sd3": {"model": "tiny", "pipeline": "sd3"}}})
+    single = {
+        "models": {"generator": {"model": "tiny", "pipeline": "sd3"}},
+        "generation": {"scheduler": ["ddim", None]},
+    }
+    with pytest.raises(ConfigError, match=r"'generation.scheduler': scheduler 'ddim'.*set generation.scheduler: null"):
+        _load(tmp_path, single)
+
+
+def test_a_pipeline_family_is_read_from_a_local_folders_model_index(tmp_path):
+    from genbench.models.families import family
+
+    folder = tmp_path / "my-sd3"
+    folder.mkdir()
+    (folder / "model_index.json").write_text('{"_class_name": "StableDiffusion3Pipeline"}')
+    cls, fam = family({"model": str(folder)})
+    assert cls == "StableDiffusion3Pipeline" and fam.flow_matching and not fam.textual_inversion
+    assert family({"model": "some-org/not-cached-anywhere"}) == (None, None)  # not checkable offline
+    with pytest.raises(ConfigError, match=r"models.generator.pipeline': pipeline picks a tiny generator"):
+        _load(tmp_path, {"models": {"generator": {"model": str(folder), "pipeline": "sdxl"}}})
+
+
+def test_each_tiny_pipeline_is_its_own_build_and_sd_keeps_its_key(tmp_path, monkeypatch):
+    plan = _plan(
+        tmp_path,
+        monkeypatch,
+        generators={
+            "sd": {"model": "tiny"},
+            "sdxl": {"model": "tiny", "pipeline": "sdxl"},
+            "sd3": {"model": "tiny", "pipeline": "sd3", "scheduler": None},
+        },
+        strategies=["simple_template"],
+        sources=["generated"],
+    )
+    builds = {
+        n.params.get("pipeline", "sd"): n for n in plan.by_stage("build_models") if n.params["kind"] == "tiny_generator"
+    }
+    assert sorted(builds) == ["sd", "sd3", "sdxl"]
+    assert "pipeline" not in builds["sd"].params  # keyed only when not the default: old keys hold
+    samples = {n.folder.split("-")[1]: n for n in plan.by_stage("sample_images")}
+    assert samples["sd3"].params["scheduler"] is None and samples["sd"].params["scheduler"] == "ddim"

@@ -43,7 +43,7 @@ def trained(sd_dir, refs):
     before = pipe.text_encoder.get_input_embeddings().weight.detach().clone()
     unet_before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
     messages, losses = [], []
-    row = train_token(pipe, refs, TOKEN, None, "three", log=messages.append, history=losses, **TRAIN)
+    (row,) = train_token(pipe, refs, TOKEN, None, "three", log=messages.append, history=losses, **TRAIN)
     return {
         "pipe": pipe,
         "before": before,
@@ -73,9 +73,9 @@ def test_only_the_new_row_changes(trained):
 
 
 def test_training_is_deterministic_for_a_seed(sd_dir, refs, trained):
-    again = train_token(load_text_to_image_pipeline(str(sd_dir)), refs, TOKEN, None, "three", **TRAIN)
+    (again,) = train_token(load_text_to_image_pipeline(str(sd_dir)), refs, TOKEN, None, "three", **TRAIN)
     assert torch.equal(again, trained["row"])
-    other = train_token(load_text_to_image_pipeline(str(sd_dir)), refs, TOKEN, None, "three", **{**TRAIN, "seed": 1})
+    (other,) = train_token(load_text_to_image_pipeline(str(sd_dir)), refs, TOKEN, None, "three", **{**TRAIN, "seed": 1})
     assert not torch.equal(other, trained["row"])
 
 
@@ -207,3 +207,42 @@ def test_reference_images_from_retrieval_hits(tmp_path):
     plain, _ = _index(tmp_path, [0, 1])
     with pytest.raises(GenBenchError, match="similarity"):
         reference_images(plain, ["a", "b"], 1, source="retrieved")
+
+
+@pytest.fixture(scope="module")
+def sdxl_dir(tmp_path_factory):
+    from genbench.models.tiny import build_tiny_sdxl
+
+    return build_tiny_sdxl(tmp_path_factory.mktemp("tiny_sdxl"), seed=0)
+
+
+def test_sdxl_learns_the_token_in_both_text_encoders_and_reloads(sdxl_dir, refs, tmp_path):
+    """As diffusers' SDXL script: the token is added to both tokenizers, both rows train
+    together, every other row of both matrices stays bit-identical; the file (clip_l, clip_g,
+    the token in its metadata) loads into a fresh SDXL pipeline's two towers, and sampling with
+    the learned token differs from sampling with its initial rows."""
+    pipe = load_text_to_image_pipeline(str(sdxl_dir))
+    towers = [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
+    before = [enc.get_input_embeddings().weight.detach().clone() for _, enc in towers]
+    init = [b[tok.encode("three", add_special_tokens=False)[0]] for b, (tok, _) in zip(before, towers)]
+    losses = []
+    rows = train_token(pipe, refs, TOKEN, None, "three", history=losses, **TRAIN)
+    assert len(rows) == 2 and len(losses) == TRAIN["steps"] and all(np.isfinite(losses))
+    for (tokenizer, encoder), old, row, start in zip(towers, before, rows, init):
+        after = encoder.get_input_embeddings().weight.detach()
+        token_id = tokenizer.convert_tokens_to_ids(TOKEN)
+        assert token_id == old.shape[0] and torch.equal(after[:token_id], old)
+        assert torch.equal(after[token_id], row) and not torch.equal(row, start)
+    path = save_learned_embeds(tmp_path / "three", {TOKEN: rows})
+    initial = save_learned_embeds(tmp_path / "initial.safetensors", {TOKEN: tuple(init)})
+    fresh, plain = load_text_to_image_pipeline(str(sdxl_dir)), load_text_to_image_pipeline(str(sdxl_dir))
+    assert load_learned_embeds(fresh, [path]) == [TOKEN] == load_learned_embeds(plain, [initial])
+    for (tokenizer, encoder), row in zip(
+        [(fresh.tokenizer, fresh.text_encoder), (fresh.tokenizer_2, fresh.text_encoder_2)], rows
+    ):
+        assert torch.equal(encoder.get_input_embeddings().weight[tokenizer.convert_tokens_to_ids(TOKEN)], row)
+    prompt = f"a photo of a {TOKEN} three"
+    assert np.abs(_sample(fresh, prompt) - _sample(plain, prompt)).max() > 1e-4
+    sd = load_text_to_image_pipeline(str(build_tiny_stable_diffusion(tmp_path / "sd", seed=0)))
+    with pytest.raises(GenBenchError, match="need two text towers"):
+        load_learned_embeds(sd, [path])

@@ -12,9 +12,10 @@ params = job.stage_params(TinyModelParams)
 kind = params.kind
 with job.writer() as w:
     if kind == "tiny_generator":
-        from genbench.models.tiny import build_tiny_stable_diffusion
+        from genbench.models.tiny import TINY_GENERATORS
 
-        build_tiny_stable_diffusion(w.dir, seed=params.seed)
+        TINY_GENERATORS[params.pipeline](w.dir, seed=params.seed)
+        w.summary["pipeline"] = params.pipeline
     elif kind == "tiny_encoder":
         from genbench.models.tiny import build_tiny_open_clip
 

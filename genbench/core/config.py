@@ -200,7 +200,7 @@ def _cross_key_problems(config: dict) -> list[str]:
     for role, spec in config.get("models", {}).items():
         problems += _model_problems(f"models.{role}", role, spec)
     for name, spec in (config.get("generators") or {}).items():
-        model = {k: v for k, v in spec.items() if k in ("model", "seed")}
+        model = {k: v for k, v in spec.items() if k in ("model", "seed", "pipeline")}
         problems += _model_problems(f"generators.{name}", "generator", model)
     for i, spec in enumerate(config.get("metrics", {}).get("extra_encoders", [])):
         key = f"metrics.extra_encoders[{i}]"
@@ -310,6 +310,14 @@ def _model_problems(key: str, role: str, spec: dict) -> list[str]:
     """A model spec names what it needs, and each of its local-looking paths exists."""
     if is_trained(spec) and role not in TRAINED_ROLES:
         return [key_problem(key, "{model: trained} is only for models.encoder, generator and text2text")]
+    if "pipeline" in spec and not (role == "generator" and is_tiny(spec)):
+        return [
+            key_problem(
+                f"{key}.pipeline",
+                "pipeline picks a tiny generator ({model: tiny, pipeline: sdxl}); a real pipeline's "
+                "family is read from its model_index.json",
+            )
+        ]
     if is_built(spec):
         return []
     if role in ("generator", "text2text") and not spec.get("model"):

@@ -12,6 +12,12 @@ The recipe is diffusers' textual-inversion example, written afresh:
 - ``learned_embeds.safetensors`` holds ``{token: tensor (1, D)}``, the single-key layout that
   ``pipe.load_textual_inversion(path)`` loads.
 
+On SDXL (two CLIP text towers) the token is added to both tokenizers and trained in both
+encoders at once, as diffusers' SDXL script does: the UNet sees both towers' penultimate hidden
+states side by side, the second tower's pooled projection and the size ids of the training
+resolution. The file then holds ``clip_l`` and ``clip_g`` rows (the layout SDXL embeddings are
+shared in), with the token in its metadata.
+
 Reference images (``reference_images``) come from an original K-shot index (a seeded
 ``fewshot.sample_k_shot`` subset) or from the top hits of a retrieved set.
 """
@@ -81,7 +87,7 @@ def learn_class_token(
     records = [r for r in read_index(index_path) if r["label"] == class_id]
     pipe = load_text_to_image_pipeline(model, device=params.device)
     token = class_token(dataset.name, dataset.slugs[class_id])
-    embedding = train_token(
+    rows = train_token(
         pipe,
         load_reference_images(index_path, records),
         token,
@@ -94,7 +100,7 @@ def learn_class_token(
         seed=params.seed + class_id,
         log=log,
     )
-    save_learned_embeds(out_path, {token: embedding})
+    save_learned_embeds(out_path, {token: rows})
     return token
 
 
@@ -181,13 +187,44 @@ def _prompt_ids(tokenizer, prompts: list[str], device) -> torch.Tensor:
     ).input_ids.to(device)
 
 
-def _freeze(pipe) -> torch.nn.Parameter:
+def text_towers(pipe) -> list[tuple]:
+    """The (tokenizer, text encoder) pairs a token lives in: one for SD 1.x/2.x, two for SDXL."""
+    towers = [(pipe.tokenizer, pipe.text_encoder)]
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        towers.append((pipe.tokenizer_2, pipe.text_encoder_2))
+    if getattr(pipe, "text_encoder_3", None) is not None or pipe.text_encoder is None:
+        raise GenBenchError(f"textual inversion is for SD 1.x/2.x and SDXL pipelines, not {type(pipe).__name__}")
+    return towers
+
+
+def _condition(pipe, towers, prompts: list[str], resolution: int, device):
+    """(encoder_hidden_states, added_cond_kwargs) for ``prompts`` as the pipeline conditions its
+    UNet: SD, the text encoder's last hidden state; SDXL, both towers' penultimate hidden states
+    concatenated, with the second tower's pooled projection and the size ids
+    (resolution, resolution, 0, 0, resolution, resolution)."""
+    import torch
+
+    if len(towers) == 1:
+        tokenizer, encoder = towers[0]
+        return encoder(_prompt_ids(tokenizer, prompts, device))[0], None
+    states = []
+    for tokenizer, encoder in towers:
+        out = encoder(_prompt_ids(tokenizer, prompts, device), output_hidden_states=True)
+        states.append(out.hidden_states[-2])
+    size_ids = torch.tensor([[resolution, resolution, 0, 0, resolution, resolution]] * len(prompts), device=device)
+    return torch.cat(states, dim=-1), {"text_embeds": out[0], "time_ids": size_ids}
+
+
+def _freeze(pipe, towers) -> list[torch.nn.Parameter]:
     pipe.unet.requires_grad_(False)
     pipe.vae.requires_grad_(False)
-    pipe.text_encoder.requires_grad_(False)
-    weight = pipe.text_encoder.get_input_embeddings().weight
-    weight.requires_grad_(True)
-    return weight
+    weights = []
+    for _, encoder in towers:
+        encoder.requires_grad_(False)
+        weight = encoder.get_input_embeddings().weight
+        weight.requires_grad_(True)
+        weights.append(weight)
+    return weights
 
 
 def _check_train_args(images, steps, lr, batch_size, resolution, templates):
@@ -237,7 +274,28 @@ class _StepSampler:
         return torch.randint(0, self.num_t, (n,), generator=self.gen)
 
 
-def _training_step(pipe, weight, optimizer, sampler, noise_scheduler, dists, token_id, frozen, phrase, batch_size):
+@dataclass
+class _Learning:
+    """What a training step updates: per text tower, its embedding matrix, the new token's row
+    index and a frozen copy of every other row."""
+
+    towers: list
+    weights: list
+    token_ids: list[int]
+    frozen: list
+    resolution: int
+
+    def restore_other_rows(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            for weight, token_id, frozen in zip(self.weights, self.token_ids, self.frozen):
+                keep = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+                keep[token_id] = False
+                weight[keep] = frozen[keep]
+
+
+def _training_step(pipe, learning: _Learning, optimizer, sampler, noise_scheduler, dists, phrase, batch_size):
     import torch
 
     device, unet_dtype = pipe.unet.device, pipe.unet.dtype
@@ -247,16 +305,18 @@ def _training_step(pipe, weight, optimizer, sampler, noise_scheduler, dists, tok
     noise = sampler.randn(latents.shape).to(device)
     timesteps = sampler.timesteps(batch_size).to(device)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-    hidden = pipe.text_encoder(_prompt_ids(pipe.tokenizer, sampler.prompts(batch_size, phrase), device))[0]
-    pred = pipe.unet(noisy.to(unet_dtype), timesteps, encoder_hidden_states=hidden.to(unet_dtype)).sample
+    prompts = sampler.prompts(batch_size, phrase)
+    hidden, added = _condition(pipe, learning.towers, prompts, learning.resolution, device)
+    if added is not None:
+        added = {k: v.to(unet_dtype) for k, v in added.items()}
+    pred = pipe.unet(
+        noisy.to(unet_dtype), timesteps, encoder_hidden_states=hidden.to(unet_dtype), added_cond_kwargs=added
+    ).sample
     loss = torch.nn.functional.mse_loss(pred.float(), _training_target(noise_scheduler, latents, noise, timesteps))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    with torch.no_grad():
-        keep = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
-        keep[token_id] = False
-        weight[keep] = frozen[keep]
+    learning.restore_other_rows()
     return float(loss.detach())
 
 
@@ -276,10 +336,11 @@ def train_token(
     weight_decay: float = 1e-2,
     log=None,
     history=None,
-) -> torch.Tensor:
-    """Learn the embedding of a new token ``token`` from reference ``images`` (PIL); returns its row (D,).
+) -> tuple[torch.Tensor, ...]:
+    """Learn the embedding of a new token ``token`` from reference ``images`` (PIL); returns its
+    row in each text tower ((D,) for SD 1.x/2.x; (D_l,), (D_g,) for SDXL's two towers).
 
-    The pipeline is modified in place: the token stays in its tokenizer and text encoder.
+    The pipeline is modified in place: the token stays in its tokenizers and text encoders.
     The row starts as the embedding of ``initializer_word`` (default: the class name's first
     word; a multi-token word uses its first sub-token, logged). Each step draws
     ``batch_size`` images (seeded reshuffle per epoch) and templates filled with
@@ -287,9 +348,10 @@ def train_token(
     timesteps from a DDPMScheduler built from ``pipe.scheduler.config``, and minimises
     ``MSE(unet(add_noise(z, noise, t), t, text), noise or velocity)`` with AdamW(lr,
     weight_decay); then every other embedding row is restored. All randomness comes from
-    ``seed`` (same seed, same result on CPU). The text encoder runs in float32 during
+    ``seed`` (same seed, same result on CPU). The text encoders run in float32 during
     training; afterwards no pipeline parameter requires grad. ``history`` (a list) receives
-    the per-step losses. GenBenchError when ``token`` already exists.
+    the per-step losses. GenBenchError when ``token`` already exists. On SDXL both towers'
+    rows are trained together (see the module docstring).
     """
     import torch
     from diffusers import DDPMScheduler
@@ -297,30 +359,36 @@ def train_token(
     templates = tuple(templates)
     _check_train_args(images, steps, lr, batch_size, resolution, templates)
     word = initializer_word or _first_word(class_name)
-    init_id = initializer_token_id(pipe.tokenizer, word, log)
-    token_id = add_placeholder_token(pipe.tokenizer, pipe.text_encoder, token, init_id)
-    text_dtype = pipe.text_encoder.dtype
+    towers = text_towers(pipe)
+    for tokenizer, _ in towers:
+        if token in tokenizer.get_vocab():
+            raise GenBenchError(f"token {token!r} already exists in the tokenizer; choose another token")
+    token_ids = [
+        add_placeholder_token(tokenizer, encoder, token, initializer_token_id(tokenizer, word, log))
+        for tokenizer, encoder in towers
+    ]
+    text_dtypes = [encoder.dtype for _, encoder in towers]
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     dists = _encode_latent_dists(pipe.vae, images, resolution, pipe.vae.device, pipe.vae.dtype)
     sampler = _StepSampler(seed, len(images), templates, noise_scheduler.config.num_train_timesteps)
     phrase = f"{token} {class_name}"
     try:
-        pipe.text_encoder.to(torch.float32)
-        weight = _freeze(pipe)
-        frozen = weight.detach().clone()
-        optimizer = torch.optim.AdamW([weight], lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay, eps=1e-8)
+        for _, encoder in towers:
+            encoder.to(torch.float32)
+        weights = _freeze(pipe, towers)
+        learning = _Learning(towers, weights, token_ids, [w.detach().clone() for w in weights], resolution)
+        optimizer = torch.optim.AdamW(weights, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay, eps=1e-8)
         for step in range(steps):
-            loss = _training_step(
-                pipe, weight, optimizer, sampler, noise_scheduler, dists, token_id, frozen, phrase, batch_size
-            )
+            loss = _training_step(pipe, learning, optimizer, sampler, noise_scheduler, dists, phrase, batch_size)
             if history is not None:
                 history.append(loss)
             if step == 0 or (step + 1) % 50 == 0 or step + 1 == steps:
                 emit(log, f"{token}: step {step + 1}/{steps} loss {loss:.5f}")
-        learned = weight[token_id].detach().float().cpu().clone()
+        learned = tuple(w[i].detach().float().cpu().clone() for w, i in zip(weights, token_ids))
     finally:
-        pipe.text_encoder.requires_grad_(False)
-        pipe.text_encoder.to(text_dtype)
+        for (_, encoder), dtype in zip(towers, text_dtypes):
+            encoder.requires_grad_(False)
+            encoder.to(dtype)
     return learned
 
 
@@ -334,13 +402,17 @@ def _first_word(class_name: str) -> str:
 # ----------------------------------------------------------------------------- files
 
 
-def save_learned_embeds(path, embeds: dict) -> Path:
-    """Save ``{token: tensor (D,) or (1, D)}`` as safetensors, one file per token.
+SDXL_KEYS = ("clip_l", "clip_g")  # the two towers' rows in an SDXL embedding file
 
-    ``path`` is a ``.safetensors`` file (one token) or a directory, which gets
-    ``learned_embeds.safetensors`` (one token). Each tensor is stored as float32 (1, D)
-    under the token's name: the single-key layout ``pipe.load_textual_inversion`` reads.
-    Returns the file path.
+
+def save_learned_embeds(path, embeds: dict) -> Path:
+    """Save ``{token: rows}`` as safetensors, one token per file.
+
+    ``rows`` is the tensor (D,) or (1, D) of a one-tower pipeline, or ``train_token``'s tuple:
+    one row, or SDXL's two. ``path`` is a ``.safetensors`` file or a directory, which gets
+    ``learned_embeds.safetensors``. One row is stored as float32 (1, D) under the token's name,
+    the single-key layout ``pipe.load_textual_inversion`` reads; SDXL's two under ``clip_l``
+    and ``clip_g``, with the token in the file's metadata. Returns the file path.
     """
     import torch
     from safetensors.torch import save_file
@@ -354,40 +426,65 @@ def save_learned_embeds(path, embeds: dict) -> Path:
     if path.suffix != ".safetensors":
         path = path / LEARNED_EMBEDS_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    ((token, tensor),) = embeds.items()
-    tensor = torch.as_tensor(tensor).detach().float().cpu().reshape(1, -1).contiguous()
-    save_file({token: tensor}, str(path))
+    ((token, rows),) = embeds.items()
+    rows = rows if isinstance(rows, (tuple, list)) else (rows,)
+    rows = [torch.as_tensor(r).detach().float().cpu().reshape(1, -1).contiguous() for r in rows]
+    if len(rows) == 1:
+        save_file({token: rows[0]}, str(path))
+    elif len(rows) == len(SDXL_KEYS):
+        save_file(dict(zip(SDXL_KEYS, rows)), str(path), metadata={"token": token})
+    else:
+        raise GenBenchError(f"{token}: {len(rows)} rows; a learned token has one (SD) or two (SDXL)")
     return path
 
 
-def _token_of_file(path: Path) -> str:
+def _read_embeds(path: Path) -> tuple[str, dict]:
+    """(token, {key: tensor}) of a learned-embeds file: one key named by the token, or SDXL's
+    ``clip_l`` and ``clip_g`` with the token in the metadata."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
-        keys = list(handle.keys())
+        keys, metadata = sorted(handle.keys()), handle.metadata() or {}
+        tensors = {k: handle.get_tensor(k) for k in keys}
+    if keys == sorted(SDXL_KEYS) and metadata.get("token"):
+        return metadata["token"], tensors
     if len(keys) != 1:
         raise GenBenchError(f"{path}: a learned-embeds file holds exactly one token, found keys {keys}")
-    return keys[0]
+    return keys[0], tensors
 
 
 def load_learned_embeds(pipe, paths) -> list[str]:
-    """Load learned-embeds files (one token each) into ``pipe`` via ``pipe.load_textual_inversion``.
+    """Load learned-embeds files (one token each) into ``pipe`` via ``pipe.load_textual_inversion``
+    (an SDXL file into both text towers).
 
     ``paths`` are ``.safetensors`` files or directories holding ``learned_embeds.safetensors``.
     Returns the tokens in order. GenBenchError naming the token and file when a token is
     already in the tokenizer, two files hold the same token, or a file is missing.
     """
     files = [Path(p) if Path(p).suffix == ".safetensors" else Path(p) / LEARNED_EMBEDS_NAME for p in paths]
-    tokens, vocab = [], pipe.tokenizer.get_vocab()
+    tokens, contents, vocab = [], [], pipe.tokenizer.get_vocab()
     for file in files:
         if not file.is_file():
             raise GenBenchError(f"learned embeds file {file} does not exist")
-        token = _token_of_file(file)
+        token, tensors = _read_embeds(file)
         if token in vocab:
             raise GenBenchError(f"{file}: token {token!r} already exists in the pipeline's tokenizer")
         if token in tokens:
             raise GenBenchError(f"{file}: token {token!r} is also in {files[tokens.index(token)]}")
         tokens.append(token)
-    if files:
+        contents.append(tensors)
+    two_towers = [c for c in contents if set(c) == set(SDXL_KEYS)]
+    if two_towers and len(two_towers) != len(contents):
+        raise GenBenchError("learned embeds mix one-tower (SD) and two-tower (SDXL) files")
+    if two_towers:
+        towers = text_towers(pipe)
+        if len(towers) != 2:
+            raise GenBenchError(
+                f"SDXL learned embeds (clip_l, clip_g) need two text towers; {type(pipe).__name__} has one"
+            )
+        for (tokenizer, encoder), key in zip(towers, SDXL_KEYS):
+            rows = [c[key].reshape(1, -1) for c in contents]
+            pipe.load_textual_inversion(rows, token=tokens, text_encoder=encoder, tokenizer=tokenizer)
+    elif files:
         pipe.load_textual_inversion([str(f) for f in files])
     return tokens

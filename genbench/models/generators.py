@@ -203,10 +203,26 @@ def apply_speed_options(pipe, *, attention: str = "sdpa", channels_last: bool = 
 
     if attention not in ATTENTION_PROCESSORS:
         raise ConfigError(f"generation.attention: unknown {attention!r}; valid: {', '.join(ATTENTION_PROCESSORS)}")
-    pipe.unet.set_attn_processor(getattr(processors, ATTENTION_PROCESSORS[attention])())
+    name = denoiser_name(pipe)
+    denoiser = getattr(pipe, name)
+    if name == "unet":
+        denoiser.set_attn_processor(getattr(processors, ATTENTION_PROCESSORS[attention])())
+    elif attention != "sdpa":  # a transformer's joint attention keeps its own (SDPA) processors
+        raise ConfigError(
+            f"generation.attention: {attention!r} is for UNet pipelines; {type(pipe).__name__} has a {name}"
+        )
     if channels_last:
-        pipe.unet.to(memory_format=torch.channels_last)
+        denoiser.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
     if compile:
-        pipe.unet = torch.compile(pipe.unet)
+        setattr(pipe, name, torch.compile(denoiser))
     return pipe
+
+
+def denoiser_name(pipe) -> str:
+    """The pipeline attribute of its denoising network: ``unet`` (SD, SDXL) or ``transformer``
+    (SD3 and other DiT pipelines)."""
+    for name in ("unet", "transformer"):
+        if getattr(pipe, name, None) is not None:
+            return name
+    raise GenBenchError(f"{type(pipe).__name__} has neither a unet nor a transformer to sample with")

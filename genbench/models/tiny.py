@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from genbench.core.stage import StageParams, keyed
+from genbench.core.stage import StageParams, keyed, keyed_if_changed
 
 if TYPE_CHECKING:
     pass
@@ -40,6 +40,7 @@ class TinyModelParams(StageParams):
 
     kind: str = keyed(doc="tiny_generator, tiny_encoder or tiny_text2text")
     seed: int = keyed(0, doc="models.<role>.seed")
+    pipeline: str = keyed_if_changed("sd", doc="models.generator.pipeline: sd, sdxl or sd3 (tiny generators)")
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -135,10 +136,11 @@ def _tiny_unet():
     )
 
 
-def _tiny_vae():
+def _tiny_vae(**extra):
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
+        **extra,
         in_channels=3,
         out_channels=3,
         block_out_channels=(32, 64),
@@ -270,3 +272,142 @@ def build_tiny_open_clip(out_dir: str | Path, seed: int = 0) -> dict:
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(weights_path))
     return {"type": "open_clip", "model": name, "pretrained": str(weights_path), "config": str(config_path)}
+
+
+PIPELINE_FAMILIES = ("sd", "sdxl", "sd3")  # the tiny generators a spec can ask for ({model: tiny, pipeline: ...})
+
+
+def _tiny_clip_text(with_projection: bool, hidden_size: int = 32):
+    """A tiny CLIP text tower (2 layers, CLIP's vocabulary); ``with_projection``: the
+    ``CLIPTextModelWithProjection`` whose pooled projection SDXL and SD3 condition on."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(
+        vocab_size=CLIP_VOCAB_SIZE,
+        hidden_size=hidden_size,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=CLIP_CONTEXT_LENGTH,
+        projection_dim=32,
+        hidden_act="gelu",
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=0,
+    )
+    return (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(config)
+
+
+def _tiny_sdxl_unet():
+    """An SDXL-shaped UNet: cross-attention over both text towers' hidden states (32 + 32), and
+    the "text_time" added condition (pooled text embedding 32 + six size ids of 8 each)."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=32 + 6 * 8,
+        cross_attention_dim=64,
+        norm_num_groups=32,
+    )
+
+
+def build_tiny_sdxl(out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny random ``StableDiffusionXLPipeline`` (two CLIP text towers and tokenizers, the
+    second with a projection, an SDXL-shaped UNet, SDXL's Euler scheduler), saved with
+    ``save_pretrained``. Returns ``out_dir``."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tiny_tokenizer(out_dir / "tokenizer")
+    tokenizer_2 = build_tiny_tokenizer(out_dir / "tokenizer_2")
+    torch.manual_seed(seed)
+    unet = _tiny_sdxl_unet()
+    torch.manual_seed(seed + 1)
+    vae = _tiny_vae()
+    torch.manual_seed(seed + 2)
+    text_encoder = _tiny_clip_text(with_projection=False)
+    torch.manual_seed(seed + 3)
+    text_encoder_2 = _tiny_clip_text(with_projection=True)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading"
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=scheduler,
+    )
+    pipe.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def build_tiny_sd3(out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny random ``StableDiffusion3Pipeline``: an MMDiT (``SD3Transformer2DModel``), the
+    flow-matching Euler scheduler, two CLIP text towers with projections and a T5 encoder with a
+    word-level tokenizer built offline (``genbench.models.text2text.word_tokenizer``), saved
+    with ``save_pretrained``. Returns ``out_dir``."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import T5Config, T5EncoderModel
+
+    from genbench.models.text2text import TINY_WORDS, word_tokenizer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tiny_tokenizer(out_dir / "tokenizer")
+    tokenizer_2 = build_tiny_tokenizer(out_dir / "tokenizer_2")
+    tokenizer_3 = word_tokenizer(TINY_WORDS + [str(d) for d in range(10)])
+    torch.manual_seed(seed)
+    transformer = SD3Transformer2DModel(
+        sample_size=32,
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        joint_attention_dim=64,
+        caption_projection_dim=32,
+        pooled_projection_dim=64,
+        out_channels=4,
+    )
+    torch.manual_seed(seed + 1)
+    vae = _tiny_vae(shift_factor=0.0609, scaling_factor=1.5305)  # SD3's VAE has both
+    torch.manual_seed(seed + 2)
+    text_encoder = _tiny_clip_text(with_projection=True)
+    torch.manual_seed(seed + 3)
+    text_encoder_2 = _tiny_clip_text(with_projection=True)
+    torch.manual_seed(seed + 4)
+    t5 = T5Config(vocab_size=len(tokenizer_3), d_model=64, d_kv=8, d_ff=64, num_layers=1, num_heads=4, pad_token_id=0)
+    text_encoder_3 = T5EncoderModel(t5)
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=tokenizer_2,
+        text_encoder_3=text_encoder_3,
+        tokenizer_3=tokenizer_3,
+    )
+    pipe.save_pretrained(str(out_dir))
+    return out_dir
+
+
+TINY_GENERATORS = {"sd": build_tiny_stable_diffusion, "sdxl": build_tiny_sdxl, "sd3": build_tiny_sd3}

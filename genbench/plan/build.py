@@ -109,9 +109,15 @@ class Plan(Graph):
         if spec is None:
             spec = self.config.get("models", {}).get(role, {})
         if is_tiny(spec):
-            seed = int(spec.get("seed", 0))
-            node = self.add_stage(TinyModelParams(kind=f"tiny_{role}", seed=seed), role, {}, label="tiny")
-            return {"tiny": True, **({"seed": seed} if seed else {})}, {role: node}, {"built": True}
+            seed, pipeline = int(spec.get("seed", 0)), spec.get("pipeline", "sd")
+            params = TinyModelParams(kind=f"tiny_{role}", seed=seed, pipeline=pipeline)
+            node = self.add_stage(params, role, {}, label="tiny" if pipeline == "sd" else f"tiny-{pipeline}")
+            keyed = {
+                "tiny": True,
+                **({"seed": seed} if seed else {}),
+                **({"pipeline": pipeline} if pipeline != "sd" else {}),
+            }
+            return keyed, {role: node}, {"built": True}
         if is_trained(spec):
             node = self._trained_model(role)
             return {"trained": node.key}, {role: node}, {"built": True}

@@ -32,7 +32,7 @@ def validate_config(config: dict) -> None:
     """
     problems = config_problems(config)
     if not problems:  # the registry's rules rely on the types the schema checked
-        problems = _dataset_problems(config) + _strategy_problems(config)
+        problems = _dataset_problems(config) + _strategy_problems(config) + _generator_problems(config)
     raise_problems(problems)
 
 
@@ -98,6 +98,69 @@ def _param_problems(key: str, name: str, params: dict, inherited: dict) -> list[
         for param in params
         if param not in allowed
     ]
+
+
+def _generators(config: dict) -> list[tuple[str, str, dict]]:
+    """(config key, name in messages, spec) of every generator the plan samples with."""
+    named = config.get("generators") or {}
+    if named:
+        return [(f"generators.{name}", repr(name), spec) for name, spec in named.items()]
+    return [("models.generator", "models.generator", config.get("models", {}).get("generator") or {})]
+
+
+def _scheduler_values(config: dict, spec: dict) -> list:
+    """Every scheduler a generator samples with: its own override, else each value of
+    ``generation.scheduler`` (top level and per dataset; a list sweeps)."""
+    if "scheduler" in spec:
+        return [spec["scheduler"]]
+    sections = [config.get("generation", {})] + [
+        o.get("generation") or {} for o in config.get("per_dataset", {}).values()
+    ]
+    values = []
+    for section in sections:
+        value = section.get("scheduler")
+        values += value if isinstance(value, list) else [value] if "scheduler" in section else []
+    return values
+
+
+def _generator_problems(config: dict) -> list[str]:
+    """Each generator can run what the config asks of it: textual inversion only on a pipeline
+    whose family supports it, and no noise-prediction scheduler on a flow-matching pipeline
+    (``genbench.models.families``). A generator whose pipeline class cannot be read here (a hub
+    id not in the local cache) is not checked."""
+    from genbench.models.families import family
+
+    strategies = set(config.get("strategies", []))
+    for override in config.get("per_dataset", {}).values():
+        strategies |= set(override.get("strategies", []))
+    inversion = sorted(strategies & set(TEXTUAL_INVERSION_STRATEGIES))
+    problems = []
+    for key, name, spec in _generators(config):
+        cls, fam = family(spec)
+        if cls is None:
+            continue
+        label = f"generator {name} ({cls}" + (f", {fam.name})" if fam else ")")
+        if inversion and not (fam and fam.textual_inversion):
+            problems.append(
+                key_problem(
+                    key,
+                    f"prompt strategy {inversion[0]!r} cannot run on {label}: GenBench's textual inversion "
+                    "trains a token in CLIP text encoders that condition a UNet (SD 1.x/2.x, SDXL); "
+                    "drop the strategy or this generator",
+                )
+            )
+        if fam and fam.flow_matching:
+            fix = "generation.scheduler" if key == "models.generator" else f"{key}.scheduler"
+            for scheduler in _scheduler_values(config, spec):
+                if scheduler is not None:
+                    problems.append(
+                        key_problem(
+                            fix,
+                            f"scheduler {scheduler!r} predicts noise, but {label} samples by flow matching; "
+                            f"set {fix}: null to keep the pipeline's own",
+                        )
+                    )
+    return problems
 
 
 def load_run_config(configfiles: list[str] | None = None) -> dict:
