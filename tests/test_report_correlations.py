@@ -165,3 +165,56 @@ def test_training_times_come_from_the_benchmark_files_and_the_logs(tmp_path):
     assert training_finding(training_times(jobs), 300)[0].startswith("FAIL training stages took 6m40s")
     (tmp_path / "train_generator.tsv").unlink()
     assert training_times(jobs)["elapsed"] is None and training_finding(training_times(jobs), 300) == []
+
+
+def _two_generator_table():
+    rng = np.random.default_rng(5)
+    rows = [{"source": "original", "strategy": "-", "generator": "-", "linear_probe": 60.0, "cler": 58.0, "fd": 30.0}]
+    rows.append(
+        {"source": "retrieval", "strategy": "-", "generator": "-", "linear_probe": 50.0, "cler": 48.0, "fd": 90.0}
+    )
+    for generator, slope in (("sd21", 1.0), ("sdxl", -1.0)):
+        for i in range(5):
+            probe = 40.0 + 3 * i
+            rows.append(
+                {
+                    "source": "generated",
+                    "strategy": f"s{i}",
+                    "generator": generator,
+                    "linear_probe": probe,
+                    "cler": 40.0 + slope * 3 * i + rng.normal(),
+                    "fd": 200.0 - 10 * i,
+                }
+            )
+    table = pd.DataFrame(rows)
+    table["gain"] = table["linear_probe"] - 45.0
+    table["dataset"] = "digits"
+    return table
+
+
+def test_correlations_per_generator_and_over_every_set():
+    from genbench.report.correlations import correlation_table, pooled_rows
+
+    table = _two_generator_table()
+    corr = correlation_table(table)
+    assert list(corr.columns[:2]) == ["generator", "metric"]
+    assert set(corr.generator) == {"all", "sd21", "sdxl"}
+    cler = corr[corr.metric == "cler"].set_index("generator")
+    assert cler.loc["all", "n"] == 12 and cler.loc["sd21", "n"] == cler.loc["sdxl", "n"] == 7  # its 5 + the 2 shared
+    assert cler.loc["sd21", "pearson"] > cler.loc["sdxl", "pearson"] + 0.3  # opposite trends, told apart
+    pd.testing.assert_frame_equal(
+        pooled_rows(corr).drop(columns="generator").reset_index(drop=True), metric_correlations(table)
+    )
+    # without the axis: the table as before, no generator column
+    one = table[table.generator.isin(["-", "sd21"])]
+    pd.testing.assert_frame_equal(correlation_table(one.drop(columns="generator")), metric_correlations(one))
+
+
+def test_plots_mark_each_generator(tmp_path):
+    from genbench.report.correlations import correlation_table
+    from genbench.report.plots import plot_correlations, plot_gain
+
+    table = _two_generator_table()
+    plot_correlations(table, correlation_table(table), tmp_path / "corr.png")
+    plot_gain(table, tmp_path / "gain.png")
+    assert (tmp_path / "corr.png").stat().st_size > 1000 and (tmp_path / "gain.png").stat().st_size > 1000

@@ -1,6 +1,6 @@
 """aggregate: every evaluation's rows in one tidy table, the wide results table, correlations."""
 
-from genbench.report.correlations import metric_correlations
+from genbench.report.correlations import correlation_table
 from genbench.report.tables import AggregateParams, collect_rows, probe_column, results_table
 from genbench.workflow.job import start_job
 
@@ -13,7 +13,7 @@ table = results_table(rows, params.protocol)
 with job.writer() as w:
     rows.to_csv(w.path("rows.csv"), index=False)
     table.to_csv(w.path("summary.csv"), index=False, float_format="%.4f")
-    metric_correlations(table, probe_column(params.protocol)).to_csv(
+    correlation_table(table, probe_column(params.protocol)).to_csv(
         w.path("correlations.csv"), index=False, float_format="%.4f"
     )
     w.summary.update(evaluations=len(tables), sets=len(table))

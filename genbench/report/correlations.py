@@ -119,3 +119,37 @@ def metric_correlations(table: pd.DataFrame, target: str = "linear_probe") -> pd
         out.append(row)
     columns = ["metric", "target", "n"] + [f"{k}{s}" for k in CORRELATIONS for s in ("", "_low", "_high")]
     return pd.DataFrame(out, columns=columns)
+
+
+POOLED = "all"  # the generator column's value for the correlations over every set
+
+
+def _generators(table: pd.DataFrame) -> list[str]:
+    """The generator axis's names in ``table`` (none when the axis is not in use)."""
+    if "generator" not in table:
+        return []
+    return sorted({str(g) for g in table["generator"]} - {"-", "nan", ""})
+
+
+def correlation_table(table: pd.DataFrame, target: str = "linear_probe") -> pd.DataFrame:
+    """``metric_correlations`` over every set, and, when the table has the generator axis
+    (two or more generators), per generator too: over that generator's sets with the sets no
+    generator made (original, retrieved). A ``generator`` column names each group
+    (``all`` for every set); without the axis the table is ``metric_correlations``' alone."""
+    pooled = metric_correlations(table, target)
+    names = _generators(table)
+    if len(names) < 2:
+        return pooled
+    groups = [pooled.assign(generator=POOLED)]
+    for name in names:
+        rows = table[table["generator"].astype(str).isin([name, "-"])]
+        groups.append(metric_correlations(rows, target).assign(generator=name))
+    out = pd.concat(groups, ignore_index=True)
+    return out[["generator"] + [c for c in out.columns if c != "generator"]]
+
+
+def pooled_rows(correlations: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``correlation_table`` computed over every set."""
+    if "generator" not in correlations:
+        return correlations
+    return correlations[correlations["generator"] == POOLED]

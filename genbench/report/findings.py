@@ -143,7 +143,10 @@ def target_lines(table: pd.DataFrame, targets: dict, probe: str, training: dict 
 def finding_lines(table: pd.DataFrame, correlations: pd.DataFrame, probe: str) -> list[str]:
     """What the run found: each headline metric's correlation with ``probe`` (with its
     intervals), and textual inversion against its base strategy where both ran."""
+    from genbench.report.correlations import pooled_rows
+
     lines = []
+    correlations = pooled_rows(correlations)
     for metric in ("cler", "fd", "clip_score_100", "pad"):
         row = correlations[correlations.metric == metric]
         if len(row):

@@ -7,21 +7,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
 
 def plot_correlations(
     table: pd.DataFrame, correlations: pd.DataFrame, path: str | Path, target: str = "linear_probe"
 ) -> None:
-    """Scatter plots of CLER, FD, CLIP score and PAD against the probe metric."""
+    """Scatter plots of CLER, FD, CLIP score and PAD against the probe metric: colour by
+    source, and with the generator axis in use one marker shape per generator (the title's r
+    is over every set; ``correlations.csv`` has each generator's too)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from genbench.report.correlations import pooled_rows
+
+    correlations = pooled_rows(correlations)
     metrics = [m for m in ("cler", "fd", "clip_score_100", "pad") if m in table]
+    by = ["source", "generator"] if "generator" in table else ["source"]
+    generators = sorted({str(g) for g in table["generator"]}) if "generator" in table else []
     fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=(4 * max(1, len(metrics)), 3.6), squeeze=False)
+    colours = {source: f"C{i}" for i, source in enumerate(sorted(set(table["source"])))}
     for ax, metric in zip(axes[0], metrics):
-        for source, group in table.groupby("source"):
-            ax.scatter(group[metric], group[target], label=source, s=24)
+        for keys, group in table.groupby(by):
+            source, generator = (keys[0], str(keys[1])) if len(by) == 2 else (keys[0], None)
+            marker = MARKERS[generators.index(generator) % len(MARKERS)] if generator is not None else "o"
+            label = source if generator in (None, "-") else f"{source} ({generator})"
+            ax.scatter(group[metric], group[target], label=label, s=24, c=colours[source], marker=marker)
         row = correlations[correlations.metric == metric]
         r = row["pearson"].iloc[0] if len(row) else np.nan
         ax.set_title(f"{metric} (Pearson r = {r:.2f})", fontsize=9)
@@ -34,12 +47,17 @@ def plot_correlations(
 
 
 def plot_gain(table: pd.DataFrame, path: str | Path) -> None:
-    """Bar chart per dataset of the best gain over zero-shot for each source."""
+    """Bar chart per dataset of the best gain over zero-shot for each source (for each source
+    and generator, with the generator axis in use)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    table = table.copy()
+    if "generator" in table:
+        generated = table["generator"].astype(str) != "-"
+        table.loc[generated, "source"] = table["source"] + " (" + table["generator"].astype(str) + ")"
     best = table.groupby(["dataset", "source"])["gain"].max().unstack("source")
     ax = best.plot.bar(figsize=(max(4, 0.6 * len(best) + 3), 3.6))
     ax.axhline(0, color="black", linewidth=0.8)

@@ -26,7 +26,7 @@ class AggregateParams(StageParams):
     """One table over every evaluation of the plan."""
 
     STAGE: ClassVar[str] = "aggregate"
-    VERSION: ClassVar[int] = 5
+    VERSION: ClassVar[int] = 6
     SECTION: ClassVar[str | None] = None
 
     protocol: str = keyed("honest", doc="protocol: honest or paper (the headline columns, the probe correlated with)")
