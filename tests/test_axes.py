@@ -182,6 +182,12 @@ def test_a_paper_protocol_run_over_sd_sdxl_sd3_and_two_guidance_scales(tmp_path,
     ]
     assert generated.linear_probe.nunique() > 1  # six different sets, not one reported six times
     assert table[table.source == "original"].generator.tolist() == ["-"]
+    written = {
+        c
+        for c in table.columns
+        if c in ("cler_full_train", "cler_knn_zs") or c.endswith(("_paper", "_dann", "_elevater"))
+    }
+    assert written == set(PAIRED_ROWS)  # the paired columns of summary.csv: docs/PROTOCOL.md names each
     for column, sources in PAIRED_ROWS.items():
         values = pd.to_numeric(table[table.source.isin(sources)][column], errors="coerce")
         assert len(values) and values.notna().all() and np.isfinite(values).all(), column
