@@ -10,6 +10,8 @@ then evaluates on the real handwritten digits, whose test split no training sees
 - permuting the text classifier's rows drops zero-shot to chance or below: labels, prompts and
   class order are wired the right way round;
 - every training stage's loss falls;
+- (locally, the trained models are kept in ``workflow_helpers.model_cache()`` and restored
+  into the next run; never under CI, which trains cold);
 - a second run samples again from the same trained models: the images, and every table
   made of them, are byte-identical. (Training twice gives byte-identical weights: the
   training tests run each training function twice, on smaller settings, as retraining the
@@ -23,7 +25,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import REPO, job_stats, quick_config, run_snakemake
+from workflow_helpers import (
+    REPO,
+    job_stats,
+    model_cache,
+    quick_config,
+    restore_trained_models,
+    run_snakemake,
+    store_trained_models,
+)
 
 from genbench.evaluation.features import load_features
 from genbench.evaluation.metrics import accuracy, zero_shot_scores
@@ -54,7 +64,12 @@ def science_config(workdir):
 def runs(tmp_path_factory):
     """The run, and a second one that starts from the first one's trained models."""
     first = tmp_path_factory.mktemp("science")
-    run_snakemake(first, science_config(first), timeout=1500)
+    config = science_config(first)
+    restored = restore_trained_models(first, config)  # a developer's cache; never under CI
+    if restored:
+        print(f"science: trained models restored from {model_cache()}: {restored}")
+    run_snakemake(first, config, timeout=1500)
+    store_trained_models(first, config)
     second = tmp_path_factory.mktemp("science-again")
     shutil.copytree(first / "results", second / "results", ignore=shutil.ignore_patterns(".genbench"))
     for stage in RERUN_STAGES:

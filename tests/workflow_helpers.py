@@ -122,3 +122,63 @@ def assert_jobs_loaded_only_allowed(results: Path) -> set[str]:
         seen.add(script)
     assert not over, f"jobs that loaded packages their kind does not allow: {over}"
     return seen
+
+
+# -- developers' cache of trained test models ---------------------------------------------
+TRAINING_STAGES = ("train_encoder", "train_vae", "train_generator", "train_text2text")
+
+
+def model_cache() -> Path | None:
+    """Where trained test models are kept between local runs (``~/.cache/genbench/test-models``,
+    or ``GENBENCH_TEST_MODEL_CACHE``); None (no cache) under CI (``CI=true``) or with
+    ``GENBENCH_TEST_MODEL_CACHE=off``, so that CI always trains cold."""
+    setting = os.environ.get("GENBENCH_TEST_MODEL_CACHE", "")
+    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes") or setting == "off":
+        return None
+    return Path(setting or "~/.cache/genbench/test-models").expanduser()
+
+
+def _training_artifacts(workdir: Path, config: Path) -> list[Path]:
+    """The training artifacts the config plans, as paths relative to ``workdir`` (their folder
+    names carry their keys, so a path names one recipe)."""
+    from genbench.plan.build import build_plan
+    from genbench.plan.validate import load_run_config
+
+    here = os.getcwd()
+    try:
+        os.chdir(workdir)
+        plan = build_plan(load_run_config([str(config)]))
+    finally:
+        os.chdir(here)
+    nodes = [n for stage in TRAINING_STAGES for n in plan.by_stage(stage)]
+    return [
+        Path(n.manifest).parent.relative_to(workdir) if Path(n.manifest).is_absolute() else Path(n.manifest).parent
+        for n in nodes
+    ]
+
+
+def restore_trained_models(workdir: Path, config: Path) -> list[str]:
+    """Copy the cached training artifacts this config plans into ``workdir`` (nothing under CI);
+    returns the ones restored. The run then verifies them like any finished artifact."""
+    import shutil
+
+    cache = model_cache()
+    restored = []
+    for relative in _training_artifacts(workdir, config) if cache else []:
+        if (cache / relative / "MANIFEST.json").is_file() and not (workdir / relative).exists():
+            shutil.copytree(cache / relative, workdir / relative)
+            restored.append(str(relative))
+    return restored
+
+
+def store_trained_models(workdir: Path, config: Path) -> None:
+    """Keep this run's training artifacts in the developers' cache (nothing under CI)."""
+    import shutil
+
+    cache = model_cache()
+    for relative in _training_artifacts(workdir, config) if cache else []:
+        if (workdir / relative / "MANIFEST.json").is_file() and not (cache / relative).exists():
+            staging = cache / relative.parent / f".{relative.name}.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(workdir / relative, staging)
+            staging.rename(cache / relative)
