@@ -154,22 +154,8 @@ def _tiny_vae(**extra):
 
 
 def _tiny_text_encoder():
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    config = CLIPTextConfig(
-        vocab_size=CLIP_VOCAB_SIZE,
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=CLIP_CONTEXT_LENGTH,
-        projection_dim=32,
-        hidden_act="gelu",
-        bos_token_id=49406,
-        eos_token_id=49407,
-        pad_token_id=0,
-    )
-    return CLIPTextModel(config)
+    """SD 1.x/2.x's tiny text encoder: the CLIP text tower without a projection."""
+    return _tiny_clip_text(with_projection=False)
 
 
 def sd_scheduler():
