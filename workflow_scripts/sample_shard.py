@@ -5,7 +5,13 @@ import json
 from loguru import logger
 
 from genbench.core.artifacts import write_part_manifest
-from genbench.generation.sampling import SamplingParams, load_sampling_pipeline, sample_shard, split_into_shards
+from genbench.generation.sampling import (
+    SamplingParams,
+    load_references,
+    load_sampling_pipeline,
+    sample_shard,
+    split_into_shards,
+)
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake, torch=True)
@@ -17,6 +23,9 @@ embeddings = []
 if job.has_input("embeddings"):  # textual-inversion strategies: one learned token per class
     folder = job.input_dir("embeddings")
     embeddings = [folder / f for f in sorted(job.input_manifest("embeddings")["files"]) if f.endswith(".safetensors")]
+references = None
+if job.has_input("references"):  # img2img strategies: each row starts from its reference image
+    references = load_references(job.input_dir("references") / "references.jsonl", rows, params)
 pipe = load_sampling_pipeline(job.generator_source(), params, embeddings)
-sample_shard(pipe, rows, snakemake.output.shard, params, log=logger.info)
+sample_shard(pipe, rows, snakemake.output.shard, params, log=logger.info, references=references)
 write_part_manifest(snakemake.output.shard, job.key, job.cache)

@@ -1,9 +1,14 @@
-"""textual_inversion_prepare: ref_shot reference images per class, from the original train
-split (seeded) or the top retrieval hits."""
+"""textual_inversion_prepare: ref_shot reference images per class (textual inversion's or
+img2img's), from the original train split (seeded, none from val or test) or the top retrieval hits."""
 
 from loguru import logger
 
-from genbench.injection.references import ReferenceParams, reference_images, write_reference_index
+from genbench.injection.references import (
+    ReferenceParams,
+    check_not_held_out,
+    reference_images,
+    write_reference_index,
+)
 from genbench.workflow.job import start_job
 
 job = start_job(snakemake)
@@ -19,6 +24,8 @@ refs = reference_images(
     seed=params.seed,
     log=logger.info,
 )
+if original:
+    check_not_held_out(refs, job.input_dir("prepare"))
 with job.writer() as w:
     count = write_reference_index(index, refs, w.path("references.jsonl"), final_dir=job.out_dir)
     w.summary.update(references=count, shortfall={str(k): v for k, v in refs["shortfall"].items()})

@@ -7,9 +7,10 @@ importing torch.
 # the external set a value belongs to
 SET_COLUMNS = ("dataset", "source", "strategy", "shots", "seed", "encoder")
 ROW_COLUMNS = (*SET_COLUMNS, "stage", "metric", "value")
-# the axes a set may also be labelled with (``generators``, swept generation settings): a
+# the axes a set may also be labelled with (``generators``, swept generation settings, an
+# img2img set's strength): a
 # column each, after ``strategy``, only where a run uses the axis ("-" for sets without it)
-AXIS_COLUMNS = ("generator", "guidance", "steps", "scheduler")
+AXIS_COLUMNS = ("generator", "guidance", "steps", "scheduler", "strength")
 
 
 def columns_of(rows: list[dict]) -> list[str]:

@@ -65,6 +65,12 @@ MODIFIER_KEYS = {"detail_suffix", "negative_prompts", "textual_inversion"}
 # Textual-inversion strategies -> where their reference images come from; each samples with a
 # base strategy (params["base"], default simple_template) plus the learned class tokens.
 TEXTUAL_INVERSION_STRATEGIES = {"ti_original": "original", "ti_retrieval": "retrieval"}
+# Real-guided (img2img) strategies -> where their reference images come from; each samples with
+# a base strategy's prompts (params["base"], default simple_template), every image starting from
+# a noised reference image of its class instead of pure noise.
+IMG2IMG_STRATEGIES = {"img2img_original": "original", "img2img_retrieval": "retrieval"}
+# the strategies that bring a dataset's own images in, and sample with a base strategy's prompts
+INJECTION_STRATEGIES = {**TEXTUAL_INVERSION_STRATEGIES, **IMG2IMG_STRATEGIES}
 
 
 def stable_int(*parts) -> int:
@@ -366,9 +372,10 @@ def count_truncated_prompts(plan: list[dict], tokenizer, max_length: int = 77) -
 
 
 def base_strategy(strategy: str, strategy_params: dict) -> str:
-    """The strategy whose prompts are made: itself, or for ti_original / ti_retrieval their
-    ``base`` (default simple_template), whose prompts then carry the learned tokens."""
-    if strategy in TEXTUAL_INVERSION_STRATEGIES:
+    """The strategy whose prompts are made: itself, or for the injection strategies (ti_*,
+    img2img_*) their ``base`` (default simple_template), whose prompts then carry the learned
+    tokens (ti_*) or start from a reference image (img2img_*)."""
+    if strategy in INJECTION_STRATEGIES:
         return strategy_params.get("base", "simple_template")
     return strategy
 
@@ -397,17 +404,19 @@ def plan_prompts(
     tokens: dict | None = None,
     descriptions_file: str | None = None,
     text_model=None,
+    references: dict[int, list[str]] | None = None,
 ) -> list[dict]:
     """The prompt plan of one configured strategy: ``make_prompt_plan`` of its base strategy,
-    with ``tokens`` ({class_id: token}) for the textual-inversion strategies and the checked
-    path of its descriptions file in place of that file's fingerprint."""
+    with ``tokens`` ({class_id: token}) for the textual-inversion strategies, the checked
+    path of its descriptions file in place of that file's fingerprint, and for the img2img
+    strategies each row's reference image (``with_references``)."""
     strategy_params = {k: v for k, v in params.strategy_params.items() if k != "base"}
     if "file" in strategy_params:
         strategy_params["file"] = descriptions_file
     strategy_params["images_per_class"] = params.images_per_class
     if params.strategy in TEXTUAL_INVERSION_STRATEGIES:
         strategy_params["textual_inversion"] = tokens or {}
-    return make_prompt_plan(
+    plan = make_prompt_plan(
         base_strategy(params.strategy, params.strategy_params),
         list(classes),
         list(templates),
@@ -416,3 +425,22 @@ def plan_prompts(
         text_model=text_model,
         set_name=params.strategy,
     )
+    if params.strategy in IMG2IMG_STRATEGIES:
+        return with_references(plan, references or {}, classes)
+    return plan
+
+
+def with_references(plan: list[dict], references: dict[int, list[str]], classes) -> list[dict]:
+    """The plan's rows, each with ``reference``: the id of the image it starts from. Image j of
+    class c (its j-th row) takes ``references[c][j % len(references[c])]``, so the rows of a
+    class cycle evenly over its reference images, in their order. GenBenchError naming the
+    class when one has no reference."""
+    out, seen = [], {}
+    for row in plan:
+        refs = references.get(row["class_id"]) or []
+        if not refs:
+            raise GenBenchError(f"img2img: class {classes[row['class_id']]!r} has no reference image")
+        j = seen.get(row["class_id"], 0)
+        seen[row["class_id"]] = j + 1
+        out.append({**row, "reference": refs[j % len(refs)]})
+    return out

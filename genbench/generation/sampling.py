@@ -58,6 +58,12 @@ class SamplingParams(StageParams):
     attention: str = keyed_if_changed("sdpa", doc="sdpa or eager attention in the UNet")
     channels_last: bool = keyed_if_changed(False, doc="UNet and VAE in NHWC memory format")
     compile: bool = keyed_if_changed(False, doc="torch.compile the UNet")
+    strength: float | None = keyed_if_changed(
+        None,
+        config="img2img.strength",
+        doc="img2img strategies: how far each reference image is noised before denoising (1: all the way); "
+        "null: text-to-image",
+    )
     batch_size: int = runtime(1, doc="images per pipeline call (an image's noise is its own)")
 
     def speed_options(self) -> dict:
@@ -108,27 +114,62 @@ def png_bytes(pixels: np.ndarray, output_size: int, filter_name: str) -> bytes:
     return buffer.getvalue()
 
 
-def _generate_batch(pipe, rows, params: SamplingParams) -> np.ndarray:
+def _generate_batch(pipe, rows, params: SamplingParams, references: dict | None = None) -> np.ndarray:
+    """``len(rows)`` HxWx3 float images in [0, 1], each from its row's own seeded generator;
+    for img2img (``params.strength`` set) each starts from its row's reference image
+    (``references[row["reference"]]``, already at width x height)."""
     import torch
 
     generators = [torch.Generator(params.device).manual_seed(int(row["seed"])) for row in rows]
     negatives = [row["negative_prompt"] or "" for row in rows]
+    start = {"height": params.height, "width": params.width}
+    if params.strength is not None:  # SD's and SDXL's take the size of their reference images
+        start = start if _takes_size(pipe) else {}
+        start |= {"image": [references[row["reference"]] for row in rows], "strength": params.strength}
     with torch.no_grad():
         output = pipe(
             prompt=[row["prompt"] for row in rows],
             negative_prompt=negatives if any(negatives) else None,
             num_inference_steps=params.steps,
             guidance_scale=params.guidance,
-            height=params.height,
-            width=params.width,
             generator=generators,
             output_type="np",
+            **start,
         )
     return np.asarray(output.images, dtype=np.float32)
 
 
+def _takes_size(pipe) -> bool:
+    """Whether the pipeline's call takes ``height`` and ``width``."""
+    import inspect
+
+    return "height" in inspect.signature(pipe.__call__).parameters
+
+
+def load_references(index_path, rows: list[dict], params: SamplingParams) -> dict:
+    """{reference id: RGB PIL image at params.width x params.height} of the reference images
+    the rows start from (``references.jsonl`` at ``index_path``; resized with
+    ``params.resize_filter``). GenBenchError naming a row's reference the index lacks."""
+    from genbench.data.imageset import ImageSetReader, read_index
+
+    by_id = {r["id"]: r for r in read_index(index_path)}
+    wanted = sorted({row["reference"] for row in rows})
+    missing = [ref for ref in wanted if ref not in by_id]
+    if missing:
+        raise GenBenchError(f"{index_path}: no reference image {missing[0]!r} (named by the prompt plan)")
+    size, resample = (params.width, params.height), get_resize_filter(params.resize_filter)
+    records = [by_id[ref] for ref in wanted]
+    with ImageSetReader(index_path, records=records) as reader:
+        return {r["id"]: _at_size(reader.load_record(r).convert("RGB"), size, resample) for r in records}
+
+
+def _at_size(image, size: tuple[int, int], resample):
+    return image if image.size == size else image.resize(size, resample=resample)
+
+
 def _metadata(row: dict, black: bool) -> dict:
-    return {
+    reference = {"reference": row["reference"]} if "reference" in row else {}
+    return reference | {
         "id": image_id(row),
         "class_id": row["class_id"],
         "class_name": row["class_name"],
@@ -139,10 +180,11 @@ def _metadata(row: dict, black: bool) -> dict:
     }
 
 
-def sample_shard(pipe, rows: list[dict], out_tar_path, params: SamplingParams, log=None) -> dict:
+def sample_shard(pipe, rows: list[dict], out_tar_path, params: SamplingParams, log=None, references=None) -> dict:
     """Sample one shard of plan rows into a tar; return {"images", "black_or_nan", "truncated_prompts"}.
 
-    ``log`` is None, a logging.Logger or a callable taking a string.
+    ``log`` is None, a logging.Logger or a callable taking a string. ``references``: for
+    img2img, the rows' reference images (``load_references``).
     """
     from tqdm import tqdm
 
@@ -156,7 +198,7 @@ def sample_shard(pipe, rows: list[dict], out_tar_path, params: SamplingParams, l
     with tqdm(total=len(rows), desc=Path(out_tar_path).name, unit="img") as progress:
         for start in range(0, len(rows), params.batch_size):
             batch = rows[start : start + params.batch_size]
-            for row, image in zip(batch, _generate_batch(pipe, batch, params)):
+            for row, image in zip(batch, _generate_batch(pipe, batch, params, references)):
                 pixels, black = to_uint8(image)
                 bad += black
                 members[f"{image_id(row)}.png"] = png_bytes(pixels, params.output_size, params.resize_filter)
@@ -171,7 +213,8 @@ def sample_shard(pipe, rows: list[dict], out_tar_path, params: SamplingParams, l
 def load_sampling_pipeline(model: str, params: SamplingParams, learned_embeds=()):
     """The diffusers pipeline of ``model`` as ``params`` ask for it (device, dtype, scheduler,
     safety checker, speed options), with the textual-inversion tokens of ``learned_embeds``
-    (``learned_embeds.safetensors`` files, one per class) added."""
+    (``learned_embeds.safetensors`` files, one per class) added; for img2img
+    (``params.strength`` set) the image-to-image pipeline of the same components."""
     from genbench.models.generators import apply_speed_options, load_text_to_image_pipeline
 
     pipe = load_text_to_image_pipeline(
@@ -186,6 +229,10 @@ def load_sampling_pipeline(model: str, params: SamplingParams, learned_embeds=()
         from genbench.injection.textual_inversion import load_learned_embeds
 
         load_learned_embeds(pipe, list(learned_embeds))
+    if params.strength is not None:
+        from diffusers import AutoPipelineForImage2Image
+
+        pipe = AutoPipelineForImage2Image.from_pipe(pipe)
     return pipe
 
 
@@ -215,6 +262,7 @@ def write_image_index(shard_paths, out_index_path, base_dir=None) -> int:
                     "label": meta["class_id"],
                     "prompt": meta["prompt"],
                     "seed": meta["seed"],
+                    **({"reference": meta["reference"]} if "reference" in meta else {}),
                 }
             )
     write_index(out_index_path, records)

@@ -1,8 +1,8 @@
-"""The light half of textual inversion: class tokens and reference images (no torch).
+"""The light half of injection: class tokens and reference images (no torch).
 
-The gathering job (``textual_inversion``) and the reference picking job
-(``textual_inversion_prepare``) need only these; ``genbench.injection.textual_inversion``
-trains the tokens and imports torch.
+The reference picking job (``textual_inversion_prepare``: the references of textual inversion
+and of img2img), the gathering job (``textual_inversion``) and the img2img prompt plans need
+only these; ``genbench.injection.textual_inversion`` trains the tokens and imports torch.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ REFERENCE_SOURCES = ("original", "retrieved")
 
 @dataclass(frozen=True)
 class ReferenceParams(StageParams):
-    """Which reference images textual inversion learns from: ``ref_shot`` per class, from the
-    original train split (seeded K-shot) or the top retrieval hits."""
+    """Which reference images textual inversion learns from, or img2img starts from (their own
+    sections give ``ref_shot`` and ``seed``): ``ref_shot`` per class, from the original train
+    split (seeded K-shot, checked against the held-out splits) or the top retrieval hits."""
 
     STAGE: ClassVar[str] = "textual_inversion_prepare"
     VERSION: ClassVar[int] = 1
     SECTION: ClassVar[str] = "textual_inversion"
 
-    source: str = keyed(doc="original or retrieval (from the strategy, ti_original / ti_retrieval)")
+    source: str = keyed(doc="original or retrieval (from the strategy: ti_original, img2img_retrieval, ...)")
     ref_shot: int = keyed(doc="reference images per class")
     seed: int = keyed(doc="seed of the original references' K-shot draw; class c's token trains with seed + c")
 
@@ -123,3 +124,43 @@ def write_reference_index(index_path, refs: dict, out_index, final_dir) -> int:
             )
     write_index(out_index, records)
     return len(records)
+
+
+def reference_ids(references_index) -> dict[int, list[str]]:
+    """{class id: [reference ids]} of a ``references.jsonl``, in its order."""
+    from genbench.data.imageset import read_index
+
+    out: dict[int, list[str]] = {}
+    for record in read_index(references_index):
+        out.setdefault(int(record["label"]), []).append(record["id"])
+    return out
+
+
+HELD_OUT_SPLITS = ("val", "test")
+
+
+def _location(index_path, path: str) -> str:
+    """Where an index record's image is: its file (absolute, normalised) and archive member."""
+    location, _, member = path.partition("@")
+    return os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(index_path)), location)) + f"@{member}"
+
+
+def check_not_held_out(refs: dict, prepare_dir) -> None:
+    """No reference image of ``reference_images``'s ``refs`` is an image of the prepared
+    dataset's val or test split (``<prepare_dir>/<split>.jsonl``), compared by where the image
+    is stored: a GenBenchError naming the first such reference, its class and the split."""
+    from genbench.data.imageset import read_index
+
+    held_out = {}
+    for split in HELD_OUT_SPLITS:
+        index = os.path.join(prepare_dir, f"{split}.jsonl")
+        if os.path.isfile(index):
+            held_out.update({_location(index, r["path"]): split for r in read_index(index)})
+    for class_id, records in sorted(refs["per_class"].items()):
+        for r in records:
+            split = held_out.get(_location(refs["index"], r["path"]))
+            if split:
+                raise GenBenchError(
+                    f"{refs['index']}: reference image {r['id']!r} of class {class_id} is an image of the {split} "
+                    f"split; references must come from the train split (no {split} image may be trained on)"
+                )

@@ -35,6 +35,7 @@ from genbench.evaluation.evaluate import CLERParams, DistributionParams, PADPara
 from genbench.evaluation.external import GeneratedPackParams, OriginalPackParams, RetrievedPackParams
 from genbench.evaluation.features import FeaturesParams, TextClassifierParams
 from genbench.generation.prompts import (
+    IMG2IMG_STRATEGIES,
     STRATEGIES_NEEDING_TEXT2TEXT,
     TEXTUAL_INVERSION_STRATEGIES,
     PromptPlanParams,
@@ -299,7 +300,7 @@ class Plan(Graph):
                 evaluations += self._evaluate(ctx, [(pack, feats)], source="retrieval", strategy="-", shots=k, seed=0)
         if "generated" in sources or "combined" in sources:
             for strategy in self._section(d, "strategies"):
-                for variant in self._variants(d):
+                for variant in self._variants(d, strategy):
                     for k in fewshot["shots"]:
                         pack, feats = self._generated_pack(ctx, strategy, k, variant)
                         axes = variant.labels
@@ -386,12 +387,16 @@ class Plan(Graph):
             label=f"k{k}-s{seed}",
         )
 
-    def _variants(self, dataset: str) -> list["_Variant"]:
-        """Every (generator, swept sampling setting) a generated set is made with: the
-        ``generators`` map (else ``models.generator`` alone), each with its overrides, times
-        every value of each list-valued setting of ``SWEEPABLE``. Only the axes in use are
-        named in the labels (a config without them keeps its keys and its columns)."""
+    def _variants(self, dataset: str, strategy: str) -> list["_Variant"]:
+        """Every (generator, swept sampling setting) a generated set of ``strategy`` is made
+        with: the ``generators`` map (else ``models.generator`` alone), each with its
+        overrides, times every value of each list-valued setting of ``SWEEPABLE``, and for an
+        img2img strategy times every ``img2img.strength``. Only the axes in use are named in
+        the labels (a config without them keeps its keys and its columns)."""
         gen = self._section(dataset, "generation")
+        if strategy in IMG2IMG_STRATEGIES:
+            strength = self._section(dataset, "img2img")["strength"]
+            gen = {**gen, "strength": strength if isinstance(strength, list) else [strength]}
         named = self.config.get("generators") or {}
         generators = [(name, spec) for name, spec in named.items()] or [(None, self.config["models"]["generator"])]
         swept = [key for key in SWEEPABLE if isinstance(gen.get(key), list)]
@@ -418,6 +423,8 @@ class Plan(Graph):
             runtime["descriptions_file"] = str(path)
         if strategy in TEXTUAL_INVERSION_STRATEGIES:
             plan_inputs["embeddings"] = self._textual_inversion(ctx, TEXTUAL_INVERSION_STRATEGIES[strategy], variant)
+        if strategy in IMG2IMG_STRATEGIES:
+            plan_inputs["references"] = self._references(ctx, self._section(d, "img2img"), IMG2IMG_STRATEGIES[strategy])
         if base_strategy(strategy, strategy_params) in STRATEGIES_NEEDING_TEXT2TEXT:
             wiring["text2text"], t2t_inputs, runtime["text2text"] = self._model("text2text")
             plan_inputs.update(t2t_inputs)
@@ -524,21 +531,27 @@ class Plan(Graph):
             reuse = [self._corpus_features(ctx)]
         return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0, reuse=reuse)
 
+    def _references(self, ctx: "_DatasetContext", cfg: dict, source: str) -> Node:
+        """``cfg["ref_shot"]`` reference images per class (textual inversion's or img2img's):
+        the seeded K-shot originals of the train split (checked against the held-out splits
+        of ``prepare``), or the top retrieval hits."""
+        if source == "original":
+            inputs = {"images": self._fewshot(ctx, cfg["ref_shot"], cfg["seed"]), "prepare": ctx.prepare}
+        else:
+            inputs = {"images": self._retrieve(ctx)}
+        return self.add_stage(
+            ReferenceParams.from_config(cfg, source=source),
+            ctx.info.name,
+            {**inputs, "configure": ctx.configure},
+            label=source,
+        )
+
     def _textual_inversion(self, ctx: "_DatasetContext", source: str, variant: "_Variant") -> Node:
         d = ctx.info.name
         cfg = self._section(d, "textual_inversion")
         if variant.ti_resolution is not None:
             cfg = {**cfg, "resolution": variant.ti_resolution}
-        if source == "original":
-            references_from = self._fewshot(ctx, cfg["ref_shot"], cfg["seed"])
-        else:
-            references_from = self._retrieve(ctx)
-        refs = self.add_stage(
-            ReferenceParams.from_config(cfg, source=source),
-            d,
-            {"images": references_from, "configure": ctx.configure},
-            label=source,
-        )
+        refs = self._references(ctx, cfg, source)
         gen_params, gen_inputs, gen_runtime = self._model("generator", variant.model)
         return self.add_stage(
             TextualInversionParams.from_config(cfg, device=variant.generation["device"]),
@@ -553,8 +566,9 @@ class Plan(Graph):
     def _sample_images(self, ctx: "_DatasetContext", prompt_plan: Node, variant: "_Variant") -> Node:
         gen = variant.generation
         gen_params, gen_inputs, gen_runtime = self._model("generator", variant.model)
-        if "embeddings" in prompt_plan.inputs:
-            gen_inputs = {**gen_inputs, "embeddings": prompt_plan.inputs["embeddings"]}
+        for name in ("embeddings", "references"):  # the learned tokens; img2img's reference images
+            if name in prompt_plan.inputs:
+                gen_inputs = {**gen_inputs, name: prompt_plan.inputs[name]}
         total = ctx.info.num_classes * gen["images_per_class"]
         params = SamplingParams.from_config(gen)
         node = self.add_stage(
@@ -640,7 +654,7 @@ class Plan(Graph):
         )
 
 
-SWEEPABLE = ("guidance", "steps", "scheduler")  # generation keys that may be lists: one set per value
+SWEEPABLE = ("guidance", "steps", "scheduler", "strength")  # settings that may be lists: one set per value
 GENERATOR_OVERRIDES = ("height", "width", "scheduler", "dtype", "shard_size", "ti_resolution")  # per generator
 
 
@@ -662,7 +676,7 @@ class _Variant:
         return "".join(f"-{part}" for part in _axis_parts(self.labels, generator_only))
 
 
-AXIS_PREFIXES = {"guidance": "g", "steps": "steps", "scheduler": ""}  # in folder labels
+AXIS_PREFIXES = {"guidance": "g", "steps": "steps", "scheduler": "", "strength": "st"}  # in folder labels
 
 
 def _axis_parts(labels: dict, generator_only: bool = False) -> list[str]:

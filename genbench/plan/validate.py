@@ -16,9 +16,15 @@ from genbench.core.config import (
 )
 from genbench.core.errors import ConfigError
 from genbench.data.datasets import get_dataset
-from genbench.generation.prompts import MODIFIER_KEYS, STRATEGIES, TEXTUAL_INVERSION_STRATEGIES
+from genbench.generation.prompts import (
+    IMG2IMG_STRATEGIES,
+    INJECTION_STRATEGIES,
+    MODIFIER_KEYS,
+    STRATEGIES,
+    TEXTUAL_INVERSION_STRATEGIES,
+)
 
-TI_DEFAULT_BASE = "simple_template"  # the base strategy of ti_original / ti_retrieval
+TI_DEFAULT_BASE = "simple_template"  # the base strategy of the injection strategies (ti_*, img2img_*)
 
 
 def validate_config(config: dict) -> None:
@@ -33,6 +39,7 @@ def validate_config(config: dict) -> None:
     problems = config_problems(config)
     if not problems:  # the registry's rules rely on the types the schema checked
         problems = _dataset_problems(config) + _strategy_problems(config) + _generator_problems(config)
+        problems += _img2img_problems(config)
     raise_problems(problems)
 
 
@@ -59,7 +66,7 @@ def _dataset_error(err: ConfigError, fallback_key: str) -> str:
 
 
 def _known_strategies() -> list[str]:
-    return sorted(set(STRATEGIES) | set(TEXTUAL_INVERSION_STRATEGIES))
+    return sorted(set(STRATEGIES) | set(INJECTION_STRATEGIES))
 
 
 def _strategy_problems(config: dict) -> list[str]:
@@ -85,9 +92,10 @@ def _strategy_problems(config: dict) -> list[str]:
 
 
 def _param_problems(key: str, name: str, params: dict, inherited: dict) -> list[str]:
-    """Each param key of strategy ``name`` is one it (or, for ti_*, its base strategy) accepts."""
+    """Each param key of strategy ``name`` is one it (or, for ti_* and img2img_*, its base
+    strategy) accepts."""
     label, extra = repr(name), set()
-    if name in TEXTUAL_INVERSION_STRATEGIES:
+    if name in INJECTION_STRATEGIES:
         base = params.get("base", inherited.get("base", TI_DEFAULT_BASE))
         if not isinstance(base, str) or base not in STRATEGIES:
             return [key_problem(f"{key}.base", f"unknown base strategy {base!r}; valid: {sorted(STRATEGIES)}")]
@@ -113,14 +121,7 @@ def _scheduler_values(config: dict, spec: dict) -> list:
     ``generation.scheduler`` (top level and per dataset; a list sweeps)."""
     if "scheduler" in spec:
         return [spec["scheduler"]]
-    sections = [config.get("generation", {})] + [
-        o.get("generation") or {} for o in config.get("per_dataset", {}).values()
-    ]
-    values = []
-    for section in sections:
-        value = section.get("scheduler")
-        values += value if isinstance(value, list) else [value] if "scheduler" in section else []
-    return values
+    return _section_values(config, "generation", "scheduler")
 
 
 def _generator_problems(config: dict) -> list[str]:
@@ -130,10 +131,7 @@ def _generator_problems(config: dict) -> list[str]:
     id not in the local cache) is not checked."""
     from genbench.models.families import family
 
-    strategies = set(config.get("strategies", []))
-    for override in config.get("per_dataset", {}).values():
-        strategies |= set(override.get("strategies", []))
-    inversion = sorted(strategies & set(TEXTUAL_INVERSION_STRATEGIES))
+    inversion = sorted(_listed_strategies(config) & set(TEXTUAL_INVERSION_STRATEGIES))
     problems = []
     for key, name, spec in _generators(config):
         cls, fam = family(spec)
@@ -161,6 +159,41 @@ def _generator_problems(config: dict) -> list[str]:
                         )
                     )
     return problems
+
+
+def _listed_strategies(config: dict) -> set[str]:
+    """Every strategy the config samples with, top level and per dataset."""
+    strategies = set(config.get("strategies", []))
+    for override in config.get("per_dataset", {}).values():
+        strategies |= set(override.get("strategies", []))
+    return strategies
+
+
+def _section_values(config: dict, section: str, key: str) -> list:
+    """Every value of ``<section>.<key>`` the plan uses: top level and per dataset, a list's items."""
+    sections = [config.get(section) or {}] + [o.get(section) or {} for o in config.get("per_dataset", {}).values()]
+    values = []
+    for part in sections:
+        value = part.get(key)
+        values += value if isinstance(value, list) else [value] if key in part else []
+    return values
+
+
+def _img2img_problems(config: dict) -> list[str]:
+    """An img2img strategy denoises int(steps x strength) steps, and diffusers refuses zero:
+    every (generation.steps, img2img.strength) the plan pairs runs at least one step."""
+    if not _listed_strategies(config) & set(IMG2IMG_STRATEGIES):
+        return []
+    steps, strengths = _section_values(config, "generation", "steps"), _section_values(config, "img2img", "strength")
+    if not steps or not strengths or int(min(steps) * min(strengths)) >= 1:
+        return []
+    return [
+        key_problem(
+            "img2img.strength",
+            f"strength {min(strengths)} at generation.steps {min(steps)} denoises int({min(steps)} x {min(strengths)}) "
+            f"= 0 steps; raise the strength to at least {1 / min(steps):g} or the steps",
+        )
+    ]
 
 
 def load_run_config(configfiles: list[str] | None = None) -> dict:

@@ -142,7 +142,7 @@ def target_lines(table: pd.DataFrame, targets: dict, probe: str, training: dict 
 
 def finding_lines(table: pd.DataFrame, correlations: pd.DataFrame, probe: str) -> list[str]:
     """What the run found: each headline metric's correlation with ``probe`` (with its
-    intervals), and textual inversion against its base strategy where both ran."""
+    intervals), and the injection strategies against simple_template where both ran."""
     from genbench.report.correlations import pooled_rows
 
     lines = []
@@ -157,9 +157,28 @@ def finding_lines(table: pd.DataFrame, correlations: pd.DataFrame, probe: str) -
                 f"[{r.spearman_low:.2f}, {r.spearman_high:.2f}], Kendall {r.kendall:.2f} "
                 f"[{r.kendall_low:.2f}, {r.kendall_high:.2f}]"
             )
-    ti, simple = _first(table, "generated", probe, "ti_original"), _first(table, "generated", probe, "simple_template")
-    if np.isfinite(ti) and np.isfinite(simple):
-        lines.append(f"finding: {probe} ti_original {ti:.1f} % vs simple_template {simple:.1f} %")
+    return lines + injection_lines(table, probe)
+
+
+def injection_lines(table: pd.DataFrame, probe: str) -> list[str]:
+    """``probe`` of each generated set of an injection strategy (ti_*, img2img_* at each
+    strength) against simple_template's, where both ran (the first row of each, over the
+    other axes): ``finding: linear_probe img2img_original (strength 0.5) 41.0 % vs
+    simple_template 44.9 %``."""
+    from genbench.generation.prompts import INJECTION_STRATEGIES
+
+    simple = _first(table, "generated", probe, "simple_template")
+    if not np.isfinite(simple):
+        return []
+    generated = table[(table.source == "generated") & table.strategy.isin(list(INJECTION_STRATEGIES))]
+    by = ["strategy", "strength"] if "strength" in generated else ["strategy"]
+    lines = []
+    for keys, rows in generated.groupby(by, sort=True):
+        strategy, strength = (keys[0], str(keys[1])) if len(by) == 2 else (keys[0], "-")
+        name = strategy if strength == "-" else f"{strategy} (strength {strength})"
+        value = float(rows[probe].iloc[0])
+        if np.isfinite(value):
+            lines.append(f"finding: {probe} {name} {value:.1f} % vs simple_template {simple:.1f} %")
     return lines
 
 
