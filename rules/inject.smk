@@ -1,6 +1,8 @@
-# inject: a dataset's own images brought into generation (genbench/injection/): textual
-# inversion learns one token per class from reference images, from the original train split
-# or the top retrieval hits; one job per class, then the tokens gathered into one artifact.
+# inject: a dataset's own images brought into generation (genbench/injection/). The reference
+# images (textual_inversion_prepare) come from the original train split or the top retrieval
+# hits. Textual inversion learns one token per class (one job per class, then the tokens
+# gathered into one artifact); lora trains one adapter for the dataset. img2img needs no
+# training: its sampling starts from the references.
 
 
 rule textual_inversion_prepare:
@@ -59,3 +61,24 @@ rule textual_inversion:
         runtime=runtime_of("textual_inversion"),
     script:
         "../workflow_scripts/textual_inversion.py"
+
+
+rule lora:
+    input:
+        unpack(upstream_of("lora")),
+    output:
+        manifest_of("lora"),
+    log:
+        log_of("lora"),
+    benchmark:
+        paths.benchmark_pattern(RESULTS, "lora")
+    conda:
+        "../envs/genbench.yaml"
+    threads: THREADS
+    resources:
+        gpu=lambda wc: gpus_for(get_node("lora", wc)),
+    params:
+        recipe=recipe_of("lora"),
+        runtime=runtime_of("lora"),
+    script:
+        "../workflow_scripts/lora.py"

@@ -215,10 +215,12 @@ def test_a_strength_that_denoises_no_step_is_refused_at_parse_time(tmp_path):
 
 
 @pytest.mark.workflow
-def test_img2img_sets_are_sampled_through_the_workflow_on_sd_sdxl_and_sd3(tmp_path, monkeypatch):
+def test_img2img_and_lora_sets_are_sampled_through_the_workflow_on_each_family(tmp_path, monkeypatch):
     """Each tiny pipeline family (built in code, saved with ``save_pretrained``) samples an
-    img2img set per strength through Snakemake, from the K-shot originals of the train split."""
-    from workflow_helpers import quick_config, run_snakemake
+    img2img set per strength through Snakemake, from the K-shot originals of the train split;
+    then, in the same results, SD and SDXL a lora_original set each (SD3 is refused at parse
+    time: tests/test_lora.py)."""
+    from workflow_helpers import job_stats, quick_config, run_snakemake
 
     config = quick_config(
         tmp_path,
@@ -247,3 +249,42 @@ def test_img2img_sets_are_sampled_through_the_workflow_on_sd_sdxl_and_sd3(tmp_pa
         assert len({r["reference"] for r in index if r["label"] == 0}) == 2  # cycling over ref_shot = 2
         pixels[node.folder] = np.asarray(load_image(index_path, index[0])).tobytes()
     assert len(set(pixels.values())) == 6  # every (family, strength) its own images
+
+    config = quick_config(
+        tmp_path,
+        generators={"sd": {"model": "tiny"}, "sdxl": {"model": "tiny", "pipeline": "sdxl"}},
+        strategies=["lora_original"],
+        lora={"ref_shot": 2, "steps": 2, "batch_size": 2, "resolution": 32, "text_encoder": True},
+        generation={"images_per_class": 1, "steps": 2},
+        sources=["generated"],
+    )
+    plan = build_plan(load_run_config([str(config)]))
+    samples = plan.by_stage("sample_images")
+    assert len(samples) == 2 and len(plan.by_stage("lora")) == 2
+    proc = run_snakemake(tmp_path, config, *[n.manifest for n in samples])
+    ran = job_stats(proc.stdout + proc.stderr)
+    assert ran["lora"] == 2 and ran["build_models"] == 0  # the generators built above, reused
+    for node in plan.by_stage("lora"):
+        assert (tmp_path / node.manifest).parent.joinpath("pytorch_lora_weights.safetensors").is_file()
+
+
+def test_findings_compare_each_injection_set_and_strength_with_simple_template():
+    import pandas as pd
+
+    from genbench.report.findings import injection_lines
+
+    table = pd.DataFrame(
+        [
+            {"source": "generated", "strategy": "simple_template", "strength": "-", "linear_probe": 44.9},
+            {"source": "generated", "strategy": "img2img_original", "strength": 0.8, "linear_probe": 47.5},
+            {"source": "generated", "strategy": "img2img_original", "strength": 0.5, "linear_probe": 52.25},
+            {"source": "generated", "strategy": "ti_original", "strength": "-", "linear_probe": 30.0},
+            {"source": "combined", "strategy": "ti_original", "strength": "-", "linear_probe": 60.0},
+        ]
+    )
+    assert injection_lines(table, "linear_probe") == [
+        "finding: linear_probe img2img_original (strength 0.5) 52.2 % vs simple_template 44.9 %",
+        "finding: linear_probe img2img_original (strength 0.8) 47.5 % vs simple_template 44.9 %",
+        "finding: linear_probe ti_original 30.0 % vs simple_template 44.9 %",
+    ]
+    assert injection_lines(table[table.strategy != "simple_template"], "linear_probe") == []

@@ -60,9 +60,11 @@ def test_dry_run_of_default_config_lists_every_stage(tmp_path):
     ):
         assert jobs[rule] >= 1, rule
     assert jobs["build_models"] == 0  # the embedded config trains every model it uses
-    # simple_template, lang_enc, descriptions, model_enc, ti_original, ti_retrieval, img2img_original
-    assert jobs["prompt_plan"] == 7
-    assert jobs["sample_images"] == 8  # img2img_original at two strengths
+    # simple_template, lang_enc, descriptions, model_enc, ti_original, ti_retrieval, img2img_original,
+    # lora_original
+    assert jobs["prompt_plan"] == 8
+    assert jobs["sample_images"] == 9  # img2img_original at two strengths
+    assert jobs["lora"] == 1  # one adapter for the dataset
     assert jobs["textual_inversion_class"] == 2 * 10  # one job per class and reference source
 
 
@@ -118,7 +120,8 @@ def demo(tmp_path_factory):
     """The quick demo, run once, under ``protocol: paper`` with a second tiny encoder ranking
     the packs (as ViT-B/16 does there), on three datasets: digits, a user image folder of the
     ten digits, and a 2-class one whose only generated sets come from the injection strategies:
-    both textual-inversion ones and both img2img ones (``per_dataset`` strategies and sources)."""
+    both textual-inversion ones, both img2img ones and lora_original (``per_dataset`` strategies
+    and sources)."""
     workdir = tmp_path_factory.mktemp("demo")
     classes = write_digits_folder(workdir / "folder_digits")
     two_classes = write_digits_folder(workdir / "two_digits", per_class=10, num_classes=2)
@@ -132,10 +135,11 @@ def demo(tmp_path_factory):
         per_dataset={
             "my-digits": {"strategy_params": {"descriptions": {"file": str(descriptions)}}},
             "two-digits": {
-                "strategies": ["ti_original", "ti_retrieval", "img2img_original", "img2img_retrieval"],
+                "strategies": ["ti_original", "ti_retrieval", "img2img_original", "img2img_retrieval", "lora_original"],
                 "sources": ["generated", "retrieval"],
                 "textual_inversion": {"ref_shot": 2, "steps": 2, "batch_size": 1},
                 "img2img": {"ref_shot": 2, "strength": 0.5},
+                "lora": {"ref_shot": 2, "steps": 2, "batch_size": 2, "resolution": 32},
             },
         },
         user_datasets={
@@ -180,7 +184,7 @@ def test_demo_writes_results_for_every_source_and_dataset(demo):
         assert (workdir / "results" / "report" / name).stat().st_size > 0
 
 
-def test_retrieval_and_the_textual_inversion_and_img2img_strategies_end_to_end(demo):
+def test_retrieval_and_the_textual_inversion_img2img_and_lora_strategies_end_to_end(demo):
     workdir, _ = demo
     results = workdir / "results"
     table = pd.read_csv(results / "summary.csv")
@@ -188,6 +192,7 @@ def test_retrieval_and_the_textual_inversion_and_img2img_strategies_end_to_end(d
     rows = set(zip(table.source, table.strategy, table.strength.astype(str)))
     injected = {("generated", s, "-") for s in ("ti_original", "ti_retrieval")}
     injected |= {("generated", s, "0.5") for s in ("img2img_original", "img2img_retrieval")}
+    injected |= {("generated", "lora_original", "-")}
     assert rows == injected | {("retrieval", "-", "-")}
     assert table["linear_probe"].notna().all() and table["cler"].notna().all()
     digits = pd.read_csv(results / "summary.csv")

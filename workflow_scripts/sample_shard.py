@@ -26,6 +26,7 @@ if job.has_input("embeddings"):  # textual-inversion strategies: one learned tok
 references = None
 if job.has_input("references"):  # img2img strategies: each row starts from its reference image
     references = load_references(job.input_dir("references") / "references.jsonl", rows, params)
-pipe = load_sampling_pipeline(job.generator_source(), params, embeddings)
+lora = job.input_dir("lora") if job.has_input("lora") else None  # LoRA strategies: the dataset's adapter
+pipe = load_sampling_pipeline(job.generator_source(), params, embeddings, lora)
 sample_shard(pipe, rows, snakemake.output.shard, params, log=logger.info, references=references)
 write_part_manifest(snakemake.output.shard, job.key, job.cache)

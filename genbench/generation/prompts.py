@@ -31,6 +31,12 @@ Strategies (``STRATEGIES``) and the number of rows each makes per class:
   CSV with columns ``class,description``), used as written, cycled to ``images_per_class``
   (default 64). A class missing from the file is an error; unknown classes warn.
 
+Injection strategies sample with a base strategy's prompts (``base``, default
+simple_template): ``ti_original`` / ``ti_retrieval`` add a learned token per class
+(``textual_inversion`` below); ``img2img_original`` / ``img2img_retrieval`` give every row the
+reference image it starts from (``with_references``); ``lora_original`` / ``lora_retrieval``
+sample the base strategy's prompts from the generator with the dataset's LoRA loaded.
+
 Modifiers, accepted by every strategy:
 
 - ``textual_inversion``: ``{class_id: token}``. simple_template prompts become
@@ -69,8 +75,11 @@ TEXTUAL_INVERSION_STRATEGIES = {"ti_original": "original", "ti_retrieval": "retr
 # a base strategy's prompts (params["base"], default simple_template), every image starting from
 # a noised reference image of its class instead of pure noise.
 IMG2IMG_STRATEGIES = {"img2img_original": "original", "img2img_retrieval": "retrieval"}
+# Few-shot LoRA strategies (as DataDream) -> where the images their adapter trains on come from;
+# each samples with a base strategy's prompts from the generator with the dataset's LoRA loaded.
+LORA_STRATEGIES = {"lora_original": "original", "lora_retrieval": "retrieval"}
 # the strategies that bring a dataset's own images in, and sample with a base strategy's prompts
-INJECTION_STRATEGIES = {**TEXTUAL_INVERSION_STRATEGIES, **IMG2IMG_STRATEGIES}
+INJECTION_STRATEGIES = {**TEXTUAL_INVERSION_STRATEGIES, **IMG2IMG_STRATEGIES, **LORA_STRATEGIES}
 
 
 def stable_int(*parts) -> int:
@@ -373,8 +382,9 @@ def count_truncated_prompts(plan: list[dict], tokenizer, max_length: int = 77) -
 
 def base_strategy(strategy: str, strategy_params: dict) -> str:
     """The strategy whose prompts are made: itself, or for the injection strategies (ti_*,
-    img2img_*) their ``base`` (default simple_template), whose prompts then carry the learned
-    tokens (ti_*) or start from a reference image (img2img_*)."""
+    img2img_*, lora_*) their ``base`` (default simple_template), whose prompts then carry the
+    learned tokens (ti_*), start from a reference image (img2img_*) or are sampled with the
+    dataset's LoRA (lora_*)."""
     if strategy in INJECTION_STRATEGIES:
         return strategy_params.get("base", "simple_template")
     return strategy

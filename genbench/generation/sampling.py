@@ -64,6 +64,9 @@ class SamplingParams(StageParams):
         doc="img2img strategies: how far each reference image is noised before denoising (1: all the way); "
         "null: text-to-image",
     )
+    lora_scale: float | None = keyed_if_changed(
+        None, config="lora.scale", doc="LoRA strategies: the weight of the dataset's LoRA (1: as trained)"
+    )
     batch_size: int = runtime(1, doc="images per pipeline call (an image's noise is its own)")
 
     def speed_options(self) -> dict:
@@ -210,11 +213,12 @@ def sample_shard(pipe, rows: list[dict], out_tar_path, params: SamplingParams, l
     return stats
 
 
-def load_sampling_pipeline(model: str, params: SamplingParams, learned_embeds=()):
+def load_sampling_pipeline(model: str, params: SamplingParams, learned_embeds=(), lora=None):
     """The diffusers pipeline of ``model`` as ``params`` ask for it (device, dtype, scheduler,
     safety checker, speed options), with the textual-inversion tokens of ``learned_embeds``
-    (``learned_embeds.safetensors`` files, one per class) added; for img2img
-    (``params.strength`` set) the image-to-image pipeline of the same components."""
+    (``learned_embeds.safetensors`` files, one per class) added, the LoRA saved in the folder
+    ``lora`` loaded at ``params.lora_scale``; for img2img (``params.strength`` set) the
+    image-to-image pipeline of the same components."""
     from genbench.models.generators import apply_speed_options, load_text_to_image_pipeline
 
     pipe = load_text_to_image_pipeline(
@@ -229,6 +233,10 @@ def load_sampling_pipeline(model: str, params: SamplingParams, learned_embeds=()
         from genbench.injection.textual_inversion import load_learned_embeds
 
         load_learned_embeds(pipe, list(learned_embeds))
+    if lora is not None:
+        from genbench.injection.lora import load_lora
+
+        load_lora(pipe, lora, 1.0 if params.lora_scale is None else params.lora_scale)
     if params.strength is not None:
         from diffusers import AutoPipelineForImage2Image
 

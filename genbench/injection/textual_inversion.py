@@ -295,24 +295,32 @@ class _Learning:
                 weight[keep] = frozen[keep]
 
 
-def _training_step(pipe, learning: _Learning, optimizer, sampler, noise_scheduler, dists, phrase, batch_size):
+def denoising_loss(pipe, towers, sampler, noise_scheduler, dists, picks: list[int], prompts: list[str], resolution):
+    """The denoising loss of one batch (the images ``picks``, their ``prompts``):
+    ``MSE(unet(add_noise(z, noise, t), t, text), noise or velocity)`` with ``z`` drawn from the
+    images' VAE posteriors ``dists`` (mean, std) times the scaling factor, and the noise and
+    timesteps from ``sampler``'s generator. A 0-d float32 tensor."""
     import torch
 
     device, unet_dtype = pipe.unet.device, pipe.unet.dtype
-    picks = sampler.images(batch_size)
     mean, std = dists[0][picks], dists[1][picks]
     latents = (mean + std * sampler.randn(mean.shape).to(device)) * pipe.vae.config.scaling_factor
     noise = sampler.randn(latents.shape).to(device)
-    timesteps = sampler.timesteps(batch_size).to(device)
+    timesteps = sampler.timesteps(len(picks)).to(device)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-    prompts = sampler.prompts(batch_size, phrase)
-    hidden, added = _condition(pipe, learning.towers, prompts, learning.resolution, device)
+    hidden, added = _condition(pipe, towers, prompts, resolution, device)
     if added is not None:
         added = {k: v.to(unet_dtype) for k, v in added.items()}
     pred = pipe.unet(
         noisy.to(unet_dtype), timesteps, encoder_hidden_states=hidden.to(unet_dtype), added_cond_kwargs=added
     ).sample
-    loss = torch.nn.functional.mse_loss(pred.float(), _training_target(noise_scheduler, latents, noise, timesteps))
+    return torch.nn.functional.mse_loss(pred.float(), _training_target(noise_scheduler, latents, noise, timesteps))
+
+
+def _training_step(pipe, learning: _Learning, optimizer, sampler, noise_scheduler, dists, phrase, batch_size):
+    picks = sampler.images(batch_size)
+    prompts = sampler.prompts(batch_size, phrase)
+    loss = denoising_loss(pipe, learning.towers, sampler, noise_scheduler, dists, picks, prompts, learning.resolution)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

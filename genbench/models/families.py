@@ -19,19 +19,21 @@ class Family:
 
     ``flow_matching``: sampled by a flow-matching scheduler (SD3), so the noise-prediction
     schedulers of ``genbench.models.generators.SCHEDULERS`` do not apply; ``textual_inversion``:
-    GenBench's textual inversion can train its token; ``denoiser``: the pipeline attribute of
-    its denoising network (``unet`` or ``transformer``)."""
+    GenBench's textual inversion can train its token; ``lora``: GenBench's LoRA training
+    (``genbench.injection.lora``, a noise-prediction UNet) runs on it; ``denoiser``: the
+    pipeline attribute of its denoising network (``unet`` or ``transformer``)."""
 
     name: str
     flow_matching: bool
     textual_inversion: bool
+    lora: bool
     denoiser: str
 
 
 FAMILIES = {
-    "StableDiffusionPipeline": Family("SD 1.x/2.x", False, True, "unet"),
-    "StableDiffusionXLPipeline": Family("SDXL", False, True, "unet"),
-    "StableDiffusion3Pipeline": Family("SD3", True, False, "transformer"),
+    "StableDiffusionPipeline": Family("SD 1.x/2.x", False, True, True, "unet"),
+    "StableDiffusionXLPipeline": Family("SDXL", False, True, True, "unet"),
+    "StableDiffusion3Pipeline": Family("SD3", True, False, False, "transformer"),
 }
 TINY_PIPELINES = {  # {model: tiny, pipeline: <key>} -> the class genbench.models.tiny builds
     "sd": "StableDiffusionPipeline",

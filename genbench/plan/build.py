@@ -36,12 +36,14 @@ from genbench.evaluation.external import GeneratedPackParams, OriginalPackParams
 from genbench.evaluation.features import FeaturesParams, TextClassifierParams
 from genbench.generation.prompts import (
     IMG2IMG_STRATEGIES,
+    LORA_STRATEGIES,
     STRATEGIES_NEEDING_TEXT2TEXT,
     TEXTUAL_INVERSION_STRATEGIES,
     PromptPlanParams,
     base_strategy,
 )
 from genbench.generation.sampling import SamplingParams
+from genbench.injection.lora import LoraParams
 from genbench.injection.references import ReferenceParams
 from genbench.injection.textual_inversion import TextualInversionParams
 from genbench.models.tiny import TinyModelParams
@@ -397,6 +399,8 @@ class Plan(Graph):
         if strategy in IMG2IMG_STRATEGIES:
             strength = self._section(dataset, "img2img")["strength"]
             gen = {**gen, "strength": strength if isinstance(strength, list) else [strength]}
+        if strategy in LORA_STRATEGIES:
+            gen = {**gen, "lora_scale": self._section(dataset, "lora")["scale"]}
         named = self.config.get("generators") or {}
         generators = [(name, spec) for name, spec in named.items()] or [(None, self.config["models"]["generator"])]
         swept = [key for key in SWEEPABLE if isinstance(gen.get(key), list)]
@@ -425,6 +429,7 @@ class Plan(Graph):
             plan_inputs["embeddings"] = self._textual_inversion(ctx, TEXTUAL_INVERSION_STRATEGIES[strategy], variant)
         if strategy in IMG2IMG_STRATEGIES:
             plan_inputs["references"] = self._references(ctx, self._section(d, "img2img"), IMG2IMG_STRATEGIES[strategy])
+        adapters = {"lora": self._lora(ctx, LORA_STRATEGIES[strategy], variant)} if strategy in LORA_STRATEGIES else {}
         if base_strategy(strategy, strategy_params) in STRATEGIES_NEEDING_TEXT2TEXT:
             wiring["text2text"], t2t_inputs, runtime["text2text"] = self._model("text2text")
             plan_inputs.update(t2t_inputs)
@@ -432,10 +437,10 @@ class Plan(Graph):
             gen, strategy=strategy, strategy_params=strategy_params, descriptions_file=runtime.get("descriptions_file")
         )
         prompt_plan = self.add_stage(params, d, plan_inputs, wiring=wiring, runtime=runtime, label=strategy)
-        samples = self._sample_images(ctx, prompt_plan, variant)
+        samples = self._sample_images(ctx, prompt_plan, variant, adapters)
         pack, feats = self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
         if variant.name is not None:
-            made = [prompt_plan, samples, feats, pack]
+            made = [prompt_plan, samples, feats, pack, *adapters.values()]
             if "embeddings" in plan_inputs:  # the generator's own tokens (not the T5, not configure)
                 made.append(plan_inputs["embeddings"])
             self.generator_nodes.setdefault(variant.name, []).extend(made)
@@ -563,9 +568,28 @@ class Plan(Graph):
             parts=ctx.info.num_classes,
         )
 
-    def _sample_images(self, ctx: "_DatasetContext", prompt_plan: Node, variant: "_Variant") -> Node:
+    def _lora(self, ctx: "_DatasetContext", source: str, variant: "_Variant") -> Node:
+        """The dataset's LoRA of the variant's generator, trained on ``lora.ref_shot`` reference
+        images per class (the K-shot originals or the top retrieval hits)."""
+        cfg = self._section(ctx.info.name, "lora")
+        gen_params, gen_inputs, gen_runtime = self._model("generator", variant.model)
+        return self.add_stage(
+            LoraParams.from_config(cfg, device=variant.generation["device"]),
+            ctx.info.name,
+            {"references": self._references(ctx, cfg, source), "configure": ctx.configure, **gen_inputs},
+            wiring={"generator": gen_params},
+            runtime={"generator": gen_runtime},
+            label=source + variant.suffix(generator_only=True),
+        )
+
+    def _sample_images(
+        self, ctx: "_DatasetContext", prompt_plan: Node, variant: "_Variant", adapters: dict | None = None
+    ) -> Node:
+        """The images of a prompt plan from the variant's generator (with the plan's learned
+        tokens or reference images, and ``adapters``: a LoRA strategy's ``lora``)."""
         gen = variant.generation
         gen_params, gen_inputs, gen_runtime = self._model("generator", variant.model)
+        gen_inputs = {**gen_inputs, **(adapters or {})}
         for name in ("embeddings", "references"):  # the learned tokens; img2img's reference images
             if name in prompt_plan.inputs:
                 gen_inputs = {**gen_inputs, name: prompt_plan.inputs[name]}

@@ -33,6 +33,7 @@ PLAN_KEYS = {
     "retrieval.pool": "keyed by the pool folder's content, or the artifact that builds it",
     "img2img.ref_shot": "keyed (textual_inversion_prepare: img2img's references, textual inversion's when equal)",
     "img2img.seed": "keyed (textual_inversion_prepare: img2img's references, textual inversion's when equal)",
+    "lora.ref_shot": "keyed (textual_inversion_prepare: the LoRA's references, textual inversion's when equal)",
     "pack.selection_encoder": "keyed by the encoder's identity (features, text_classifier)",
     "metrics.extra_encoders": "one more features and distribution_metrics per encoder, keyed by its identity",
     "training.threads": "default threads of every training stage (keyed there)",

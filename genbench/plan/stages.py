@@ -16,6 +16,7 @@ from genbench.evaluation.external import GeneratedPackParams, OriginalPackParams
 from genbench.evaluation.features import FeaturesParams, TextClassifierParams
 from genbench.generation.prompts import PromptPlanParams
 from genbench.generation.sampling import SamplingParams
+from genbench.injection.lora import LoraParams
 from genbench.injection.references import ReferenceParams
 from genbench.injection.textual_inversion import TextualInversionParams
 from genbench.models.tiny import TinyModelParams
@@ -43,6 +44,7 @@ STAGE_PARAMS = (
     PoolParams,
     ReferenceParams,
     TextualInversionParams,
+    LoraParams,
     FeaturesParams,
     TextClassifierParams,
     GeneratedPackParams,

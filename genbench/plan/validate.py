@@ -19,6 +19,7 @@ from genbench.data.datasets import get_dataset
 from genbench.generation.prompts import (
     IMG2IMG_STRATEGIES,
     INJECTION_STRATEGIES,
+    LORA_STRATEGIES,
     MODIFIER_KEYS,
     STRATEGIES,
     TEXTUAL_INVERSION_STRATEGIES,
@@ -125,13 +126,14 @@ def _scheduler_values(config: dict, spec: dict) -> list:
 
 
 def _generator_problems(config: dict) -> list[str]:
-    """Each generator can run what the config asks of it: textual inversion only on a pipeline
-    whose family supports it, and no noise-prediction scheduler on a flow-matching pipeline
+    """Each generator can run what the config asks of it: textual inversion and LoRA only on a
+    pipeline whose family supports them, and no noise-prediction scheduler on a flow-matching pipeline
     (``genbench.models.families``). A generator whose pipeline class cannot be read here (a hub
     id not in the local cache) is not checked."""
     from genbench.models.families import family
 
     inversion = sorted(_listed_strategies(config) & set(TEXTUAL_INVERSION_STRATEGIES))
+    lora = sorted(_listed_strategies(config) & set(LORA_STRATEGIES))
     problems = []
     for key, name, spec in _generators(config):
         cls, fam = family(spec)
@@ -145,6 +147,14 @@ def _generator_problems(config: dict) -> list[str]:
                     f"prompt strategy {inversion[0]!r} cannot run on {label}: GenBench's textual inversion "
                     "trains a token in CLIP text encoders that condition a UNet (SD 1.x/2.x, SDXL); "
                     "drop the strategy or this generator",
+                )
+            )
+        if lora and not (fam and fam.lora):
+            problems.append(
+                key_problem(
+                    key,
+                    f"prompt strategy {lora[0]!r} cannot run on {label}: GenBench's LoRA training adapts a "
+                    "noise-prediction UNet (SD 1.x/2.x, SDXL); drop the strategy or this generator",
                 )
             )
         if fam and fam.flow_matching:

@@ -72,6 +72,7 @@ SCRIPT_KINDS: dict[str, JobKind] = {
     "build_pool": MODEL,
     "build_models": MODEL,
     "textual_inversion_class": MODEL,
+    "lora": MODEL,
     "train_encoder": MODEL,
     "train_vae": MODEL,
     "train_generator": MODEL,

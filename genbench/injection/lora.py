@@ -1,0 +1,182 @@
+"""Few-shot LoRA (as DataDream): low-rank adapters of the generator's UNet attention, and
+optionally of its text encoders, trained on a dataset's reference images.
+
+The recipe follows DataDream's ``datadream.py``, written afresh with the pieces GenBench's
+textual inversion already has:
+
+- one adapter for the whole dataset (DataDream's ``dset``), trained on every class's
+  ``ref_shot`` reference images, each captioned ``"a photo of a {class}"`` (DataDream's first
+  template, without its dataset word);
+- ``peft`` adapters (``LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian")``) on
+  the UNet modules named by ``target_modules`` (DataDream's: ``to_k``, ``to_q``, ``to_v``,
+  ``to_out.0``, ``add_k_proj``, ``add_v_proj``), and with ``text_encoder: true`` on each text
+  tower's ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``; everything else frozen;
+- AdamW on the MSE between the UNet's prediction and the noise (or velocity) at random DDPM
+  timesteps, the latents drawn from the VAE's posterior; all randomness from ``seed``;
+- saved with the pipeline class's own ``save_lora_weights`` as
+  ``pytorch_lora_weights.safetensors``, the file ``pipe.load_lora_weights(folder)`` reads, so a
+  GenBench LoRA loads in plain diffusers; sampling loads it the same way, at ``lora.scale``.
+
+UNet pipelines only (SD 1.x/2.x, SDXL): a config asking for LoRA on another family is refused
+when it is read (``genbench.models.families``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from genbench.core.errors import GenBenchError
+from genbench.core.io import emit
+from genbench.core.stage import StageParams, keyed
+
+LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default weight name
+TRAINING_TEMPLATE = "a photo of a {}"  # DataDream's TEMPLATES_SMALL[0], no dataset word
+TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP text attention (DataDream)
+ADAPTER_NAME = "genbench"
+
+
+@dataclass(frozen=True)
+class LoraParams(StageParams):
+    """How a dataset's LoRA is trained (``lora``; the device is the sampling device,
+    ``generation.device``)."""
+
+    STAGE: ClassVar[str] = "lora"
+    VERSION: ClassVar[int] = 1
+    SECTION: ClassVar[str] = "lora"
+
+    rank: int = keyed(doc="rank r of every adapter")
+    alpha: float = keyed(doc="lora_alpha: the update is scaled by alpha / rank")
+    steps: int = keyed(doc="optimisation steps")
+    lr: float = keyed(doc="AdamW learning rate")
+    batch_size: int = keyed(doc="reference images per step")
+    resolution: int = keyed(doc="training resolution (the generator's)")
+    seed: int = keyed(
+        doc="seed of the adapters' initialisation, every training draw and the original references' K-shot"
+    )
+    target_modules: tuple = keyed(doc="UNet module names that get adapters")
+    text_encoder: bool = keyed(doc="also adapt the text encoders' attention")
+    device: str = keyed(config="generation.device", doc="where the LoRA is trained")
+
+
+def train_dataset_lora(model: str, index_path, dataset, params: LoraParams, out_dir, log=None) -> dict:
+    """Train one LoRA of the generator ``model`` on every reference image of ``index_path``
+    (a ``references.jsonl``; ``dataset`` a DatasetInfo for the class names) and save it to
+    ``out_dir/pytorch_lora_weights.safetensors``. Returns ``{"images", "final_loss"}``."""
+    from genbench.data.imageset import read_index
+    from genbench.injection.textual_inversion import load_reference_images
+    from genbench.models.generators import load_text_to_image_pipeline
+
+    records = read_index(index_path)
+    pipe = load_text_to_image_pipeline(model, device=params.device)
+    captions = [TRAINING_TEMPLATE.format(dataset.classes[int(r["label"])]) for r in records]
+    history: list[float] = []
+    layers = train_lora(pipe, load_reference_images(index_path, records), captions, params, log=log, history=history)
+    save_lora(pipe, layers, out_dir)
+    return {"images": len(records), "final_loss": history[-1]}
+
+
+def _check(params: LoraParams, images, captions) -> None:
+    if not images or len(images) != len(captions):
+        raise GenBenchError(f"LoRA training needs a caption per reference image: {len(images)}, {len(captions)}")
+    for name in ("rank", "steps", "batch_size", "resolution"):
+        value = getattr(params, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GenBenchError(f"lora.{name} must be a positive int, got {value!r}")
+    if not params.lr > 0 or not params.alpha > 0:
+        raise GenBenchError(f"lora.lr and lora.alpha must be > 0, got {params.lr!r} and {params.alpha!r}")
+
+
+def _add_adapters(pipe, towers, params: LoraParams) -> list:
+    """Adapters on the UNet (and the text towers), initialised from ``params.seed``; returns
+    the trainable parameters (every other weight frozen)."""
+    import torch
+    from peft import LoraConfig
+
+    for module in [pipe.unet, pipe.vae, *[encoder for _, encoder in towers]]:
+        module.requires_grad_(False)
+    torch.manual_seed(params.seed)  # peft draws the initial A and B from the global generator
+    config = dict(r=params.rank, lora_alpha=params.alpha, init_lora_weights="gaussian")
+    pipe.unet.add_adapter(LoraConfig(**config, target_modules=list(params.target_modules)))
+    if params.text_encoder:
+        for _, encoder in towers:
+            encoder.add_adapter(LoraConfig(**config, target_modules=list(TEXT_TARGETS)))
+    modules = [pipe.unet] + ([encoder for _, encoder in towers] if params.text_encoder else [])
+    return [p for module in modules for p in module.parameters() if p.requires_grad]
+
+
+def train_lora(pipe, images, captions: list[str], params: LoraParams, log=None, history=None) -> dict:
+    """Train LoRA adapters of ``pipe`` (modified in place) on ``images`` (PIL) with their
+    ``captions``; return the layers for ``save_lora_weights``: ``unet_lora_layers`` and, with
+    ``params.text_encoder``, ``text_encoder_lora_layers`` (and ``text_encoder_2_lora_layers``
+    on SDXL), in diffusers' key layout.
+
+    Each step draws ``batch_size`` images (a seeded reshuffle per epoch), their latents
+    ``z ~ VAE posterior * scaling_factor``, noise and timesteps from a DDPMScheduler built from
+    ``pipe.scheduler.config``, and minimises ``MSE(unet(add_noise(z, noise, t), t, text(caption)),
+    noise or velocity)``. A loss that is not finite stops training with a GenBenchError naming
+    the step and the batch's classes (the captions). ``history`` receives the per-step losses.
+    """
+    import torch
+    from diffusers import DDPMScheduler
+
+    from genbench.injection.textual_inversion import _encode_latent_dists, _StepSampler, denoising_loss, text_towers
+
+    _check(params, images, captions)
+    towers = text_towers(pipe)
+    trainable = _add_adapters(pipe, towers, params)
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    dists = _encode_latent_dists(pipe.vae, images, params.resolution, pipe.vae.device, pipe.vae.dtype)
+    sampler = _StepSampler(params.seed, len(images), [TRAINING_TEMPLATE], noise_scheduler.config.num_train_timesteps)
+    optimizer = torch.optim.AdamW(trainable, lr=params.lr)
+    for step in range(params.steps):
+        picks = sampler.images(params.batch_size)
+        prompts = [captions[i] for i in picks]
+        loss = denoising_loss(pipe, towers, sampler, noise_scheduler, dists, picks, prompts, params.resolution)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise GenBenchError(
+                f"LoRA training: loss {value} at step {step + 1} of {params.steps}, on images of "
+                f"{sorted(set(prompts))}; nothing was written (lower lora.lr?)"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if history is not None:
+            history.append(value)
+        if step == 0 or (step + 1) % 50 == 0 or step + 1 == params.steps:
+            emit(log, f"LoRA: step {step + 1}/{params.steps} loss {value:.5f}")
+    for module in [pipe.unet, *[encoder for _, encoder in towers]]:
+        module.requires_grad_(False)
+    return _lora_layers(pipe, towers, params.text_encoder)
+
+
+def _lora_layers(pipe, towers, text_encoder: bool) -> dict:
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    layers = {"unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))}
+    if text_encoder:
+        names = ("text_encoder_lora_layers", "text_encoder_2_lora_layers")
+        for name, (_, encoder) in zip(names, towers):
+            layers[name] = convert_state_dict_to_diffusers(get_peft_model_state_dict(encoder))
+    return layers
+
+
+def save_lora(pipe, layers: dict, out_dir) -> Path:
+    """Write ``layers`` with the pipeline class's ``save_lora_weights`` to
+    ``out_dir/pytorch_lora_weights.safetensors`` (float32, contiguous); return the file."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layers = {name: {k: v.detach().float().cpu().contiguous() for k, v in sd.items()} for name, sd in layers.items()}
+    type(pipe).save_lora_weights(save_directory=str(out_dir), weight_name=LORA_WEIGHTS_NAME, **layers)
+    return out_dir / LORA_WEIGHTS_NAME
+
+
+def load_lora(pipe, folder, scale: float) -> None:
+    """Load a saved LoRA into ``pipe`` with diffusers' own ``load_lora_weights`` and set its
+    weight to ``scale`` (1: as trained)."""
+    pipe.load_lora_weights(str(folder), weight_name=LORA_WEIGHTS_NAME, adapter_name=ADAPTER_NAME)
+    pipe.set_adapters([ADAPTER_NAME], adapter_weights=[scale])

@@ -1,0 +1,152 @@
+"""Few-shot LoRA (as DataDream): trained by GenBench, saved in diffusers' own format, loaded by
+plain diffusers and by GenBench's sampling alike."""
+
+import tarfile
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from genbench.core.errors import ConfigError, GenBenchError
+from genbench.data.imageset import write_index
+from genbench.generation.prompts import make_prompt_plan
+from genbench.generation.sampling import SamplingParams, image_id, load_sampling_pipeline, sample_shard, to_uint8
+from genbench.injection.lora import LORA_WEIGHTS_NAME, LoraParams, save_lora, train_dataset_lora, train_lora
+from genbench.models.generators import load_text_to_image_pipeline
+from genbench.models.tiny import build_tiny_sdxl, build_tiny_stable_diffusion
+from genbench.plan.validate import load_run_config
+
+torch.set_num_threads(1)
+
+DATADREAM_TARGETS = ("to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_v_proj")
+
+
+def lora_params(**changes) -> LoraParams:
+    base = dict(rank=4, alpha=4.0, steps=4, lr=1e-2, batch_size=2, resolution=32, seed=0)
+    base |= dict(target_modules=DATADREAM_TARGETS, text_encoder=False, device="cpu")
+    return LoraParams(**base | changes)
+
+
+@pytest.fixture(scope="module")
+def sd_dir(tmp_path_factory):
+    return str(build_tiny_stable_diffusion(tmp_path_factory.mktemp("tiny_sd_lora"), seed=0))
+
+
+@pytest.fixture(scope="module")
+def references():
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)) for _ in range(4)]
+    return images, ["a photo of a cat", "a photo of a cat", "a photo of a dog", "a photo of a dog"]
+
+
+def _train_and_save(model_dir, references, out_dir, **changes):
+    pipe = load_text_to_image_pipeline(model_dir, device="cpu")
+    history = []
+    layers = train_lora(pipe, *references, lora_params(**changes), history=history)
+    return save_lora(pipe, layers, out_dir), history
+
+
+SAMPLING = dict(scheduler="ddim", steps=2, guidance=2.0, height=32, width=32, output_size=32, resize_filter="bicubic")
+SAMPLING |= dict(dtype="float32", shard_size=10, safety_checker=False, device="cpu")
+
+
+def _pixels(pipe, rows, scale=1.0):
+    """Each row's image from ``pipe`` with the row's own seeded generator, as float arrays."""
+    out = []
+    for row in rows:
+        generator = torch.Generator("cpu").manual_seed(int(row["seed"]))
+        images = pipe(
+            prompt=row["prompt"],
+            num_inference_steps=2,
+            guidance_scale=2.0,
+            height=32,
+            width=32,
+            generator=generator,
+            output_type="np",
+        ).images
+        out.append(np.asarray(images[0]))
+    return np.stack(out)
+
+
+def test_a_genbench_lora_loads_in_plain_diffusers_and_gives_genbenchs_images(sd_dir, references, tmp_path):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    weights, history = _train_and_save(sd_dir, references, tmp_path / "lora")
+    assert weights.name == LORA_WEIGHTS_NAME and len(history) == 4 and all(np.isfinite(history))
+    rows = make_prompt_plan("simple_template", ["cat", "dog"], None, {"images_per_class": 2}, seed=5)
+    params = SamplingParams(**SAMPLING, lora_scale=1.0)
+    ours = load_sampling_pipeline(sd_dir, params, lora=tmp_path / "lora")
+    sample_shard(ours, rows, tmp_path / "ours.tar", params)  # GenBench's own sampling, to PNGs
+    with tarfile.open(tmp_path / "ours.tar") as tar:
+        saved = [np.asarray(Image.open(tar.extractfile(f"{image_id(row)}.png"))) for row in rows]
+
+    plain = StableDiffusionPipeline.from_pretrained(sd_dir)  # a user's own code
+    plain.scheduler = DDIMScheduler.from_config(plain.scheduler.config)
+    plain.load_lora_weights(str(tmp_path / "lora"))
+    theirs = _pixels(plain, rows)
+    assert [to_uint8(image)[0].tobytes() for image in theirs] == [image.tobytes() for image in saved]
+    without = StableDiffusionPipeline.from_pretrained(sd_dir)
+    without.scheduler = DDIMScheduler.from_config(without.scheduler.config)
+    assert np.abs(_pixels(without, rows) - theirs).max() > 1e-3  # the adapter changes the images
+
+
+def test_the_same_config_gives_byte_identical_lora_weights(sd_dir, references, tmp_path):
+    first, _ = _train_and_save(sd_dir, references, tmp_path / "a", text_encoder=True)
+    second, _ = _train_and_save(sd_dir, references, tmp_path / "b", text_encoder=True)
+    assert first.read_bytes() == second.read_bytes()
+    other, _ = _train_and_save(sd_dir, references, tmp_path / "c", text_encoder=True, seed=1)
+    assert other.read_bytes() != first.read_bytes()
+    from safetensors import safe_open
+
+    with safe_open(str(first), framework="pt") as handle:
+        keys = list(handle.keys())
+    assert any(k.startswith("unet.") for k in keys) and any(k.startswith("text_encoder.") for k in keys)
+
+
+def test_an_sdxl_lora_adapts_both_text_towers_and_loads_back(references, tmp_path):
+    model_dir = str(build_tiny_sdxl(tmp_path / "sdxl"))
+    pipe = load_text_to_image_pipeline(model_dir, device="cpu")
+    layers = train_lora(pipe, *references, lora_params(steps=2, text_encoder=True))
+    assert set(layers) == {"unet_lora_layers", "text_encoder_lora_layers", "text_encoder_2_lora_layers"}
+    save_lora(pipe, layers, tmp_path / "lora")
+    params = SamplingParams(**SAMPLING, lora_scale=0.5)
+    loaded = load_sampling_pipeline(model_dir, params, lora=tmp_path / "lora")
+    assert loaded.get_list_adapters() == {
+        "unet": ["genbench"],
+        "text_encoder": ["genbench"],
+        "text_encoder_2": ["genbench"],
+    }
+
+
+def test_a_diverging_loss_stops_training_naming_the_step_and_classes_and_writes_nothing(sd_dir, tmp_path):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    records = []
+    for i, label in enumerate((0, 0, 1, 1)):
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+        records.append({"id": f"r{i}", "path": f"{i}.png", "label": label})
+    write_index(folder / "references.jsonl", records)
+    dataset = SimpleNamespace(classes=["cat", "dog"])
+    out = tmp_path / "out"
+    with pytest.raises(GenBenchError, match=r"LoRA training: loss (nan|inf) at step \d+ of 6, on images of \['a photo"):
+        train_dataset_lora(sd_dir, folder / "references.jsonl", dataset, lora_params(steps=6, lr=1e30), out)
+    assert not out.exists()
+    stats = train_dataset_lora(sd_dir, folder / "references.jsonl", dataset, lora_params(steps=2), out)
+    assert stats["images"] == 4 and (out / LORA_WEIGHTS_NAME).is_file()
+
+
+def test_lora_on_a_pipeline_without_a_unet_is_refused_at_parse_time_naming_both(tmp_path):
+    config = {
+        "generators": {"sd": {"model": "tiny"}, "sd3": {"model": "tiny", "pipeline": "sd3", "scheduler": None}},
+        "strategies": ["simple_template", "lora_original"],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(
+        ConfigError, match=r"generators.sd3': prompt strategy 'lora_original' cannot run on generator 'sd3'"
+    ):
+        load_run_config([str(path)])
