@@ -1,8 +1,9 @@
 # inject: a dataset's own images brought into generation (genbench/injection/). The reference
 # images (textual_inversion_prepare) come from the original train split or the top retrieval
 # hits. Textual inversion learns one token per class (one job per class, then the tokens
-# gathered into one artifact); lora trains one adapter for the dataset. img2img needs no
-# training: its sampling starts from the references.
+# gathered into one artifact); LoRA trains one adapter for the dataset or one per class (a
+# lora_part job each, gathered by lora). img2img needs no training: its sampling starts from
+# the references.
 
 
 rule textual_inversion_prepare:
@@ -63,20 +64,40 @@ rule textual_inversion:
         "../workflow_scripts/textual_inversion.py"
 
 
-rule lora:
+rule lora_part:
     input:
         unpack(upstream_of("lora")),
     output:
-        manifest_of("lora"),
+        adapter=paths.adapter_pattern(RESULTS),
+        part_manifest=paths.part_manifest_pattern(paths.adapter_pattern(RESULTS)),
     log:
-        log_of("lora"),
+        paths.part_log_pattern(RESULTS, "lora_part"),
     benchmark:
-        paths.benchmark_pattern(RESULTS, "lora")
+        paths.part_benchmark_pattern(RESULTS, "lora_part")
     conda:
         "../envs/genbench.yaml"
     threads: THREADS
     resources:
         gpu=lambda wc: gpus_for(get_node("lora", wc)),
+    params:
+        recipe=recipe_of("lora"),
+        runtime=runtime_of("lora"),
+        part=lambda wc: int(wc.part),
+    script:
+        "../workflow_scripts/lora_part.py"
+
+
+rule lora:
+    input:
+        unpack(upstream_of("lora")),
+        adapters=get_parts("lora"),
+    output:
+        manifest_of("lora"),
+    log:
+        log_of("lora"),
+    conda:
+        "../envs/genbench.yaml"
+    threads: 1
     params:
         recipe=recipe_of("lora"),
         runtime=runtime_of("lora"),

@@ -263,9 +263,12 @@ def test_img2img_and_lora_sets_are_sampled_through_the_workflow_on_each_family(t
     assert len(samples) == 2 and len(plan.by_stage("lora")) == 2
     proc = run_snakemake(tmp_path, config, *[n.manifest for n in samples])
     ran = job_stats(proc.stdout + proc.stderr)
-    assert ran["lora"] == 2 and ran["build_models"] == 0  # the generators built above, reused
+    assert ran["lora_part"] == 2 and ran["build_models"] == 0  # the generators built above, reused
     for node in plan.by_stage("lora"):
-        assert (tmp_path / node.manifest).parent.joinpath("pytorch_lora_weights.safetensors").is_file()
+        folder = (tmp_path / node.manifest).parent
+        index = json.loads((folder / "adapters.json").read_text())
+        assert index["scope"] == "dataset" and set(index["files"].values()) == {"adapters/adapter-00000.safetensors"}
+        assert (folder / "adapters" / "adapter-00000.safetensors").is_file()
 
 
 def test_findings_compare_each_injection_set_and_strength_with_simple_template():

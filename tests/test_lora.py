@@ -1,6 +1,7 @@
 """Few-shot LoRA (as DataDream): trained by GenBench, saved in diffusers' own format, loaded by
 plain diffusers and by GenBench's sampling alike."""
 
+import json
 import tarfile
 from types import SimpleNamespace
 
@@ -14,7 +15,15 @@ from genbench.core.errors import ConfigError, GenBenchError
 from genbench.data.imageset import write_index
 from genbench.generation.prompts import make_prompt_plan
 from genbench.generation.sampling import SamplingParams, image_id, load_sampling_pipeline, sample_shard, to_uint8
-from genbench.injection.lora import LORA_WEIGHTS_NAME, LoraParams, save_lora, train_dataset_lora, train_lora
+from genbench.injection.lora import (
+    ADAPTERS_INDEX,
+    ClassAdapters,
+    LoraParams,
+    adapters_index,
+    save_lora,
+    train_lora,
+    train_part,
+)
 from genbench.models.generators import load_text_to_image_pipeline
 from genbench.models.tiny import build_tiny_sdxl, build_tiny_stable_diffusion
 from genbench.plan.validate import load_run_config
@@ -75,11 +84,13 @@ def test_a_genbench_lora_loads_in_plain_diffusers_and_gives_genbenchs_images(sd_
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     weights, history = _train_and_save(sd_dir, references, tmp_path / "lora")
-    assert weights.name == LORA_WEIGHTS_NAME and len(history) == 4 and all(np.isfinite(history))
+    assert weights.name == "pytorch_lora_weights.safetensors" and len(history) == 4 and all(np.isfinite(history))
+    artifact = _artifact(tmp_path / "artifact", {0: weights}, "dataset", 2)
     rows = make_prompt_plan("simple_template", ["cat", "dog"], None, {"images_per_class": 2}, seed=5)
     params = SamplingParams(**SAMPLING, lora_scale=1.0)
-    ours = load_sampling_pipeline(sd_dir, params, lora=tmp_path / "lora")
-    sample_shard(ours, rows, tmp_path / "ours.tar", params)  # GenBench's own sampling, to PNGs
+    ours = load_sampling_pipeline(sd_dir, params)
+    adapters = ClassAdapters(ours, artifact, params.lora_scale)
+    sample_shard(ours, rows, tmp_path / "ours.tar", params, adapters=adapters)  # GenBench's own sampling
     with tarfile.open(tmp_path / "ours.tar") as tar:
         saved = [np.asarray(Image.open(tar.extractfile(f"{image_id(row)}.png"))) for row in rows]
 
@@ -111,9 +122,10 @@ def test_an_sdxl_lora_adapts_both_text_towers_and_loads_back(references, tmp_pat
     pipe = load_text_to_image_pipeline(model_dir, device="cpu")
     layers = train_lora(pipe, *references, lora_params(steps=2, text_encoder=True))
     assert set(layers) == {"unet_lora_layers", "text_encoder_lora_layers", "text_encoder_2_lora_layers"}
-    save_lora(pipe, layers, tmp_path / "lora")
+    artifact = _artifact(tmp_path / "artifact", {0: save_lora(pipe, layers, tmp_path / "lora")}, "dataset", 2)
     params = SamplingParams(**SAMPLING, lora_scale=0.5)
-    loaded = load_sampling_pipeline(model_dir, params, lora=tmp_path / "lora")
+    loaded = load_sampling_pipeline(model_dir, params)
+    ClassAdapters(loaded, artifact, params.lora_scale).use(1)
     assert loaded.get_list_adapters() == {
         "unet": ["genbench"],
         "text_encoder": ["genbench"],
@@ -131,12 +143,56 @@ def test_a_diverging_loss_stops_training_naming_the_step_and_classes_and_writes_
         records.append({"id": f"r{i}", "path": f"{i}.png", "label": label})
     write_index(folder / "references.jsonl", records)
     dataset = SimpleNamespace(classes=["cat", "dog"])
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "adapter-00000.safetensors"
     with pytest.raises(GenBenchError, match=r"LoRA training: loss (nan|inf) at step \d+ of 6, on images of \['a photo"):
-        train_dataset_lora(sd_dir, folder / "references.jsonl", dataset, lora_params(steps=6, lr=1e30), out)
-    assert not out.exists()
-    stats = train_dataset_lora(sd_dir, folder / "references.jsonl", dataset, lora_params(steps=2), out)
-    assert stats["images"] == 4 and (out / LORA_WEIGHTS_NAME).is_file()
+        train_part(sd_dir, folder / "references.jsonl", dataset, lora_params(steps=6, lr=1e30), 0, out)
+    assert not out.parent.exists()
+    stats = train_part(sd_dir, folder / "references.jsonl", dataset, lora_params(steps=2), 0, out)
+    assert stats["images"] == 4 and out.is_file() and [p.name for p in out.parent.iterdir()] == [out.name]
+    one_class = train_part(sd_dir, folder / "references.jsonl", dataset, lora_params(steps=2, scope="class"), 1, out)
+    assert one_class["images"] == 2  # class 1's references only
+
+
+def _artifact(folder, files: dict, scope: str, num_classes: int):
+    """A lora artifact's layout (adapters/ and adapters.json) made of saved LoRA files."""
+    import shutil
+
+    index = adapters_index(scope, num_classes)
+    (folder / "adapters").mkdir(parents=True)
+    for part, file in files.items():
+        shutil.copy(file, folder / index["files"][str(part)])
+    (folder / ADAPTERS_INDEX).write_text(json.dumps(index))
+    return folder
+
+
+def test_class_scope_samples_each_class_with_its_own_adapter(sd_dir, references, tmp_path):
+    """With one LoRA per class, a shard's rows of class c are sampled with adapter c alone:
+    each class's images equal those of a pipeline holding only that class's LoRA."""
+    files = {c: _train_and_save(sd_dir, references, tmp_path / f"lora{c}", seed=c)[0] for c in (0, 1)}
+    artifact = _artifact(tmp_path / "artifact", files, "class", 2)
+    rows = make_prompt_plan("simple_template", ["cat", "dog"], None, {"images_per_class": 2}, seed=5)
+    params = SamplingParams(**SAMPLING, lora_scale=1.0)
+    pipe = load_sampling_pipeline(sd_dir, params)
+    sample_shard(pipe, rows, tmp_path / "ours.tar", params, adapters=ClassAdapters(pipe, artifact, 1.0))
+    with tarfile.open(tmp_path / "ours.tar") as tar:
+        saved = {row["index"]: np.asarray(Image.open(tar.extractfile(f"{image_id(row)}.png"))) for row in rows}
+    matches = {}
+    for c in (0, 1):
+        alone = load_sampling_pipeline(sd_dir, params)
+        alone.load_lora_weights(str(files[c].parent))
+        for row, image in zip(rows, _pixels(alone, rows)):
+            matches[(row["class_id"], c)] = matches.get((row["class_id"], c), True) and np.array_equal(
+                saved[row["index"]], to_uint8(image)[0]
+            )
+    assert matches == {(0, 0): True, (1, 1): True, (0, 1): False, (1, 0): False}
+
+
+def test_with_adapters_no_batch_spans_two_classes():
+    from genbench.generation.sampling import _batches
+
+    rows = [{"class_id": c} for c in (0, 0, 0, 1, 1, 2)]
+    assert [[r["class_id"] for r in b] for b in _batches(rows, 2, by_class=True)] == [[0, 0], [0], [1, 1], [2]]
+    assert [len(b) for b in _batches(rows, 4, by_class=False)] == [4, 2]
 
 
 def test_lora_on_a_pipeline_without_a_unet_is_refused_at_parse_time_naming_both(tmp_path):

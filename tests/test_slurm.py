@@ -17,7 +17,7 @@ from slurm_helpers import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-GPU_RULES = ("sample_shard", "textual_inversion_class", "lora", "features", "text_classifier")
+GPU_RULES = ("sample_shard", "textual_inversion_class", "lora_part", "features", "text_classifier")
 
 TOY = Path(__file__).resolve().parent / "slurm_toy" / "Snakefile"
 LINE = re.compile(r"^rule=(\w+) job=(\S+) cuda=(\S+)$")

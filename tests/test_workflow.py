@@ -64,7 +64,7 @@ def test_dry_run_of_default_config_lists_every_stage(tmp_path):
     # lora_original
     assert jobs["prompt_plan"] == 8
     assert jobs["sample_images"] == 9  # img2img_original at two strengths
-    assert jobs["lora"] == 1  # one adapter for the dataset
+    assert jobs["lora_part"] == 1 and jobs["lora"] == 1  # one adapter for the dataset, then its artifact
     assert jobs["textual_inversion_class"] == 2 * 10  # one job per class and reference source
 
 
@@ -139,7 +139,7 @@ def demo(tmp_path_factory):
                 "sources": ["generated", "retrieval"],
                 "textual_inversion": {"ref_shot": 2, "steps": 2, "batch_size": 1},
                 "img2img": {"ref_shot": 2, "strength": 0.5},
-                "lora": {"ref_shot": 2, "steps": 2, "batch_size": 2, "resolution": 32},
+                "lora": {"ref_shot": 2, "steps": 2, "batch_size": 2, "resolution": 32, "scope": "class"},
             },
         },
         user_datasets={
@@ -203,8 +203,12 @@ def test_retrieval_and_the_textual_inversion_img2img_and_lora_strategies_end_to_
     tokens = {next(iter(load_file(path))) for path in learned}
     assert tokens == {"<two-digits-digit_0>", "<two-digits-digit_1>"}
 
+    adapters = sorted((results / "lora" / "two-digits").glob("*/adapters/adapter-*.safetensors"))
+    assert [p.name for p in adapters] == ["adapter-00000.safetensors", "adapter-00001.safetensors"]  # one per class
+
     plans = sorted((results / "prompt_plan" / "two-digits").glob("*/plan.jsonl"))
-    assert len(plans) == 2 and all("<two-digits-digit_" in path.read_text() for path in plans)
+    with_tokens = [path for path in plans if "<two-digits-digit_" in path.read_text()]
+    assert len(plans) == 5 and len(with_tokens) == 2  # the two textual-inversion plans name the tokens
     retrieved = next((results / "retrieve" / "two-digits").glob("*"))
     assert read_manifest(retrieved)["summary"]["images"] > 0
 

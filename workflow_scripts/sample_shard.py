@@ -26,7 +26,11 @@ if job.has_input("embeddings"):  # textual-inversion strategies: one learned tok
 references = None
 if job.has_input("references"):  # img2img strategies: each row starts from its reference image
     references = load_references(job.input_dir("references") / "references.jsonl", rows, params)
-lora = job.input_dir("lora") if job.has_input("lora") else None  # LoRA strategies: the dataset's adapter
-pipe = load_sampling_pipeline(job.generator_source(), params, embeddings, lora)
-sample_shard(pipe, rows, snakemake.output.shard, params, log=logger.info, references=references)
+pipe = load_sampling_pipeline(job.generator_source(), params, embeddings)
+adapters = None
+if job.has_input("lora"):  # LoRA strategies: the dataset's adapter, or each class's
+    from genbench.injection.lora import ClassAdapters
+
+    adapters = ClassAdapters(pipe, job.input_dir("lora"), params.lora_scale)
+sample_shard(pipe, rows, snakemake.output.shard, params, log=logger.info, references=references, adapters=adapters)
 write_part_manifest(snakemake.output.shard, job.key, job.cache)

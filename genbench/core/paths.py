@@ -23,6 +23,7 @@ from genbench.core.errors import ConfigError
 STATE_DIR = ".genbench"
 SHARDS_DIR = "shards"
 TOKENS_DIR = "tokens"
+ADAPTERS_DIR = "adapters"
 PART_DIGITS = 5
 
 _LABEL_CHARS = re.compile(r"[^a-z0-9_.+]+")
@@ -75,6 +76,15 @@ def token_path(artifact: str, class_id: int) -> str:
     return f"{artifact}/{TOKENS_DIR}/class-{class_id:0{PART_DIGITS}d}.safetensors"
 
 
+def adapter_file(part: int) -> str:
+    """One LoRA of a lora artifact, under its folder: part 0 the dataset's, or part c class c's."""
+    return f"{ADAPTERS_DIR}/adapter-{part:0{PART_DIGITS}d}.safetensors"
+
+
+def adapter_path(artifact: str, part: int) -> str:
+    return f"{artifact}/{adapter_file(part)}"
+
+
 # Snakemake patterns: the same scheme with wildcards {scope}, {folder} and {part}.
 
 
@@ -94,6 +104,10 @@ def token_pattern(results: str) -> str:
     return (
         f"{artifact_dir(results, 'textual_inversion', '{scope}', '{folder}')}/{TOKENS_DIR}/class-{{part}}.safetensors"
     )
+
+
+def adapter_pattern(results: str) -> str:
+    return f"{artifact_dir(results, 'lora', '{scope}', '{folder}')}/{ADAPTERS_DIR}/adapter-{{part}}.safetensors"
 
 
 def part_manifest_pattern(data_pattern: str) -> str:

@@ -183,11 +183,14 @@ def _metadata(row: dict, black: bool) -> dict:
     }
 
 
-def sample_shard(pipe, rows: list[dict], out_tar_path, params: SamplingParams, log=None, references=None) -> dict:
+def sample_shard(
+    pipe, rows: list[dict], out_tar_path, params: SamplingParams, log=None, references=None, adapters=None
+) -> dict:
     """Sample one shard of plan rows into a tar; return {"images", "black_or_nan", "truncated_prompts"}.
 
     ``log`` is None, a logging.Logger or a callable taking a string. ``references``: for
-    img2img, the rows' reference images (``load_references``).
+    img2img, the rows' reference images (``load_references``). ``adapters``: for a LoRA
+    strategy, ``genbench.injection.lora.ClassAdapters``; a batch then holds one class's rows.
     """
     from tqdm import tqdm
 
@@ -199,8 +202,9 @@ def sample_shard(pipe, rows: list[dict], out_tar_path, params: SamplingParams, l
     truncated = count_truncated_prompts(rows, tokenizer, tokenizer.model_max_length) if tokenizer else 0
     members, bad = {}, 0
     with tqdm(total=len(rows), desc=Path(out_tar_path).name, unit="img") as progress:
-        for start in range(0, len(rows), params.batch_size):
-            batch = rows[start : start + params.batch_size]
+        for batch in _batches(rows, params.batch_size, by_class=adapters is not None):
+            if adapters is not None:
+                adapters.use(batch[0]["class_id"])
             for row, image in zip(batch, _generate_batch(pipe, batch, params, references)):
                 pixels, black = to_uint8(image)
                 bad += black
@@ -213,12 +217,26 @@ def sample_shard(pipe, rows: list[dict], out_tar_path, params: SamplingParams, l
     return stats
 
 
-def load_sampling_pipeline(model: str, params: SamplingParams, learned_embeds=(), lora=None):
+def _batches(rows: list[dict], size: int, by_class: bool) -> list[list[dict]]:
+    """Consecutive rows in batches of at most ``size``; with ``by_class`` no batch spans two
+    classes (an image does not depend on its batch, so the pixels are the same)."""
+    groups = [rows]
+    if by_class:
+        groups = []
+        for row in rows:
+            if groups and groups[-1][-1]["class_id"] == row["class_id"]:
+                groups[-1].append(row)
+            else:
+                groups.append([row])
+    return [group[i : i + size] for group in groups for i in range(0, len(group), size)]
+
+
+def load_sampling_pipeline(model: str, params: SamplingParams, learned_embeds=()):
     """The diffusers pipeline of ``model`` as ``params`` ask for it (device, dtype, scheduler,
     safety checker, speed options), with the textual-inversion tokens of ``learned_embeds``
-    (``learned_embeds.safetensors`` files, one per class) added, the LoRA saved in the folder
-    ``lora`` loaded at ``params.lora_scale``; for img2img (``params.strength`` set) the
-    image-to-image pipeline of the same components."""
+    (``learned_embeds.safetensors`` files, one per class) added; for img2img
+    (``params.strength`` set) the image-to-image pipeline of the same components. (A LoRA
+    strategy's adapters are put in by ``sample_shard``.)"""
     from genbench.models.generators import apply_speed_options, load_text_to_image_pipeline
 
     pipe = load_text_to_image_pipeline(
@@ -233,10 +251,6 @@ def load_sampling_pipeline(model: str, params: SamplingParams, learned_embeds=()
         from genbench.injection.textual_inversion import load_learned_embeds
 
         load_learned_embeds(pipe, list(learned_embeds))
-    if lora is not None:
-        from genbench.injection.lora import load_lora
-
-        load_lora(pipe, lora, 1.0 if params.lora_scale is None else params.lora_scale)
     if params.strength is not None:
         from diffusers import AutoPipelineForImage2Image
 

@@ -4,18 +4,22 @@ optionally of its text encoders, trained on a dataset's reference images.
 The recipe follows DataDream's ``datadream.py``, written afresh with the pieces GenBench's
 textual inversion already has:
 
-- one adapter for the whole dataset (DataDream's ``dset``), trained on every class's
-  ``ref_shot`` reference images, each captioned ``"a photo of a {class}"`` (DataDream's first
-  template, without its dataset word);
+- ``scope: dataset``: one adapter for the whole dataset (DataDream's ``dset``), trained on every
+  class's ``ref_shot`` reference images; ``scope: class``: one adapter per class (DataDream's
+  ``cls``), each trained on its class's references, as its own job (seed ``seed + class``);
+  every image is captioned ``"a photo of a {class}"`` (DataDream's first template, without its
+  dataset word);
 - ``peft`` adapters (``LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian")``) on
   the UNet modules named by ``target_modules`` (DataDream's: ``to_k``, ``to_q``, ``to_v``,
   ``to_out.0``, ``add_k_proj``, ``add_v_proj``), and with ``text_encoder: true`` on each text
   tower's ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``; everything else frozen;
 - AdamW on the MSE between the UNet's prediction and the noise (or velocity) at random DDPM
   timesteps, the latents drawn from the VAE's posterior; all randomness from ``seed``;
-- saved with the pipeline class's own ``save_lora_weights`` as
-  ``pytorch_lora_weights.safetensors``, the file ``pipe.load_lora_weights(folder)`` reads, so a
-  GenBench LoRA loads in plain diffusers; sampling loads it the same way, at ``lora.scale``.
+- each adapter saved with the pipeline class's own ``save_lora_weights`` as
+  ``adapters/adapter-<part>.safetensors`` (part 0 the dataset's, part c class c's), which
+  ``pipe.load_lora_weights(folder / "adapters", weight_name=...)`` reads, so a GenBench LoRA
+  loads in plain diffusers; ``adapters.json`` maps each class to its file. Sampling loads them
+  the same way, at ``lora.scale``, switching adapters where a shard's class changes.
 
 UNet pipelines only (SD 1.x/2.x, SDXL): a config asking for LoRA on another family is refused
 when it is read (``genbench.models.families``).
@@ -23,16 +27,21 @@ when it is read (``genbench.models.families``).
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from genbench.core.errors import GenBenchError
 from genbench.core.io import emit
-from genbench.core.stage import StageParams, keyed
+from genbench.core.stage import StageParams, keyed, keyed_if_changed
 
 LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default weight name
+ADAPTERS_INDEX = "adapters.json"  # {"scope", "files": {class id: file under the artifact}}
+SCOPES = ("dataset", "class")
 TRAINING_TEMPLATE = "a photo of a {}"  # DataDream's TEMPLATES_SMALL[0], no dataset word
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP text attention (DataDream)
 ADAPTER_NAME = "genbench"
@@ -44,7 +53,7 @@ class LoraParams(StageParams):
     ``generation.device``)."""
 
     STAGE: ClassVar[str] = "lora"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     SECTION: ClassVar[str] = "lora"
 
     rank: int = keyed(doc="rank r of every adapter")
@@ -59,23 +68,47 @@ class LoraParams(StageParams):
     target_modules: tuple = keyed(doc="UNet module names that get adapters")
     text_encoder: bool = keyed(doc="also adapt the text encoders' attention")
     device: str = keyed(config="generation.device", doc="where the LoRA is trained")
+    scope: str = keyed_if_changed("dataset", doc="dataset: one LoRA (DataDream's dset); class: one per class (cls)")
 
 
-def train_dataset_lora(model: str, index_path, dataset, params: LoraParams, out_dir, log=None) -> dict:
-    """Train one LoRA of the generator ``model`` on every reference image of ``index_path``
-    (a ``references.jsonl``; ``dataset`` a DatasetInfo for the class names) and save it to
-    ``out_dir/pytorch_lora_weights.safetensors``. Returns ``{"images", "final_loss"}``."""
+def train_part(model: str, index_path, dataset, params: LoraParams, part: int, out_file, log=None) -> dict:
+    """Train part ``part`` of a lora artifact with the generator ``model`` and save it to
+    ``out_file`` (moved into place whole): with ``scope: dataset`` (part 0) one LoRA on every
+    reference image of ``index_path`` (a ``references.jsonl``); with ``scope: class`` class
+    ``part``'s LoRA on its own references, seeded ``seed + part``. ``dataset``: a DatasetInfo
+    (the class names). Returns ``{"images", "final_loss"}``."""
+    from dataclasses import replace
+
     from genbench.data.imageset import read_index
     from genbench.injection.textual_inversion import load_reference_images
     from genbench.models.generators import load_text_to_image_pipeline
 
+    if params.scope not in SCOPES:
+        raise GenBenchError(f"lora.scope must be one of {SCOPES}, got {params.scope!r}")
     records = read_index(index_path)
+    if params.scope == "class":
+        records = [r for r in records if int(r["label"]) == part]
+        params = replace(params, seed=params.seed + part)
+    if not records:
+        raise GenBenchError(f"{index_path}: no reference image for LoRA part {part} (class {dataset.classes[part]!r})")
     pipe = load_text_to_image_pipeline(model, device=params.device)
     captions = [TRAINING_TEMPLATE.format(dataset.classes[int(r["label"])]) for r in records]
     history: list[float] = []
     layers = train_lora(pipe, load_reference_images(index_path, records), captions, params, log=log, history=history)
-    save_lora(pipe, layers, out_dir)
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_file.parent, prefix=f".{out_file.name}.tmp-") as staging:
+        os.replace(save_lora(pipe, layers, staging), out_file)
     return {"images": len(records), "final_loss": history[-1]}
+
+
+def adapters_index(scope: str, num_classes: int) -> dict:
+    """``adapters.json``: the scope, and per class id the adapter file (under the artifact)
+    its images are sampled with."""
+    from genbench.core.paths import adapter_file
+
+    files = {str(c): adapter_file(c if scope == "class" else 0) for c in range(num_classes)}
+    return {"scope": scope, "files": files}
 
 
 def _check(params: LoraParams, images, captions) -> None:
@@ -175,8 +208,34 @@ def save_lora(pipe, layers: dict, out_dir) -> Path:
     return out_dir / LORA_WEIGHTS_NAME
 
 
-def load_lora(pipe, folder, scale: float) -> None:
-    """Load a saved LoRA into ``pipe`` with diffusers' own ``load_lora_weights`` and set its
-    weight to ``scale`` (1: as trained)."""
-    pipe.load_lora_weights(str(folder), weight_name=LORA_WEIGHTS_NAME, adapter_name=ADAPTER_NAME)
+def load_lora(pipe, file, scale: float) -> None:
+    """Load a saved LoRA file into ``pipe`` with diffusers' own ``load_lora_weights`` and set
+    its weight to ``scale`` (1: as trained)."""
+    file = Path(file)
+    pipe.load_lora_weights(str(file.parent), weight_name=file.name, adapter_name=ADAPTER_NAME)
     pipe.set_adapters([ADAPTER_NAME], adapter_weights=[scale])
+
+
+class ClassAdapters:
+    """The adapters of a lora artifact (``folder``), put into ``pipe`` as its rows' classes
+    need them (``use``): the dataset's once, or each class's in turn, the previous one deleted."""
+
+    def __init__(self, pipe, folder, scale: float):
+        index = Path(folder) / ADAPTERS_INDEX
+        if not index.is_file():
+            raise GenBenchError(f"{folder}: no {ADAPTERS_INDEX} (not a finished lora artifact)")
+        self.pipe, self.folder, self.scale = pipe, Path(folder), scale
+        self.files = json.loads(index.read_text(encoding="utf-8"))["files"]
+        self.current: str | None = None
+
+    def use(self, class_id: int) -> None:
+        """Make class ``class_id``'s adapter the pipeline's one (a no-op when it already is)."""
+        file = self.files.get(str(class_id))
+        if file is None:
+            raise GenBenchError(f"{self.folder / ADAPTERS_INDEX}: no adapter for class {class_id}")
+        if file == self.current:
+            return
+        if self.current is not None:
+            self.pipe.delete_adapters(ADAPTER_NAME)
+        load_lora(self.pipe, self.folder / file, self.scale)
+        self.current = file

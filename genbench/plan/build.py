@@ -569,17 +569,20 @@ class Plan(Graph):
         )
 
     def _lora(self, ctx: "_DatasetContext", source: str, variant: "_Variant") -> Node:
-        """The dataset's LoRA of the variant's generator, trained on ``lora.ref_shot`` reference
-        images per class (the K-shot originals or the top retrieval hits)."""
+        """The LoRA of the variant's generator (one for the dataset, or one per class: one part
+        job each), trained on ``lora.ref_shot`` reference images per class (the K-shot
+        originals or the top retrieval hits)."""
         cfg = self._section(ctx.info.name, "lora")
         gen_params, gen_inputs, gen_runtime = self._model("generator", variant.model)
+        params = LoraParams.from_config(cfg, device=variant.generation["device"])
         return self.add_stage(
-            LoraParams.from_config(cfg, device=variant.generation["device"]),
+            params,
             ctx.info.name,
             {"references": self._references(ctx, cfg, source), "configure": ctx.configure, **gen_inputs},
             wiring={"generator": gen_params},
             runtime={"generator": gen_runtime},
             label=source + variant.suffix(generator_only=True),
+            parts=ctx.info.num_classes if params.scope == "class" else 1,
         )
 
     def _sample_images(

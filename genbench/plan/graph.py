@@ -20,7 +20,7 @@ from genbench.plan.stages import STAGE_VERSIONS
 
 # Stages whose artifact is gathered from parts that jobs of their own write (one per shard or
 # class): the path of part i.
-PART_PATHS = {"sample_images": paths.shard_path, "textual_inversion": paths.token_path}
+PART_PATHS = {"sample_images": paths.shard_path, "textual_inversion": paths.token_path, "lora": paths.adapter_path}
 
 
 @dataclass(eq=False)
