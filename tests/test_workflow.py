@@ -179,7 +179,8 @@ def test_demo_writes_results_for_every_source_and_dataset(demo):
         assert table[table.source == source]["cler_full_train"].notna().all(), source
     combined = table[table.source == "combined"]
     assert combined["cler"].notna().all() and combined["fd"].isna().all()
-    assert list(table.columns[6:10]) == ["shots_actual", "linear_probe_elevater", "zero_shot", "gain_elevater"]
+    assert list(table.columns[:4]) == ["dataset", "source", "strategy", "strength"]  # two-digits' img2img sets
+    assert list(table.columns[7:11]) == ["shots_actual", "linear_probe_elevater", "zero_shot", "gain_elevater"]
     for name in ("correlation.png", "gain.png", "correlations.csv"):
         assert (workdir / "results" / "report" / name).stat().st_size > 0
 
