@@ -23,7 +23,6 @@ from genbench.generation.sampling import (
     write_image_index,
 )
 from genbench.injection.references import check_not_held_out, reference_images
-from genbench.models.tiny import build_tiny_stable_diffusion
 from genbench.plan.build import build_plan
 from genbench.plan.validate import load_run_config
 
@@ -39,8 +38,8 @@ def settings(strength) -> SamplingParams:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return str(build_tiny_stable_diffusion(tmp_path_factory.mktemp("tiny_sd_img2img"), seed=0))
+def model_dir(tiny_sd_session):
+    return tiny_sd_session
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from genbench.injection.lora import (
     train_part,
 )
 from genbench.models.generators import load_text_to_image_pipeline
-from genbench.models.tiny import build_tiny_sdxl, build_tiny_stable_diffusion
+from genbench.models.tiny import build_tiny_sdxl
 from genbench.plan.validate import load_run_config
 
 torch.set_num_threads(1)
@@ -40,8 +40,8 @@ def lora_params(**changes) -> LoraParams:
 
 
 @pytest.fixture(scope="module")
-def sd_dir(tmp_path_factory):
-    return str(build_tiny_stable_diffusion(tmp_path_factory.mktemp("tiny_sd_lora"), seed=0))
+def sd_dir(tiny_sd_session):
+    return tiny_sd_session
 
 
 @pytest.fixture(scope="module")

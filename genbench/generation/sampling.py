@@ -219,7 +219,7 @@ def sample_shard(
 
 def _batches(rows: list[dict], size: int, by_class: bool) -> list[list[dict]]:
     """Consecutive rows in batches of at most ``size``; with ``by_class`` no batch spans two
-    classes (an image does not depend on its batch, so the pixels are the same)."""
+    classes (each image keeps its own seeded noise, whatever batch it is in)."""
     groups = [rows]
     if by_class:
         groups = []
