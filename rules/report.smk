@@ -32,6 +32,7 @@ rule summary:
             f"{RESULTS}/report/correlation.png", category="Metric correlation", caption="../report/correlations.rst"
         ),
         gain_plot=report(f"{RESULTS}/report/gain.png", category="Results", caption="../report/gain.rst"),
+        scaling_plot=report(f"{RESULTS}/report/scaling.png", category="Results", caption="../report/scaling.rst"),
         findings=f"{RESULTS}/report/findings.txt",
         grids=report(
             directory(f"{RESULTS}/report/samples"),

@@ -121,7 +121,7 @@ def _full_size_config(workdir: Path, models: dict) -> Path:
         # ViT-B-16, which would cost a second full-size CLIP's feature jobs)
         "protocol": "paper",
         "pack": {"selection_encoder": {"type": "open_clip", "model": "ViT-B-32", "pretrained": "openai"}},
-        "retrieval": {"pool": "train_split"},
+        "retrieval": {"pool": "train_split", "dedup_threshold": None},  # random weights: exact copies only
         "generation": {
             "steps": 2,
             "scheduler": "dpm++",

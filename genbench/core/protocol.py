@@ -55,6 +55,7 @@ def pack_settings(pack: dict, protocol: str) -> dict:
         "selection_encoder": encoder if encoder is not None else (dict(PAPER_SELECTION_ENCODER) if paper else None),
         "selection_prompt": prompt if prompt is not None else (PAPER_CLIP_PROMPT if paper else None),
         "retrieval_selection": retrieval or ("similarity" if paper else pack.get("selection", "clip")),
+        "draw_from": pack.get("draw_from"),
     }
 
 

@@ -39,11 +39,14 @@ class ProbeParams(StageParams):
     epochs_final, kept whole under ``probe`` in the recipe)."""
 
     STAGE: ClassVar[str] = "elevater"
-    VERSION: ClassVar[int] = 4
+    VERSION: ClassVar[int] = 5  # 5: the probe's seed is probe.seed + the set's seed
     SECTION: ClassVar[str] = "probe"
 
     probe: dict = keyed(config="probe", doc="the probe section")
     labels: dict = keyed(doc=LABELS_DOC)
+    dedup_threshold: float | None = keyed(
+        None, config="retrieval.dedup_threshold", doc="held_out_duplicates: the cosine of a near copy of a test image"
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class EvaluationInputs:
     full_train: FeatureSet | None = None  # original / combined: the whole train split (+ the other packs)
     paper_clip: tuple[FeatureSet, np.ndarray] | None = None  # selection-encoder features, "a photo of a {}" rows
     sources: FeatureSet | None = None  # every image of the sets the packs were chosen from
+    decontaminated: int | None = None  # retrieval hits removed as copies of val/test images
 
     @property
     def encoder(self) -> str:
@@ -230,7 +234,8 @@ PROBE_VARIANTS = {"linear_probe": "honest", "linear_probe_elevater": "elevater"}
 
 def elevater_probe(inputs: EvaluationInputs, params: ProbeParams, log=None) -> tuple[dict[str, float], dict]:
     """The ELEVATER linear probe trained on the external set, tested on the real test split,
-    under both protocols of ``run_linear_probe``: ``linear_probe`` (honest: shuffled seeded
+    under both protocols of ``run_linear_probe``, seeded with ``probe.seed`` plus the set's
+    seed (so a seed moves the pack and the probe together): ``linear_probe`` (honest: shuffled seeded
     validation split, sigmoid multi-label scores, last epoch) and ``linear_probe_elevater``
     (ELEVATER's code: validation in dataset order, softmax scores, best test epoch).
 
@@ -250,7 +255,7 @@ def elevater_probe(inputs: EvaluationInputs, params: ProbeParams, log=None) -> t
             metric=inputs.metric,
             text_classifier=inputs.text_classifier,
             mode=mode,
-            seed=probe.get("seed", 0),
+            seed=probe.get("seed", 0) + int(inputs.labels.get("seed", 0)),
             lrs=probe.get("lrs"),
             epochs_search=probe.get("epochs_search", 10),
             epochs_final=probe.get("epochs_final", 50),
@@ -268,8 +273,26 @@ def elevater_probe(inputs: EvaluationInputs, params: ProbeParams, log=None) -> t
         "gain": honest - zero_shot,
         "gain_elevater": elevater - zero_shot,
         "shots_actual": shots_actual(inputs.external.labels, len(inputs.class_names)),
+        "held_out_duplicates": held_out_duplicates(inputs.external, inputs.test, params.dedup_threshold),
     }
+    if inputs.decontaminated is not None:
+        values["decontaminated"] = inputs.decontaminated
     return values, reports
+
+
+def held_out_duplicates(external: FeatureSet, test: FeatureSet, threshold: float | None) -> int:
+    """How many packed images are copies of a test image (``genbench.data.duplicates``): the
+    same stored bytes (both feature sets' digests), or an image-embedding cosine of at least
+    ``threshold``. The sanity check of decontamination: 0 is expected for generated and
+    retrieved packs; an original pack counts the dataset's own train/test near-copies."""
+    from genbench.core.io import l2_normalize
+    from genbench.data.duplicates import HeldOut, find_duplicates
+
+    names = [str(i) for i in test.ids]
+    digests = dict(zip(test.digests or [], names))
+    held = HeldOut(names, l2_normalize(np.asarray(test.feats, np.float32), where="test features"), digests)
+    candidates = external.digests or [""] * len(external.ids)
+    return sum(d is not None for d in find_duplicates(external.feats, candidates, held, threshold))
 
 
 def shots_actual(labels: np.ndarray, num_classes: int) -> int:

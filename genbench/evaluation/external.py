@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from genbench.core.errors import GenBenchError
-from genbench.core.stage import StageParams, keyed, runtime
+from genbench.core.stage import StageParams, keyed, keyed_if_changed, runtime
 from genbench.data.imageset import ImageSetReader, class_counts
 from genbench.evaluation.features import FeatureSet, load_features
 from genbench.evaluation.metrics.cler import l2_normalize
@@ -46,7 +46,12 @@ class GeneratedPackParams(StageParams):
 
     shots: int = keyed(key="k", config="fewshot.shots", doc="K images per class")
     selection: str = keyed(doc="clip (top-K by CLIP score), similarity (retrieved sets) or random")
-    seed: int = keyed(config="generation.seed", doc="seed of random selection (0 for retrieved sets)")
+    seed: int = keyed(
+        config="generation.seed", doc="seed of random selection (0 for retrieved sets); with draw_from, the set's seed"
+    )
+    draw_from: int | None = keyed_if_changed(
+        None, config="pack.draw_from", doc="null: the top K per class; M: K drawn per class with `seed` from the top M"
+    )
     on_shortfall: str = runtime("warn", config="fewshot.on_shortfall", doc="a class short of K images: warn or error")
 
 
@@ -58,7 +63,7 @@ class RetrievedPackParams(GeneratedPackParams):
     VERSION: ClassVar[int] = 2
 
     selection: str = keyed(config="pack.retrieval_selection", doc="clip, similarity or random")
-    seed: int = keyed(config="-", doc="0: retrieved sets have no seed of their own")
+    seed: int = keyed(config="-", doc="0 (one top-K pack); with draw_from, the set's seed")
 
 
 def clip_scores(feats: np.ndarray, labels: np.ndarray, text_classifier: np.ndarray) -> np.ndarray:
@@ -85,11 +90,16 @@ def select_records(
     num_classes: int,
     features: FeatureSet | None = None,
     text_classifier: np.ndarray | None = None,
+    draw_from: int | None = None,
 ):
     """K records per class: top-K by CLIP score (``clip``: cos of the image features and their
     class row of ``text_classifier``), top-K by retrieval similarity (``similarity``: each
     record's ``similarity``, as the original GenBench packs retrieved images), or ELEVATER's
     seeded sampler (``random``).
+
+    With ``draw_from`` = M, the K of a class are drawn with ``seed`` (ELEVATER's sampler) from
+    its top M by that ranking (``random``: its first M records in index order), so each seed
+    gives another pack of equally good images: ``draw_seeded``.
 
     Returns (chosen records, counts per class, shortfall {class: have}).
     """
@@ -109,11 +119,28 @@ def select_records(
         scores, score_name = np.array([float(r["similarity"]) for r in records]), "similarity"
     elif selection != "random":
         raise GenBenchError(f"unknown selection {selection!r}; valid: {', '.join(SELECTIONS)}")
-    indices, counts, shortfall = select_k_per_class(
-        labels, k, "random" if scores is None else "clip", seed=seed, clip_scores=scores, num_classes=num_classes
-    )
+    if draw_from is not None:
+        indices, counts, shortfall = draw_seeded(labels, k, draw_from, seed, scores, num_classes)
+    else:
+        indices, counts, shortfall = select_k_per_class(
+            labels, k, "random" if scores is None else "clip", seed=seed, clip_scores=scores, num_classes=num_classes
+        )
     chosen = [dict(records[i], **({score_name: float(scores[i])} if scores is not None else {})) for i in indices]
     return chosen, counts, shortfall
+
+
+def draw_seeded(labels: np.ndarray, k: int, draw_from: int, seed: int, scores, num_classes: int):
+    """Per class, K of its top ``draw_from`` images (highest ``scores``, ties to the lower index;
+    without scores its first ``draw_from`` in index order), drawn by ELEVATER's seeded sampler.
+
+    labels: (N,) class ids; scores: (N,) or None. Returns ``select_k_per_class``'s
+    (ascending indices, counts per class, shortfall {class: have})."""
+    if draw_from < k:
+        raise GenBenchError(f"pack.draw_from {draw_from} is below K = {k}: there would be no draw")
+    ranking = scores if scores is not None else -np.arange(len(labels), dtype=np.float64)
+    top, _, _ = select_k_per_class(labels, draw_from, "clip", clip_scores=ranking, num_classes=num_classes)
+    drawn, counts, shortfall = select_k_per_class(labels[top], k, "random", seed=seed, num_classes=num_classes)
+    return top[drawn], counts, shortfall
 
 
 def pack_records(
@@ -195,7 +222,14 @@ def pack_external_set(
 
     records = read_index(index_path)
     chosen, _, shortfall = select_records(
-        records, params.shots, params.selection, params.seed, dataset.num_classes, features, text_classifier
+        records,
+        params.shots,
+        params.selection,
+        params.seed,
+        dataset.num_classes,
+        features,
+        text_classifier,
+        draw_from=params.draw_from,
     )
     where = f"{params.STAGE} {dataset.name} k={params.shots}"
     check_shortfall(shortfall, params.shots, dataset.classes, params.on_shortfall, where, log=log)

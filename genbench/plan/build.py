@@ -296,22 +296,36 @@ class Plan(Graph):
                 evaluations += self._evaluate(
                     ctx, [(pack, ctx.train_features)], source="original", strategy="-", shots=k, seed=seed
                 )
+        # with pack.draw_from, a generated or retrieved set has one pack per seed (else one, seed 0)
+        drawn = ctx.pack["draw_from"] is not None
+        set_seeds = fewshot["seeds"] if drawn else [0]
         if "retrieval" in sources:
             for k in fewshot["shots"]:
-                pack, feats = self._retrieval_pack(ctx, k)
-                evaluations += self._evaluate(ctx, [(pack, feats)], source="retrieval", strategy="-", shots=k, seed=0)
+                for seed in set_seeds:
+                    pack, feats = self._retrieval_pack(ctx, k, seed)
+                    evaluations += self._evaluate(
+                        ctx, [(pack, feats)], source="retrieval", strategy="-", shots=k, seed=seed
+                    )
         if "generated" in sources or "combined" in sources:
             for strategy in self._section(d, "strategies"):
                 for variant in self._variants(d, strategy):
                     for k in fewshot["shots"]:
-                        pack, feats = self._generated_pack(ctx, strategy, k, variant)
+                        packs = {seed: self._generated_pack(ctx, strategy, k, variant, seed) for seed in set_seeds}
                         axes = variant.labels
                         if "generated" in sources:
-                            evaluations += self._evaluate(
-                                ctx, [(pack, feats)], source="generated", strategy=strategy, shots=k, seed=0, **axes
-                            )
+                            for seed, (pack, feats) in packs.items():
+                                evaluations += self._evaluate(
+                                    ctx,
+                                    [(pack, feats)],
+                                    source="generated",
+                                    strategy=strategy,
+                                    shots=k,
+                                    seed=seed,
+                                    **axes,
+                                )
                         if "combined" in sources:
                             for seed in fewshot["seeds"]:
+                                pack, feats = packs[seed if drawn else 0]
                                 pairs = [(originals[(k, seed)], ctx.train_features), (pack, feats)]
                                 evaluations += self._evaluate(
                                     ctx,
@@ -414,7 +428,11 @@ class Plan(Graph):
                 variants.append(_Variant(name, model, settings, overrides.get("ti_resolution"), labels))
         return variants
 
-    def _generated_pack(self, ctx: "_DatasetContext", strategy: str, k: int, variant: "_Variant") -> tuple[Node, Node]:
+    def _generated_pack(
+        self, ctx: "_DatasetContext", strategy: str, k: int, variant: "_Variant", seed: int = 0
+    ) -> tuple[Node, Node]:
+        """A generated set of ``strategy`` by the variant's generator, and its K-per-class pack
+        (for ``seed``, with pack.draw_from; else the one top-K pack)."""
         d = ctx.info.name
         gen = variant.generation
         strategy_params = self._section(d, "strategy_params").get(strategy) or {}
@@ -438,7 +456,8 @@ class Plan(Graph):
         )
         prompt_plan = self.add_stage(params, d, plan_inputs, wiring=wiring, runtime=runtime, label=strategy)
         samples = self._sample_images(ctx, prompt_plan, variant, adapters)
-        pack, feats = self._pack_external(ctx, "pack_generated", samples, k, gen["seed"])
+        pack_seed = seed if ctx.pack["draw_from"] is not None else gen["seed"]
+        pack, feats = self._pack_external(ctx, "pack_generated", samples, k, pack_seed)
         if variant.name is not None:
             made = [prompt_plan, samples, feats, pack, *adapters.values()]
             if "embeddings" in plan_inputs:  # the generator's own tokens (not the T5, not configure)
@@ -449,21 +468,25 @@ class Plan(Graph):
     def _pack_external(
         self, ctx: "_DatasetContext", stage: str, images: Node, k: int, seed: int, reuse: list[Node] = ()
     ) -> tuple[Node, Node]:
-        """Features of a generated or retrieved set, and its pack of K images per class."""
+        """Features of a generated or retrieved set, and its pack of K images per class (drawn
+        with ``seed`` from the top ``pack.draw_from`` when that is set)."""
         d = ctx.info.name
         feats = self._features(ctx, images, "images", reuse=reuse)
         retrieved = stage == "pack_retrieval"
+        draw_from = ctx.pack["draw_from"]
         params = (RetrievedPackParams if retrieved else GeneratedPackParams)(
             shots=k,
             selection=ctx.pack["retrieval_selection" if retrieved else "selection"],
             seed=seed,
+            draw_from=draw_from,
             on_shortfall=self._section(d, "fewshot")["on_shortfall"],
         )
         inputs = {"images": images, "configure": ctx.configure}
         if params.selection == "clip":
             inputs["features"] = self._features_with(ctx, feats, ctx.selector)
             inputs["text_classifier"] = ctx.selection_text_classifier
-        return self.add_stage(params, d, inputs, label=f"{images.label}-k{k}"), feats
+        label = f"{images.label}-k{k}" + (f"-s{seed}" if draw_from is not None else "")
+        return self.add_stage(params, d, inputs, label=label), feats
 
     # -- retrieval and textual inversion ------------------------------------------------
     def _pool(self, ctx: "_DatasetContext") -> tuple[dict, dict[str, Node]]:
@@ -514,18 +537,23 @@ class Plan(Graph):
         if not pool_inputs:
             runtime["pool"] = cfg["pool"]
         params = RetrievalParams.from_config(
-            cfg, device=ctx.features_cfg["device"], k_per_class=cfg.get("k_per_class") or max(shots)
+            cfg,
+            device=ctx.features_cfg["device"],
+            k_per_class=cfg.get("k_per_class") or max(*shots, ctx.pack["draw_from"] or 0),
         )
+        held_out = {"held_out_test": ctx.test_features}  # what decontamination compares hits with
+        if ctx.info.splits.get("val"):
+            held_out["held_out_val"] = self._features(ctx, ctx.prepare, "val")
         return self.add_stage(
             params,
             ctx.info.name,
-            {"configure": ctx.configure, **ctx.encoder.inputs, **pool_inputs},
+            {"configure": ctx.configure, "prepare": ctx.prepare, **held_out, **ctx.encoder.inputs, **pool_inputs},
             wiring={**pool_params, "encoder": ctx.encoder.params},
             runtime=runtime,
             label=cfg["kind"],
         )
 
-    def _retrieval_pack(self, ctx: "_DatasetContext", k: int) -> tuple[Node, Node]:
+    def _retrieval_pack(self, ctx: "_DatasetContext", k: int, seed: int = 0) -> tuple[Node, Node]:
         """A pack of retrieved images. From the pool built of the train split (or the corpus),
         the retrieved images are copies of its images: their features are taken from its own."""
         pool = self._section(ctx.info.name, "retrieval")["pool"]
@@ -534,7 +562,7 @@ class Plan(Graph):
             reuse = ctx.train_and_val
         elif pool == "corpus":
             reuse = [self._corpus_features(ctx)]
-        return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, 0, reuse=reuse)
+        return self._pack_external(ctx, "pack_retrieval", self._retrieve(ctx), k, seed, reuse=reuse)
 
     def _references(self, ctx: "_DatasetContext", cfg: dict, source: str) -> Node:
         """``cfg["ref_shot"]`` reference images per class (textual inversion's or img2img's):
@@ -639,7 +667,8 @@ class Plan(Graph):
         }
         metrics = self._section(d, "metrics")
         label = _evaluation_label(labels)
-        probe = ProbeParams(probe=self._section(d, "probe"), labels=labels)
+        dedup = self._section(d, "retrieval")["dedup_threshold"]
+        probe = ProbeParams(probe=self._section(d, "probe"), labels=labels, dedup_threshold=dedup)
         nodes = [self.add_stage(probe, d, common, label=label)]
         full_train = {}
         if labels["source"] in ("original", "combined"):

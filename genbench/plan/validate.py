@@ -40,7 +40,7 @@ def validate_config(config: dict) -> None:
     problems = config_problems(config)
     if not problems:  # the registry's rules rely on the types the schema checked
         problems = _dataset_problems(config) + _strategy_problems(config) + _generator_problems(config)
-        problems += _img2img_problems(config)
+        problems += _img2img_problems(config) + _draw_problems(config)
     raise_problems(problems)
 
 
@@ -204,6 +204,41 @@ def _img2img_problems(config: dict) -> list[str]:
             f"= 0 steps; raise the strength to at least {1 / min(steps):g} or the steps",
         )
     ]
+
+
+def _dataset_section(config: dict, dataset: str, section: str) -> dict:
+    """``<section>`` as it applies to ``dataset``: the top level with its per_dataset override."""
+    override = (config.get("per_dataset", {}).get(dataset) or {}).get(section) or {}
+    return {**(config.get(section) or {}), **override}
+
+
+def _draw_problems(config: dict) -> list[str]:
+    """With ``pack.draw_from`` = M, every pack draws K from a class's top M: M covers the
+    largest shot count, and the generated and retrieved sets hold M images a class."""
+    problems = []
+    for dataset in config.get("datasets", []):
+        draw = _dataset_section(config, dataset, "pack").get("draw_from")
+        if draw is None:
+            continue
+        shots = max(_dataset_section(config, dataset, "fewshot").get("shots") or [0])
+        if draw < shots:
+            problems.append(
+                key_problem("pack.draw_from", f"{draw} is below the largest shot count {shots} ({dataset})")
+            )
+        per_class = _dataset_section(config, dataset, "generation").get("images_per_class")
+        if per_class is not None and per_class < draw:
+            problems.append(
+                key_problem(
+                    "generation.images_per_class",
+                    f"{per_class} is below pack.draw_from {draw} ({dataset}): a seed's draw needs M images a class",
+                )
+            )
+        k_per_class = _dataset_section(config, dataset, "retrieval").get("k_per_class")
+        if k_per_class is not None and k_per_class < draw:
+            problems.append(
+                key_problem("retrieval.k_per_class", f"{k_per_class} is below pack.draw_from {draw} ({dataset})")
+            )
+    return problems
 
 
 def load_run_config(configfiles: list[str] | None = None) -> dict:

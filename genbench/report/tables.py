@@ -26,7 +26,7 @@ class AggregateParams(StageParams):
     """One table over every evaluation of the plan."""
 
     STAGE: ClassVar[str] = "aggregate"
-    VERSION: ClassVar[int] = 6
+    VERSION: ClassVar[int] = 7  # 7: cluster bootstrap, per-shot correlations, scaling.csv, break_even.csv
     SECTION: ClassVar[str | None] = None
 
     protocol: str = keyed("honest", doc="protocol: honest or paper (the headline columns, the probe correlated with)")

@@ -12,6 +12,11 @@ Protocol (the original GenBench retrieval baseline, made precise here):
    ``score = e . mean_p(q_p)`` for a normalised pool row ``e``. ``hit_prompts`` records how
    many prompts had it among their top ``k_per_prompt``.
 4. Candidates are deduplicated by pool key (the best-scoring row of a key is kept).
+   Candidates that duplicate a val or test image of the dataset are removed
+   (``genbench.data.duplicates``: the same pixels, or an image-embedding cosine of at
+   least ``dedup_threshold``), and, when a CLIP filter is set, those whose image embedding is
+   far from the class's prompts (``clip = e_img . normalise(mean_p(q_p))`` below
+   ``clip_min_score``, or outside the class's top ``clip_top_fraction`` by it).
 5. Classes are filled greedily over all (class, key) pairs in descending score order (ties:
    lower class id, then lower pool position): a pair is taken when its class has fewer than
    ``k_per_class`` images and its key is not taken yet. So an image that would rank for two
@@ -47,7 +52,7 @@ class RetrievalParams(StageParams):
     identity, a folder's content or the artifact it is built as, is wired in by the plan)."""
 
     STAGE: ClassVar[str] = "retrieve"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: candidates duplicating val or test images are removed
     SECTION: ClassVar[str] = "retrieval"
 
     device: str = keyed(config="features.device", doc="the prompts' encoder runs there")
@@ -56,6 +61,17 @@ class RetrievalParams(StageParams):
     k_per_class: int = keyed(doc="images kept per class (null: the largest of fewshot.shots)")
     on_conflict: str = keyed(doc="an image hit by two classes: higher (kept by the higher score) or both")
     index: str = keyed_if_changed("exact", doc="exact (one streamed pass) or faiss (the pool's own index)")
+    dedup_threshold: float | None = keyed(
+        None,
+        doc="a candidate whose image-embedding cosine with a val or test image is at least this is removed "
+        "(null: only exact pixel copies are)",
+    )
+    clip_min_score: float | None = keyed_if_changed(
+        None, doc="CLIP filter: drop candidates whose image-prompt cosine is below this (null: off)"
+    )
+    clip_top_fraction: float | None = keyed_if_changed(
+        None, doc="CLIP filter: keep a class's top fraction of candidates by image-prompt cosine (null: off)"
+    )
 
 
 def _select_topk_in_order(scores: np.ndarray, pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -198,6 +214,64 @@ def _class_candidates(prompt_emb: np.ndarray, ids, pool: Pool, kind: str, meta_c
     return candidates
 
 
+def _decontaminate(per_class: list[list[dict]], pool: Pool, held_out, threshold, log=None) -> dict:
+    """Remove, in place, every candidate that duplicates a held-out image (``find_duplicates``);
+    return ``{"threshold", "removed_per_class": {class_id: n}, "removed": [...]}``."""
+    from genbench.data.duplicates import find_duplicates, pixel_digest
+
+    removed, counts, known = [], {}, {}  # known: (shard, key) -> pixel digest (classes share candidates)
+    for class_id, candidates in enumerate(per_class):
+        if not candidates:
+            continue
+        feats = np.concatenate([pool.rows("image", c["shard"], [c["row"]]) for c in candidates])
+        for c in candidates:
+            if (c["shard"], c["key"]) not in known:
+                known[(c["shard"], c["key"])] = pixel_digest(pool.read_image(c["shard"], c["key"]))
+        digests = [known[(c["shard"], c["key"])] for c in candidates]
+        found = find_duplicates(feats, digests, held_out, threshold)
+        kept = [c for c, dup in zip(candidates, found) if dup is None]
+        for cand, dup in zip(candidates, found):
+            if dup is not None:
+                removed.append({"class_id": class_id, "key": cand["key"], **dup})
+        if len(kept) < len(candidates):
+            counts[class_id] = len(candidates) - len(kept)
+            emit(log, f"class id {class_id}: {counts[class_id]} candidate(s) removed as copies of val/test images")
+        per_class[class_id] = kept
+    return {"threshold": threshold, "removed_per_class": counts, "removed": removed}
+
+
+def _clip_filter(
+    per_class: list[list[dict]], pool: Pool, prompt_emb: list[np.ndarray], min_score, top_fraction
+) -> dict:
+    """Drop, in place, candidates far from their class's prompts by image embedding: score =
+    e_img . normalise(mean_p q_p); below ``min_score``, or outside the class's top
+    ``top_fraction`` (ceil, at least one kept). Returns ``{"removed_per_class": {class_id: n}}``."""
+    counts = {}
+    for class_id, candidates in enumerate(per_class):
+        if not candidates:
+            continue
+        centre = prompt_emb[class_id].mean(axis=0)
+        centre = centre / max(float(np.linalg.norm(centre)), 1e-12)
+        feats = l2_normalize_rows(
+            np.concatenate([pool.rows("image", c["shard"], [c["row"]]) for c in candidates]), "image embeddings"
+        )
+        scores = feats @ centre
+        keep = np.ones(len(candidates), dtype=bool)
+        if min_score is not None:
+            keep &= scores >= min_score
+        if top_fraction is not None:
+            order = np.argsort(-scores, kind="stable")
+            top = np.zeros(len(candidates), dtype=bool)
+            top[order[: max(1, int(np.ceil(top_fraction * len(candidates))))]] = True
+            keep &= top
+        for cand, score in zip(candidates, scores):
+            cand["clip"] = float(score)
+        if not keep.all():
+            counts[class_id] = int((~keep).sum())
+        per_class[class_id] = [c for c, k in zip(candidates, keep) if k]
+    return {"min_score": min_score, "top_fraction": top_fraction, "removed_per_class": counts}
+
+
 def _dedup_by_key(candidates: list[dict]) -> list[dict]:
     """One candidate per key: the highest score (ties: first in pool order)."""
     best: dict[str, dict] = {}
@@ -269,9 +343,18 @@ def retrieve_for_classes(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     query_batch: int = 1024,
     index_path=None,
+    held_out=None,
+    dedup_threshold: float | None = None,
+    clip_min_score: float | None = None,
+    clip_top_fraction: float | None = None,
     log=None,
 ) -> dict:
     """Retrieve up to ``k_per_class`` pool images per class (protocol in the module docstring).
+
+    ``held_out`` (``genbench.retrieval.decontaminate.HeldOut``): the dataset's val and test
+    images; candidates that duplicate one are removed before the classes are filled
+    (``decontamination`` in the result). ``clip_min_score`` / ``clip_top_fraction``: the CLIP
+    filter (``clip_filter`` in the result), off when both are None.
 
     Returns a JSON-serialisable dict::
 
@@ -280,7 +363,9 @@ def retrieve_for_classes(
                       "hits": [{"key", "shard", "row", "caption", "score", "prompt",
                                 "hit_prompts"}, ...]}],   # descending score
          "conflicts": [{"key", "classes", "scores", "kept"}],
-         "shortfall": {class_id: number kept}}            # classes with < k_per_class
+         "shortfall": {class_id: number kept},            # classes with < k_per_class
+         "decontamination": {"threshold", "removed_per_class", "removed": [...]},
+         "clip_filter": {"min_score", "top_fraction", "removed_per_class"}}
 
     ``score`` is the mean cosine similarity over all the class's prompts and ``prompt`` the
     prompt most similar to the hit. Prompts are searched ``query_batch`` at a time, so the
@@ -305,6 +390,22 @@ def retrieve_for_classes(
         stop = start + len(ps)
         per_class.append(_dedup_by_key(_class_candidates(emb[start:stop], ids[start:stop], pool, kind, meta_cache)))
         start = stop
+    decontamination = {"threshold": dedup_threshold, "removed_per_class": {}, "removed": []}
+    if held_out is not None:
+        had = sum(len(c) for c in per_class)
+        decontamination = _decontaminate(per_class, pool, held_out, dedup_threshold, log)
+        if had and not any(per_class):
+            raise GenBenchError(
+                f"retrieval.dedup_threshold {dedup_threshold}: all {had} candidates of every class are copies of val "
+                f"or test images by it (cosine >= {dedup_threshold} or the same pixels); an encoder that puts "
+                "distinct images that close cannot tell copies apart: raise the threshold, or set it to null "
+                "(exact copies only), after benchmarks/dedup_threshold.py"
+            )
+    clip_filter = None
+    if clip_min_score is not None or clip_top_fraction is not None:
+        bounds = np.cumsum([0] + [len(ps) for ps in prompts])
+        class_emb = [emb[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        clip_filter = _clip_filter(per_class, pool, class_emb, clip_min_score, clip_top_fraction)
     shards, offsets = _global_offsets(pool)
     positions = {(c["shard"], c["row"]): offsets[shards.index(c["shard"])] + c["row"] for cs in per_class for c in cs}
     selected, conflicts = _assign(per_class, k_per_class, on_conflict, positions)
@@ -328,6 +429,8 @@ def retrieve_for_classes(
         "classes": classes,
         "conflicts": conflicts,
         "shortfall": shortfall,
+        "decontamination": decontamination,
+        **({"clip_filter": clip_filter} if clip_filter is not None else {}),
     }
 
 
@@ -426,9 +529,11 @@ def write_retrieved_set(results: dict, pool: Pool, out_dir, *, class_names, shar
     }
 
 
-def retrieve_images(class_names, templates, encoder, pool: Pool, params: RetrievalParams, log=None) -> dict:
+def retrieve_images(
+    class_names, templates, encoder, pool: Pool, params: RetrievalParams, held_out=None, log=None
+) -> dict:
     """``retrieve_for_classes`` as ``params`` say (through the pool's faiss index when
-    ``params.index`` is faiss)."""
+    ``params.index`` is faiss), without the copies of ``held_out``'s images."""
     from genbench.retrieval.pool import faiss_index_path
 
     return retrieve_for_classes(
@@ -441,5 +546,9 @@ def retrieve_images(class_names, templates, encoder, pool: Pool, params: Retriev
         kind=params.kind,
         on_conflict=params.on_conflict,
         index_path=faiss_index_path(pool, params.kind) if params.index == "faiss" else None,
+        held_out=held_out,
+        dedup_threshold=params.dedup_threshold,
+        clip_min_score=params.clip_min_score,
+        clip_top_fraction=params.clip_top_fraction,
         log=log,
     )

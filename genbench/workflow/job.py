@@ -90,6 +90,10 @@ class Job:
             self.manifests[name] = check_artifact(self.input_dir(name), self.recipe["inputs"].get(name), self.cache)
         return self.manifests[name]
 
+    def held_out_splits(self) -> list[str]:
+        """The held-out splits (val, test) whose features the recipe names ``held_out_<split>``."""
+        return [name.removeprefix("held_out_") for name in self.inputs_named("held_out_")]
+
     def inputs_named(self, prefix: str) -> list[str]:
         """Role names starting with ``prefix`` in order (e.g. pack0, pack1)."""
         return sorted(k for k in self.smk.input.keys() if k.startswith(prefix))
@@ -206,7 +210,16 @@ def evaluation_inputs(job: Job):
         full_train=full_train,
         paper_clip=paper_clip,
         sources=sources,
+        decontaminated=_decontaminated(job, job.inputs_named("pack")),
     )
+
+
+def _decontaminated(job: Job, packs: list[str]) -> int | None:
+    """The retrieval hits removed as copies of val/test images, over the packs that record it
+    (retrieved packs); None when none does."""
+    counts = [job.input_manifest(name).get("summary", {}).get("decontaminated") for name in packs]
+    counts = [c for c in counts if c is not None]
+    return int(sum(counts)) if counts else None
 
 
 def write_external_pack(job: Job, params, log=None) -> None:
@@ -228,6 +241,9 @@ def write_external_pack(job: Job, params, log=None) -> None:
             text_classifier=_load_classifier(job, "text_classifier"),
             log=log,
         )
+        upstream = job.input_manifest("images").get("summary", {})
+        if "decontaminated" in upstream:  # a retrieved set: the hits removed as val/test copies
+            summary["decontaminated"] = upstream["decontaminated"]
         w.summary.update(summary)
 
 
