@@ -446,6 +446,27 @@ def test_gc_removes_only_what_the_plan_no_longer_references(tmp_path):
     assert os.path.isdir(kept.dir) and (tmp_path / "results" / "fewshot" / "digits" / "notes-of-mine").exists()
 
 
+def test_gc_with_several_configs_keeps_what_any_of_them_references(tmp_path):
+    from genbench.workflow.cli import gc_configs
+
+    first = _config(tmp_path)
+    second = copy.deepcopy(first)
+    second["fewshot"] = {**second["fewshot"], "seeds": [7]}  # a study on the same results folder
+    plans = [build_plan(first), build_plan(second)]
+    ours, theirs = plans[0].by_stage("fewshot")[0], plans[1].by_stage("fewshot")[0]
+    assert ours.dir != theirs.dir
+    for node in (ours, theirs):
+        os.makedirs(node.dir)
+        with open(os.path.join(node.dir, "x.jsonl"), "w") as f:
+            f.write("made")
+    assert collect_garbage(plans, STAGE_VERSIONS, log=lambda m: None) == (0, 0)
+    assert os.path.isdir(ours.dir) and os.path.isdir(theirs.dir)
+    assert collect_garbage(plans[0], STAGE_VERSIONS, log=lambda m: None) == (1, 4)  # one config alone
+    assert os.path.isdir(ours.dir) and not os.path.isdir(theirs.dir)
+    assert gc_configs(["a.yaml", "b.yaml+c.yaml"]) == [["a.yaml"], ["b.yaml", "c.yaml"]]
+    assert gc_configs([]) == [[]]
+
+
 def test_gc_also_removes_earlier_runs_input_fingerprints(tmp_path):
     from genbench.core.housekeeping import remove_run_fingerprints
     from genbench.plan.build import save_fingerprints

@@ -165,3 +165,42 @@ def test_a_second_run_gives_byte_identical_images(runs):
     for shard in shards:
         assert shard.read_bytes() == (first / shard.relative_to(second)).read_bytes()
     assert _summary(second).equals(_summary(first))
+
+
+def test_a_reduced_digits_study_runs_over_the_demo_results_without_training(trained, tmp_path):
+    """configs/digits-study.yaml, reduced to one seed and two shot counts, on a copy of the
+    trained run's results folder: no training job runs, the scaling figure and the break-even
+    table are written, and gc given both configs removes nothing either references (gc given
+    the first config alone would remove the study's artifacts)."""
+    import subprocess
+    import sys
+
+    shutil.copytree(trained / "results", tmp_path / "results", ignore=shutil.ignore_patterns(".genbench"))
+    first = science_config(tmp_path)
+    study = yaml.safe_load((REPO / "configs" / "digits-study.yaml").read_text())
+    reduced = {**yaml.safe_load(first.read_text()), **{k: v for k, v in study.items() if k != "strategy_params"}}
+    reduced["fewshot"] = {**reduced["fewshot"], "shots": [2, 5], "seeds": [0]}
+    reduced["pack"] = {"draw_from": 8}  # the first run's 8 images a class: its samples are reused
+    reduced["generation"] = yaml.safe_load(first.read_text())["generation"]
+    study_path = tmp_path / "study.yaml"
+    study_path.write_text(yaml.safe_dump(reduced))
+
+    proc = run_snakemake(tmp_path, study_path, timeout=1200)
+    jobs = job_stats(proc.stdout + proc.stderr)
+    assert not [rule for rule in jobs if rule.startswith(("train_", "build_corpus", "sample"))], jobs
+    report = tmp_path / "results" / "report"
+    assert (report / "scaling.png").stat().st_size > 5000
+    break_even = pd.read_csv(report / "break_even.csv")
+    assert set(break_even.reference) == {"original", "retrieval"}
+    assert set(break_even.break_even.astype(str)) <= {"2", "5", "never"}
+    curves = pd.read_csv(report / "scaling.csv")
+    assert set(curves.shots) == {2, 5} and set(curves.source) == {"original", "generated", "retrieval"}
+
+    def gc(*configs):
+        args = [a for c in configs for a in ("--configfile", str(c))]
+        cmd = [sys.executable, "-m", "genbench.workflow.cli", "gc", "--dry-run", *args]
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=True).stdout
+        return int(out.strip().splitlines()[-1].split()[0])
+
+    assert gc(first, study_path) == 0
+    assert gc(first) > 0  # the study's packs and evaluations, which the first config does not plan

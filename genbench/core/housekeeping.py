@@ -131,9 +131,14 @@ def artifact_folders(results_dir: str | os.PathLike, stages) -> list[Path]:
 
 def collect_garbage(plan, stages, dry_run: bool = False, log=print) -> tuple[int, int]:
     """Remove the artifact folders (and their logs) under the plan's results folder that the plan
-    does not reference. Returns (folders, bytes) removed, or that would be with ``dry_run``."""
-    wanted = {Path(node.dir).resolve() for node in plan.nodes.values()}
-    results = Path(plan.results_dir)
+    does not reference; ``plan`` may be a list of plans on one results folder, and what any of
+    them references is kept. Returns (folders, bytes) removed, or that would be with ``dry_run``."""
+    plans = plan if isinstance(plan, (list, tuple)) else [plan]
+    folders = {str(Path(p.results_dir).resolve()) for p in plans}
+    if len(folders) != 1:
+        raise ValueError(f"gc: the plans write to different results folders: {sorted(folders)}")
+    wanted = {Path(node.dir).resolve() for p in plans for node in p.nodes.values()}
+    results = Path(plans[0].results_dir)
     count = freed = 0
     for folder in artifact_folders(results, stages):
         if folder.resolve() in wanted:

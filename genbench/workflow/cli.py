@@ -52,8 +52,15 @@ def _changed_inputs(configfiles: list[str]) -> list[str]:
     return lines
 
 
+def gc_configs(configfiles: list[str]) -> list[list[str]]:
+    """The configs ``genbench gc`` keeps: one per ``--configfile`` (each over config.yaml; a
+    value ``base.yaml+more.yaml`` merges its files in order), or config.yaml alone."""
+    return [value.split("+") for value in configfiles] or [[]]
+
+
 def cmd_gc(args) -> int:
-    """Remove the artifacts that the config's plan no longer references (as `dvc gc` does)."""
+    """Remove the artifacts that none of the configs' plans references (as `dvc gc` keeps every
+    workspace it is given)."""
     from genbench.core.housekeeping import (
         acquire_run_lock,
         clean_staging,
@@ -63,27 +70,34 @@ def cmd_gc(args) -> int:
     )
     from genbench.plan.build import STAGE_VERSIONS, build_plan
 
-    config = load_run_config(args.configfile)
-    if args.results:
-        config["results_dir"] = args.results
+    configs = [load_run_config(files) for files in gc_configs(args.configfile)]
+    for config in configs:
+        if args.results:
+            config["results_dir"] = args.results
+    folders = {str(Path(c.get("results_dir", "results")).resolve()) for c in configs}
+    if len(folders) > 1:
+        print(f"genbench gc: the configs write to different results folders {sorted(folders)}; pass --results")
+        return 2
     if args.dry_run:  # reads only: no lock, and the stat cache in memory (a read-only folder works)
         from genbench.core.fingerprint import StatCache
         from genbench.plan.build import Plan
 
-        plan = Plan(config, stat_cache=StatCache(None))
-        count, freed = collect_garbage(plan, STAGE_VERSIONS, dry_run=True)
+        plans = [Plan(config, stat_cache=StatCache(None)) for config in configs]
+        count, freed = collect_garbage(plans, STAGE_VERSIONS, dry_run=True)
     else:
-        plan = build_plan(config)
-        acquire_run_lock(plan.results_dir, purpose="genbench gc")
+        plans = [build_plan(config) for config in configs]
+        results_dir = plans[0].results_dir
+        acquire_run_lock(results_dir, purpose="genbench gc")
         try:
-            count, freed = collect_garbage(plan, STAGE_VERSIONS, dry_run=False)
-            freed += clean_staging(plan.results_dir) + remove_run_fingerprints(plan.results_dir)
+            count, freed = collect_garbage(plans, STAGE_VERSIONS, dry_run=False)
+            freed += clean_staging(results_dir) + remove_run_fingerprints(results_dir)
         finally:
-            release_run_lock(plan.results_dir)
+            release_run_lock(results_dir)
     verb = "would free" if args.dry_run else "freed"
+    kept = len({node.dir for plan in plans for node in plan.nodes.values()})
     print(
         f"{count} unreferenced artifact(s); {verb} {freed / 1e6:.2f} MB "
-        f"(kept the {len(plan.nodes)} the plan references)"
+        f"(kept the {kept} that the {len(plans)} config(s) reference)"
     )
     return 0
 
@@ -250,8 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="profile folder (default: Snakemake's user folder, ~/.config/snakemake)")
     p.set_defaults(func=cmd_profiles)
 
-    p = sub.add_parser("gc", help="remove artifacts the current config no longer references")
-    p.add_argument("--configfile", action="append", default=[], help="config overriding config.yaml")
+    p = sub.add_parser("gc", help="remove artifacts that none of the given configs references")
+    p.add_argument(
+        "--configfile",
+        action="append",
+        default=[],
+        help="a config over config.yaml whose artifacts are kept; repeat it for every config that shares "
+        "the results folder (base.yaml+more.yaml: one config of several files merged)",
+    )
     p.add_argument("--results", help="results folder (default: the config's results_dir)")
     p.add_argument("-n", "--dry-run", action="store_true", help="only list what would be removed")
     p.set_defaults(func=cmd_gc)
