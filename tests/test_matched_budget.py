@@ -190,3 +190,8 @@ def test_correlations_resample_whole_sets_and_are_given_per_shot_count():
     assert cler.loc["all", "n"] == 30 and cler.loc["all", "sets"] == 5  # 5 sets, each over 3 shots x 2 seeds
     assert cler.loc["2", "n"] == 10
     assert len(pooled_rows(corr)) == len(corr[corr.shots == "all"])
+
+
+def test_one_shot_is_refused_at_parse_time_naming_the_probe_split():
+    with pytest.raises(ConfigError, match=r"fewshot\.shots 1: the linear probe holds out"):
+        _plan(fewshot={"shots": [1, 5], "seeds": [0]})

@@ -237,8 +237,9 @@ class Plan(Graph):
             self.add_stage(AggregateParams(protocol=self.config.get("protocol", "honest")), "all", inputs)
 
     def _check_set_sizes(self, info: DatasetInfo) -> None:
-        """At parse time, what the config alone shows: at least 2 classes, and training sets of
-        at least ``MIN_SET_ROWS`` images (the distance metrics compare sets of rows)."""
+        """At parse time, what the config alone shows: at least 2 classes, at least 2 shots (the
+        probe's validation split takes one), and training sets of at least ``MIN_SET_ROWS``
+        images (the distance metrics compare sets of rows)."""
         d = info.name
         if info.num_classes < 2:
             raise ConfigError(
@@ -246,6 +247,12 @@ class Plan(Graph):
                 "(zero-shot, CLER and the probe tell classes apart)"
             )
         shots = min(self._section(d, "fewshot")["shots"])
+        if shots < 2:
+            raise ConfigError(
+                f"dataset {d!r}: fewshot.shots {shots}: the linear probe holds out ceil(0.2 K) images a class "
+                "for its validation split (as ELEVATER does), so at K = 1 no image is left to train on; "
+                "use shot counts of 2 or more"
+            )
         if shots * info.num_classes < MIN_SET_ROWS:
             raise ConfigError(
                 f"dataset {d!r}: fewshot.shots {shots} x {info.num_classes} classes = {shots * info.num_classes} "
