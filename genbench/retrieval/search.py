@@ -214,6 +214,11 @@ def _class_candidates(prompt_emb: np.ndarray, ids, pool: Pool, kind: str, meta_c
     return candidates
 
 
+def _image_rows(pool: Pool, candidates: list[dict]) -> np.ndarray:
+    """The pool's image embeddings of ``candidates`` (N x D), in their order."""
+    return np.concatenate([pool.rows("image", c["shard"], [c["row"]]) for c in candidates])
+
+
 def _decontaminate(per_class: list[list[dict]], pool: Pool, held_out, threshold, log=None) -> dict:
     """Remove, in place, every candidate that duplicates a held-out image (``find_duplicates``);
     return ``{"threshold", "removed_per_class": {class_id: n}, "removed": [...]}``."""
@@ -223,7 +228,7 @@ def _decontaminate(per_class: list[list[dict]], pool: Pool, held_out, threshold,
     for class_id, candidates in enumerate(per_class):
         if not candidates:
             continue
-        feats = np.concatenate([pool.rows("image", c["shard"], [c["row"]]) for c in candidates])
+        feats = _image_rows(pool, candidates)
         for c in candidates:
             if (c["shard"], c["key"]) not in known:
                 known[(c["shard"], c["key"])] = pixel_digest(pool.read_image(c["shard"], c["key"]))
@@ -250,12 +255,8 @@ def _clip_filter(
     for class_id, candidates in enumerate(per_class):
         if not candidates:
             continue
-        centre = prompt_emb[class_id].mean(axis=0)
-        centre = centre / max(float(np.linalg.norm(centre)), 1e-12)
-        feats = l2_normalize_rows(
-            np.concatenate([pool.rows("image", c["shard"], [c["row"]]) for c in candidates]), "image embeddings"
-        )
-        scores = feats @ centre
+        centre = l2_normalize_rows(prompt_emb[class_id].mean(axis=0, keepdims=True), "mean prompt embedding")[0]
+        scores = l2_normalize_rows(_image_rows(pool, candidates), "image embeddings") @ centre
         keep = np.ones(len(candidates), dtype=bool)
         if min_score is not None:
             keep &= scores >= min_score
@@ -264,8 +265,6 @@ def _clip_filter(
             top = np.zeros(len(candidates), dtype=bool)
             top[order[: max(1, int(np.ceil(top_fraction * len(candidates))))]] = True
             keep &= top
-        for cand, score in zip(candidates, scores):
-            cand["clip"] = float(score)
         if not keep.all():
             counts[class_id] = int((~keep).sum())
         per_class[class_id] = [c for c, k in zip(candidates, keep) if k]
@@ -351,7 +350,7 @@ def retrieve_for_classes(
 ) -> dict:
     """Retrieve up to ``k_per_class`` pool images per class (protocol in the module docstring).
 
-    ``held_out`` (``genbench.retrieval.decontaminate.HeldOut``): the dataset's val and test
+    ``held_out`` (``genbench.data.duplicates.HeldOut``): the dataset's val and test
     images; candidates that duplicate one are removed before the classes are filled
     (``decontamination`` in the result). ``clip_min_score`` / ``clip_top_fraction``: the CLIP
     filter (``clip_filter`` in the result), off when both are None.
