@@ -2,6 +2,7 @@
 
 import copy
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +37,12 @@ def default_config() -> dict:
     return yaml.safe_load((REPO / "config.yaml").read_text())
 
 
-def checked_plan(config: dict):
-    import tempfile
+_PLAN_DIRS = tempfile.TemporaryDirectory(prefix="genbench-plans-")
 
-    config["results_dir"] = tempfile.mkdtemp(prefix="genbench-plan-")
+
+def checked_plan(config: dict):
+    """Validate and plan ``config`` over a fresh results folder, removed when the session ends."""
+    config["results_dir"] = tempfile.mkdtemp(dir=_PLAN_DIRS.name)
     validate_config(config)
     return build_plan(config)
 
