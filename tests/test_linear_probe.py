@@ -14,6 +14,8 @@ from genbench.evaluation.linear_probe import (
     epoch_batches,
     initial_weight,
     run_linear_probe,
+    search_hyperparameters,
+    summarise_epochs,
     train_heads,
     validation_split,
     weight_decay_search,
@@ -261,3 +263,40 @@ def test_unstable_learning_rate_weight_decay_pairs_are_never_chosen():
     assert [r["wd_index"] for r in unstable] == [i for i in COARSE if 1e-1 * WEIGHT_DECAYS[i] > 3.8]
     assert all(r["score"] is None for r in unstable)
     assert result["best_lr"] * result["best_wd"] <= 3.8
+
+
+def test_summarise_epochs_takes_the_maximum_or_the_mean_of_the_late_half():
+    scores = np.array([[10.0, 90.0, 0.0, 50.0, 60.0], [40.0, 40.0, 50.0, 50.0, 50.0]])
+    np.testing.assert_array_equal(summarise_epochs(scores, "best"), [90.0, 50.0])
+    np.testing.assert_array_equal(summarise_epochs(scores, "late_mean"), [(0 + 50 + 60) / 3, 50.0])
+    with pytest.raises(GenBenchError, match="unknown score_epoch 'last'"):
+        summarise_epochs(scores, "last")
+
+
+def test_honest_search_scores_the_late_epochs_of_an_oscillating_head():
+    """lr 0.01 and wd 100 with one step an epoch: heavy-ball SGD swings the head's weights through
+    zero to their negation every few epochs, so single epochs fall far below chance. ELEVATER's
+    best-epoch score sees only the peaks; the honest search scores the late half's mean."""
+    x, y = _blobs(10)
+    val_x, val_y = _blobs_from_same_centres(4, 16, 0.6, seed=0, n_per_class=10)
+    class_means = np.stack([x[y == c].mean(0) for c in range(4)])
+    init = initial_weight(class_means, 4, 16, seed=0)
+    common = dict(init_weight=init, metric="accuracy", epochs=10, batch_size=64, seed=0, multilabel=False)
+    _, _, curve = train_heads(x, y, val_x, val_y, lrs=[1e-2], wds=[100.0], **common)
+    assert curve[0].min() < 25.0 < curve[0].max()  # below chance (4 classes) and above it
+    scored = {}
+    for rule in ("best", "late_mean"):
+        _, _, records = search_hyperparameters(
+            x,
+            y,
+            val_x,
+            val_y,
+            lrs=[1e-2],
+            wd_steps=(),
+            score_epoch=rule,
+            multilabel=False,
+            **{k: v for k, v in common.items() if k != "multilabel"},
+        )
+        scored[rule] = {r["wd"]: r["score"] for r in records}
+    assert scored["best"][100.0] == pytest.approx(curve[0].max())
+    assert scored["late_mean"][100.0] == pytest.approx(curve[0][5:].mean())

@@ -39,7 +39,7 @@ class ProbeParams(StageParams):
     epochs_final, kept whole under ``probe`` in the recipe)."""
 
     STAGE: ClassVar[str] = "elevater"
-    VERSION: ClassVar[int] = 5  # 5: the probe's seed is probe.seed + the set's seed
+    VERSION: ClassVar[int] = 6  # 6: the honest search scores each run by its late epochs' mean
     SECTION: ClassVar[str] = "probe"
 
     probe: dict = keyed(config="probe", doc="the probe section")

@@ -345,6 +345,20 @@ def is_unstable(lr: float, wd: float) -> bool:
     return lr * wd > 2 * (1 + MOMENTUM)
 
 
+SCORE_EPOCHS = ("best", "late_mean")
+
+
+def summarise_epochs(scores: np.ndarray, score_epoch: str) -> np.ndarray:
+    """One search score per run from ``scores`` (runs, epochs): the maximum over epochs
+    (``"best"``) or the mean over the last ceil(epochs / 2) (``"late_mean"``). Returns (runs,)."""
+    if score_epoch not in SCORE_EPOCHS:
+        raise GenBenchError(f"search: unknown score_epoch {score_epoch!r}; valid: {', '.join(SCORE_EPOCHS)}")
+    if score_epoch == "best":
+        return scores.max(axis=1)
+    late = -math.ceil(scores.shape[1] / 2)
+    return scores[:, late:].mean(axis=1)
+
+
 def search_hyperparameters(
     train_x,
     train_y,
@@ -360,10 +374,18 @@ def search_hyperparameters(
     multilabel: bool,
     softmax_scores: bool = False,
     wd_steps: Sequence[int] = WD_STEPS,
+    score_epoch: str = "best",
     log=None,
 ):
-    """ELEVATER's search: for each lr a ``WeightDecaySearch``; a run's score is its best validation
-    metric over ``epochs``.  All lrs advance stage by stage and each stage's runs train as one stack.
+    """ELEVATER's search: for each lr a ``WeightDecaySearch``; a run's score is its validation
+    metric summarised as ``score_epoch`` names: ``"best"`` (ELEVATER: the maximum over
+    ``epochs``) or ``"late_mean"`` (the mean over the last ceil(epochs / 2) epochs).  The honest
+    final run reports its last epoch, so its search must not reward a lucky epoch: at a large
+    lr * wd, SGD with momentum swings the head's weights through zero to their negation every few
+    steps (the wd-only iteration z^2 - (1 + m - lr wd) z + m = 0 has complex roots), the metric
+    swings between its best and below chance, and the best epoch, or any single epoch, can land
+    on a peak that the final run's last epoch misses.
+    All lrs advance stage by stage and each stage's runs train as one stack.
     Best (lr, wd): highest score, earliest lr then earliest visit on ties.
     A run with lr * wd > 2 (1 + momentum) is scored -inf (recorded with ``"unstable": True``):
     SGD with momentum on the weight-decay term alone diverges there, so its final 50-epoch run
@@ -389,7 +411,7 @@ def search_hyperparameters(
             multilabel=multilabel,
             softmax_scores=softmax_scores,
         )
-        best_per_run = scores.max(axis=1)
+        best_per_run = summarise_epochs(scores, score_epoch)
         unstable = [is_unstable(lr, WEIGHT_DECAYS[i]) for lr, i in pending]
         best_per_run[unstable] = -np.inf
         for lr, search in searches.items():
@@ -440,7 +462,8 @@ def run_linear_probe(
 
     ``mode="honest"`` (the default): the validation images are ``validation_split(train_labels,
     seed)`` (class-balanced, shuffled with the seed), multi-label heads are scored with a sigmoid,
-    and the test metric after the last final epoch is reported.
+    each search run is scored by its mean validation metric over its last half of epochs, and the
+    test metric after the last final epoch is reported.
     ``mode="elevater"`` (ELEVATER's code, for comparison with published numbers): validation is
     ``validation_split_in_order`` (dataset order, no shuffle: in a combined set the real images
     come first), multi-label heads are scored with a softmax over classes, and the reported number
@@ -480,6 +503,7 @@ def run_linear_probe(
             lrs=lrs,
             epochs=epochs_search,
             wd_steps=wd_steps,
+            score_epoch="best" if elevater else "late_mean",
             log=log,
             **common,
         )
