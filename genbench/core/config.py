@@ -280,6 +280,15 @@ def looks_like_local_path(value: str) -> bool:
         return False
 
 
+def generator_specs(config: dict) -> list[tuple[str | None, dict]]:
+    """(name, spec) of every generator the plan samples with: each entry of the ``generators``
+    map, else ``models.generator`` alone, named None (its sets carry no generator label)."""
+    named = config.get("generators") or {}
+    if named:
+        return list(named.items())
+    return [(None, config.get("models", {}).get("generator") or {})]
+
+
 def is_tiny(spec: dict) -> bool:
     """True for {model: tiny}: a tiny random model built in code (open_clip type for encoders)."""
     return spec.get("model") == "tiny" and spec.get("type", "open_clip") == "open_clip"

@@ -20,6 +20,7 @@ from typing import Any
 from genbench.core import paths
 from genbench.core.config import (
     deep_merge,
+    generator_specs,
     is_tiny,
     is_trained,
     looks_like_local_path,
@@ -422,11 +423,9 @@ class Plan(Graph):
             gen = {**gen, "strength": strength if isinstance(strength, list) else [strength]}
         if strategy in LORA_STRATEGIES:
             gen = {**gen, "lora_scale": self._section(dataset, "lora")["scale"]}
-        named = self.config.get("generators") or {}
-        generators = [(name, spec) for name, spec in named.items()] or [(None, self.config["models"]["generator"])]
         swept = [key for key in SWEEPABLE if isinstance(gen.get(key), list)]
         variants = []
-        for name, spec in generators:
+        for name, spec in generator_specs(self.config):
             overrides = {k: v for k, v in spec.items() if k in GENERATOR_OVERRIDES}
             model = {k: v for k, v in spec.items() if k not in GENERATOR_OVERRIDES}
             for values in itertools.product(*[gen[key] for key in swept]):

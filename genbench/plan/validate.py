@@ -10,6 +10,7 @@ from genbench.core.config import (
     DEFAULT_CONFIG,
     config_problems,
     deep_merge,
+    generator_specs,
     key_problem,
     load_config,
     raise_problems,
@@ -111,10 +112,10 @@ def _param_problems(key: str, name: str, params: dict, inherited: dict) -> list[
 
 def _generators(config: dict) -> list[tuple[str, str, dict]]:
     """(config key, name in messages, spec) of every generator the plan samples with."""
-    named = config.get("generators") or {}
-    if named:
-        return [(f"generators.{name}", repr(name), spec) for name, spec in named.items()]
-    return [("models.generator", "models.generator", config.get("models", {}).get("generator") or {})]
+    return [
+        (f"generators.{name}", repr(name), spec) if name is not None else ("models.generator", "models.generator", spec)
+        for name, spec in generator_specs(config)
+    ]
 
 
 def _scheduler_values(config: dict, spec: dict) -> list:
