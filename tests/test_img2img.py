@@ -217,8 +217,7 @@ def test_a_strength_that_denoises_no_step_is_refused_at_parse_time(tmp_path):
 def test_img2img_and_lora_sets_are_sampled_through_the_workflow_on_each_family(tmp_path, monkeypatch):
     """Each tiny pipeline family (built in code, saved with ``save_pretrained``) samples an
     img2img set per strength through Snakemake, from the K-shot originals of the train split;
-    then, in the same results, SD and SDXL a lora_original set each (SD3 is refused at parse
-    time: tests/test_lora.py)."""
+    then, in the same results, a lora_original set each (SD3's LoRA trained by flow matching)."""
     from workflow_helpers import job_stats, quick_config, run_snakemake
 
     config = quick_config(
@@ -251,7 +250,11 @@ def test_img2img_and_lora_sets_are_sampled_through_the_workflow_on_each_family(t
 
     config = quick_config(
         tmp_path,
-        generators={"sd": {"model": "tiny"}, "sdxl": {"model": "tiny", "pipeline": "sdxl"}},
+        generators={
+            "sd": {"model": "tiny"},
+            "sdxl": {"model": "tiny", "pipeline": "sdxl"},
+            "sd3": {"model": "tiny", "pipeline": "sd3", "scheduler": None},
+        },
         strategies=["lora_original"],
         lora={"ref_shot": 2, "steps": 2, "batch_size": 2, "resolution": 32, "text_encoder": True},
         generation={"images_per_class": 1, "steps": 2},
@@ -259,10 +262,10 @@ def test_img2img_and_lora_sets_are_sampled_through_the_workflow_on_each_family(t
     )
     plan = build_plan(load_run_config([str(config)]))
     samples = plan.by_stage("sample_images")
-    assert len(samples) == 2 and len(plan.by_stage("lora")) == 2
+    assert len(samples) == 3 and len(plan.by_stage("lora")) == 3
     proc = run_snakemake(tmp_path, config, *[n.manifest for n in samples])
     ran = job_stats(proc.stdout + proc.stderr)
-    assert ran["lora_part"] == 2 and ran["build_models"] == 0  # the generators built above, reused
+    assert ran["lora_part"] == 3 and ran["build_models"] == 0  # the generators built above, reused
     for node in plan.by_stage("lora"):
         folder = (tmp_path / node.manifest).parent
         index = json.loads((folder / "adapters.json").read_text())

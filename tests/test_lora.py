@@ -25,7 +25,7 @@ from genbench.injection.lora import (
     train_part,
 )
 from genbench.models.generators import load_text_to_image_pipeline
-from genbench.models.tiny import build_tiny_sdxl
+from genbench.models.tiny import build_tiny_sd3, build_tiny_sdxl
 from genbench.plan.validate import load_run_config
 
 torch.set_num_threads(1)
@@ -195,14 +195,52 @@ def test_with_adapters_no_batch_spans_two_classes():
     assert [len(b) for b in _batches(rows, 4, by_class=False)] == [4, 2]
 
 
-def test_lora_on_a_pipeline_without_a_unet_is_refused_at_parse_time_naming_both(tmp_path):
+def test_lora_on_an_untested_pipeline_family_is_refused_at_parse_time_naming_both(tmp_path):
+    other = tmp_path / "flux"
+    other.mkdir()
+    (other / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
     config = {
-        "generators": {"sd": {"model": "tiny"}, "sd3": {"model": "tiny", "pipeline": "sd3", "scheduler": None}},
+        "generators": {"sd": {"model": "tiny"}, "flux": {"model": str(other), "scheduler": None}},
         "strategies": ["simple_template", "lora_original"],
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(
-        ConfigError, match=r"generators.sd3': prompt strategy 'lora_original' cannot run on generator 'sd3'"
+        ConfigError, match=r"generators.flux': prompt strategy 'lora_original' cannot run on generator 'flux'"
     ):
         load_run_config([str(path)])
+
+
+def test_an_sd3_lora_trains_by_flow_matching_and_loads_in_plain_diffusers(references, tmp_path):
+    """SD3: adapters on the MMDiT transformer's attention and on both CLIP towers, trained on
+    the flow-matching loss; saved with StableDiffusion3Pipeline.save_lora_weights, they load in
+    a plain SD3 pipeline, which then gives GenBench's images for the same seeds."""
+    from diffusers import StableDiffusion3Pipeline
+    from safetensors import safe_open
+
+    model_dir = str(build_tiny_sd3(tmp_path / "sd3"))
+    pipe = load_text_to_image_pipeline(model_dir, device="cpu")
+    history = []
+    layers = train_lora(pipe, *references, lora_params(steps=3, text_encoder=True), history=history)
+    assert set(layers) == {"transformer_lora_layers", "text_encoder_lora_layers", "text_encoder_2_lora_layers"}
+    assert len(history) == 3 and all(np.isfinite(history))
+    weights = save_lora(pipe, layers, tmp_path / "lora")
+    with safe_open(str(weights), framework="pt") as handle:
+        trained = {k: handle.get_tensor(k) for k in handle.keys() if "lora_B" in k}
+    for tower in ("transformer.", "text_encoder.", "text_encoder_2."):  # B starts at 0: each tower learned
+        assert any(k.startswith(tower) and v.abs().max() > 0 for k, v in trained.items()), tower
+
+    artifact = _artifact(tmp_path / "artifact", {0: weights}, "dataset", 2)
+    rows = make_prompt_plan("simple_template", ["cat", "dog"], None, {"images_per_class": 1}, seed=5)
+    params = SamplingParams(**SAMPLING | {"scheduler": None}, lora_scale=1.0)
+    ours = load_sampling_pipeline(model_dir, params)
+    sample_shard(ours, rows, tmp_path / "ours.tar", params, adapters=ClassAdapters(ours, artifact, 1.0))
+    with tarfile.open(tmp_path / "ours.tar") as tar:
+        saved = [np.asarray(Image.open(tar.extractfile(f"{image_id(row)}.png"))) for row in rows]
+    plain = StableDiffusion3Pipeline.from_pretrained(model_dir)
+    plain.load_lora_weights(str(tmp_path / "lora"))
+    theirs = _pixels(plain, rows)
+    assert [to_uint8(image)[0].tobytes() for image in theirs] == [image.tobytes() for image in saved]
+    np.testing.assert_allclose(_pixels(pipe, rows), theirs, atol=1e-5)  # the file holds what was trained
+    without = StableDiffusion3Pipeline.from_pretrained(model_dir)
+    assert np.abs(_pixels(without, rows) - theirs).max() > 1e-3  # the adapter changes the images

@@ -10,19 +10,25 @@ textual inversion already has:
   every image is captioned ``"a photo of a {class}"`` (DataDream's first template, without its
   dataset word);
 - ``peft`` adapters (``LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian")``) on
-  the UNet modules named by ``target_modules`` (DataDream's: ``to_k``, ``to_q``, ``to_v``,
-  ``to_out.0``, ``add_k_proj``, ``add_v_proj``), and with ``text_encoder: true`` on each text
-  tower's ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``; everything else frozen;
-- AdamW on the MSE between the UNet's prediction and the noise (or velocity) at random DDPM
-  timesteps, the latents drawn from the VAE's posterior; all randomness from ``seed``;
+  the denoiser's modules named by ``target_modules`` (DataDream's: ``to_k``, ``to_q``, ``to_v``,
+  ``to_out.0``, ``add_k_proj``, ``add_v_proj``; the UNet's, or SD3's transformer's attention),
+  and with ``text_encoder: true`` on each CLIP text tower's ``q_proj``, ``k_proj``, ``v_proj``,
+  ``out_proj`` (SD3's T5 stays frozen: diffusers' SD3 LoRA format holds the two CLIP towers
+  only); everything else frozen;
+- AdamW, the latents drawn from the VAE's posterior, all randomness from ``seed``. A UNet:
+  the MSE between its prediction and the noise (or velocity) at random DDPM timesteps. SD3
+  (flow matching, as diffusers' SD3 LoRA script with uniform timestep weighting): at a
+  timestep index t drawn uniformly, sigma = the pipeline scheduler's shifted sigma_t,
+  x_t = (1 - sigma) z + sigma noise, and the MSE between the transformer's prediction and
+  noise - z;
 - each adapter saved with the pipeline class's own ``save_lora_weights`` as
   ``adapters/adapter-<part>.safetensors`` (part 0 the dataset's, part c class c's), which
   ``pipe.load_lora_weights(folder / "adapters", weight_name=...)`` reads, so a GenBench LoRA
   loads in plain diffusers; ``adapters.json`` maps each class to its file. Sampling loads them
   the same way, at ``lora.scale``, switching adapters where a shard's class changes.
 
-UNet pipelines only (SD 1.x/2.x, SDXL): a config asking for LoRA on another family is refused
-when it is read (``genbench.models.families``).
+SD 1.x/2.x, SDXL and SD3 pipelines: a config asking for LoRA on another family is refused when
+it is read (``genbench.models.families``).
 """
 
 from __future__ import annotations
@@ -122,52 +128,108 @@ def _check(params: LoraParams, images, captions) -> None:
         raise GenBenchError(f"lora.lr and lora.alpha must be > 0, got {params.lr!r} and {params.alpha!r}")
 
 
+def denoiser(pipe):
+    """The pipeline's denoising network: its UNet, or SD3's transformer."""
+    return pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
+
+
+def lora_towers(pipe) -> list[tuple]:
+    """The (tokenizer, text encoder) pairs ``text_encoder: true`` adapts: SD's one, SDXL's and
+    SD3's two CLIP towers (SD3's T5 is not among them)."""
+    towers = [(pipe.tokenizer, pipe.text_encoder)]
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        towers.append((pipe.tokenizer_2, pipe.text_encoder_2))
+    return towers
+
+
+def _frozen_modules(pipe) -> list:
+    names = ("unet", "transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3")
+    return [module for module in (getattr(pipe, name, None) for name in names) if module is not None]
+
+
 def _add_adapters(pipe, towers, params: LoraParams) -> list:
-    """Adapters on the UNet (and the text towers), initialised from ``params.seed``; returns
-    the trainable parameters (every other weight frozen)."""
+    """Adapters on the denoiser (and the text towers), initialised from ``params.seed``;
+    returns the trainable parameters (every other weight frozen)."""
     import torch
     from peft import LoraConfig
 
-    for module in [pipe.unet, pipe.vae, *[encoder for _, encoder in towers]]:
+    for module in _frozen_modules(pipe):
         module.requires_grad_(False)
     torch.manual_seed(params.seed)  # peft draws the initial A and B from the global generator
     config = dict(r=params.rank, lora_alpha=params.alpha, init_lora_weights="gaussian")
-    pipe.unet.add_adapter(LoraConfig(**config, target_modules=list(params.target_modules)))
+    denoiser(pipe).add_adapter(LoraConfig(**config, target_modules=list(params.target_modules)))
     if params.text_encoder:
         for _, encoder in towers:
             encoder.add_adapter(LoraConfig(**config, target_modules=list(TEXT_TARGETS)))
-    modules = [pipe.unet] + ([encoder for _, encoder in towers] if params.text_encoder else [])
+    modules = [denoiser(pipe)] + ([encoder for _, encoder in towers] if params.text_encoder else [])
     return [p for module in modules for p in module.parameters() if p.requires_grad]
+
+
+def flow_matching_loss(pipe, sampler, noise_scheduler, dists, picks: list[int], prompts: list[str]):
+    """SD3's training loss of one batch (the images ``picks``, their ``prompts``): z drawn from
+    the images' VAE posteriors ``dists`` (mean, std), shifted and scaled as the pipeline's VAE
+    says; a timestep index per image from ``sampler`` (uniform), sigma its shifted sigma in
+    ``noise_scheduler`` (a FlowMatchEulerDiscreteScheduler); x = (1 - sigma) z + sigma noise;
+    ``MSE(transformer(x, t, text), noise - z)``, the text from ``pipe.encode_prompt`` (all
+    three towers, no guidance). A 0-d float32 tensor."""
+    import torch
+
+    net = pipe.transformer
+    device, dtype = net.device, net.dtype
+    mean, std = dists[0][picks], dists[1][picks]
+    shift = pipe.vae.config.shift_factor or 0.0
+    latents = (mean + std * sampler.randn(mean.shape).to(device) - shift) * pipe.vae.config.scaling_factor
+    noise = sampler.randn(latents.shape).to(device)
+    index = sampler.timesteps(len(picks))
+    sigmas = noise_scheduler.sigmas[index].to(device=device, dtype=torch.float32).view(-1, 1, 1, 1)
+    timesteps = noise_scheduler.timesteps[index].to(device)
+    noisy = (1.0 - sigmas) * latents + sigmas * noise
+    embeds, _, pooled, _ = pipe.encode_prompt(
+        prompts, prompts, prompts, device=device, do_classifier_free_guidance=False
+    )
+    pred = net(
+        hidden_states=noisy.to(dtype),
+        timestep=timesteps,
+        encoder_hidden_states=embeds.to(dtype),
+        pooled_projections=pooled.to(dtype),
+    ).sample
+    return torch.nn.functional.mse_loss(pred.float(), noise - latents)
 
 
 def train_lora(pipe, images, captions: list[str], params: LoraParams, log=None, history=None) -> dict:
     """Train LoRA adapters of ``pipe`` (modified in place) on ``images`` (PIL) with their
-    ``captions``; return the layers for ``save_lora_weights``: ``unet_lora_layers`` and, with
-    ``params.text_encoder``, ``text_encoder_lora_layers`` (and ``text_encoder_2_lora_layers``
-    on SDXL), in diffusers' key layout.
+    ``captions``; return the layers for ``save_lora_weights``: ``unet_lora_layers`` (SD3:
+    ``transformer_lora_layers``) and, with ``params.text_encoder``, ``text_encoder_lora_layers``
+    (and ``text_encoder_2_lora_layers`` on SDXL and SD3), in diffusers' key layout.
 
     Each step draws ``batch_size`` images (a seeded reshuffle per epoch), their latents
-    ``z ~ VAE posterior * scaling_factor``, noise and timesteps from a DDPMScheduler built from
-    ``pipe.scheduler.config``, and minimises ``MSE(unet(add_noise(z, noise, t), t, text(caption)),
-    noise or velocity)``. A loss that is not finite stops training with a GenBenchError naming
-    the step and the batch's classes (the captions). ``history`` receives the per-step losses.
+    ``z ~ VAE posterior * scaling_factor``, noise and timesteps. A UNet: from a DDPMScheduler
+    built from ``pipe.scheduler.config``, minimising ``MSE(unet(add_noise(z, noise, t), t,
+    text(caption)), noise or velocity)``; SD3: ``flow_matching_loss``. A loss that is not
+    finite stops training with a GenBenchError naming the step and the batch's classes (the
+    captions). ``history`` receives the per-step losses.
     """
     import torch
-    from diffusers import DDPMScheduler
+    from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
-    from genbench.injection.textual_inversion import _encode_latent_dists, _StepSampler, denoising_loss, text_towers
+    from genbench.injection.textual_inversion import _encode_latent_dists, _StepSampler, denoising_loss
 
     _check(params, images, captions)
-    towers = text_towers(pipe)
+    towers = lora_towers(pipe)
     trainable = _add_adapters(pipe, towers, params)
-    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    flow = getattr(pipe, "transformer", None) is not None
+    scheduler_class = FlowMatchEulerDiscreteScheduler if flow else DDPMScheduler
+    noise_scheduler = scheduler_class.from_config(pipe.scheduler.config)
     dists = _encode_latent_dists(pipe.vae, images, params.resolution, pipe.vae.device, pipe.vae.dtype)
     sampler = _StepSampler(params.seed, len(images), [TRAINING_TEMPLATE], noise_scheduler.config.num_train_timesteps)
     optimizer = torch.optim.AdamW(trainable, lr=params.lr)
     for step in range(params.steps):
         picks = sampler.images(params.batch_size)
         prompts = [captions[i] for i in picks]
-        loss = denoising_loss(pipe, towers, sampler, noise_scheduler, dists, picks, prompts, params.resolution)
+        if flow:
+            loss = flow_matching_loss(pipe, sampler, noise_scheduler, dists, picks, prompts)
+        else:
+            loss = denoising_loss(pipe, towers, sampler, noise_scheduler, dists, picks, prompts, params.resolution)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise GenBenchError(
@@ -181,7 +243,7 @@ def train_lora(pipe, images, captions: list[str], params: LoraParams, log=None, 
             history.append(value)
         if step == 0 or (step + 1) % 50 == 0 or step + 1 == params.steps:
             emit(log, f"LoRA: step {step + 1}/{params.steps} loss {value:.5f}")
-    for module in [pipe.unet, *[encoder for _, encoder in towers]]:
+    for module in _frozen_modules(pipe):
         module.requires_grad_(False)
     return _lora_layers(pipe, towers, params.text_encoder)
 
@@ -190,11 +252,15 @@ def _lora_layers(pipe, towers, text_encoder: bool) -> dict:
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
-    layers = {"unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))}
+    unet = getattr(pipe, "unet", None) is not None
+    # diffusers' own training scripts: SD and SDXL convert peft's keys to diffusers' layout, SD3
+    # saves peft's keys as they are (its loader reads them)
+    convert = convert_state_dict_to_diffusers if unet else dict
+    layers = {("unet" if unet else "transformer") + "_lora_layers": convert(get_peft_model_state_dict(denoiser(pipe)))}
     if text_encoder:
         names = ("text_encoder_lora_layers", "text_encoder_2_lora_layers")
         for name, (_, encoder) in zip(names, towers):
-            layers[name] = convert_state_dict_to_diffusers(get_peft_model_state_dict(encoder))
+            layers[name] = convert(get_peft_model_state_dict(encoder))
     return layers
 
 

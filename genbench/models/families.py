@@ -20,7 +20,8 @@ class Family:
     ``flow_matching``: sampled by a flow-matching scheduler (SD3), so the noise-prediction
     schedulers of ``genbench.models.generators.SCHEDULERS`` do not apply; ``textual_inversion``:
     GenBench's textual inversion can train its token; ``lora``: GenBench's LoRA training
-    (``genbench.injection.lora``, a noise-prediction UNet) runs on it; ``denoiser``: the
+    (``genbench.injection.lora``: a noise-prediction UNet, or SD3's flow-matching transformer)
+    runs on it; ``denoiser``: the
     pipeline attribute of its denoising network (``unet`` or ``transformer``)."""
 
     name: str
@@ -33,7 +34,7 @@ class Family:
 FAMILIES = {
     "StableDiffusionPipeline": Family("SD 1.x/2.x", False, True, True, "unet"),
     "StableDiffusionXLPipeline": Family("SDXL", False, True, True, "unet"),
-    "StableDiffusion3Pipeline": Family("SD3", True, False, False, "transformer"),
+    "StableDiffusion3Pipeline": Family("SD3", True, False, True, "transformer"),
 }
 TINY_PIPELINES = {  # {model: tiny, pipeline: <key>} -> the class genbench.models.tiny builds
     "sd": "StableDiffusionPipeline",

@@ -155,7 +155,7 @@ def _generator_problems(config: dict) -> list[str]:
                 key_problem(
                     key,
                     f"prompt strategy {lora[0]!r} cannot run on {label}: GenBench's LoRA training adapts a "
-                    "noise-prediction UNet (SD 1.x/2.x, SDXL); drop the strategy or this generator",
+                    "UNet (SD 1.x/2.x, SDXL) or SD3's transformer; drop the strategy or this generator",
                 )
             )
         if fam and fam.flow_matching:
