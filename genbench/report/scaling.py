@@ -134,22 +134,27 @@ def plot_scaling(curves: pd.DataFrame, path) -> None:
     datasets = sorted(set(curves["dataset"])) or ["(no results)"]
     metrics = list(dict.fromkeys(curves["metric"])) or ["-"]
     fig, axes = plt.subplots(
-        len(metrics), len(datasets), figsize=(5.2 * len(datasets), 3.8 * len(metrics)), squeeze=False
+        len(metrics), len(datasets), figsize=(7.4 * len(datasets), 3.8 * len(metrics)), squeeze=False
     )
     columns = [c for c in curves.columns if c not in ("shots", "metric", "n", "mean", "sd", "se")]
+    colours = plt.get_cmap("tab20").colors  # 20 distinct lines before a colour repeats
     for ax, (value, dataset) in zip(axes.ravel(), [(m, d) for m in metrics for d in datasets]):
         part = curves[(curves["dataset"] == dataset) & (curves["metric"] == value)]
         for i, (_, line) in enumerate(part.groupby(columns, sort=True)):
             line = line.sort_values("shots")
             style = {"retrieval": "--", "original": ":"}.get(line["source"].iloc[0], "-")
             x, y, sd = line["shots"].to_numpy(float), line["mean"].to_numpy(float), line["sd"].to_numpy(float)
-            ax.plot(x, y, style, marker="o", ms=3, color=f"C{i % 10}", label=_line_name(line.iloc[0], columns))
-            ax.fill_between(x, y - sd, y + sd, color=f"C{i % 10}", alpha=0.15, linewidth=0)
+            colour = colours[(2 * i) % 20 + (2 * i) // 20 % 2]  # the strong shades first, then the light
+            ax.plot(x, y, style, marker="o", ms=3, color=colour, label=_line_name(line.iloc[0], columns))
+            ax.fill_between(x, y - sd, y + sd, color=colour, alpha=0.15, linewidth=0)
         ax.set_xscale("log")
+        shots = sorted(set(part["shots"].astype(float)))
+        ax.set_xticks(shots, [f"{k:g}" for k in shots])  # the budgets themselves, not powers of ten
+        ax.minorticks_off()
         ax.set_xlabel("images per class (log)")
         ax.set_ylabel(value)
         ax.set_title(dataset, fontsize=9)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the lines, not on them
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
