@@ -294,8 +294,7 @@ def test_honest_search_scores_the_late_epochs_of_an_oscillating_head():
             lrs=[1e-2],
             wd_steps=(),
             score_epoch=rule,
-            multilabel=False,
-            **{k: v for k, v in common.items() if k != "multilabel"},
+            **common,
         )
         scored[rule] = {r["wd"]: r["score"] for r in records}
     assert scored["best"][100.0] == pytest.approx(curve[0].max())

@@ -128,9 +128,15 @@ def _check(params: LoraParams, images, captions) -> None:
         raise GenBenchError(f"lora.lr and lora.alpha must be > 0, got {params.lr!r} and {params.alpha!r}")
 
 
+def denoiser_name(pipe) -> str:
+    """The pipeline attribute of its denoising network: ``unet``, or ``transformer`` (SD3, trained
+    by flow matching); ``genbench.models.families.Family.denoiser`` names the same."""
+    return "unet" if getattr(pipe, "unet", None) is not None else "transformer"
+
+
 def denoiser(pipe):
     """The pipeline's denoising network: its UNet, or SD3's transformer."""
-    return pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
+    return getattr(pipe, denoiser_name(pipe))
 
 
 def lora_towers(pipe) -> list[tuple]:
@@ -217,7 +223,7 @@ def train_lora(pipe, images, captions: list[str], params: LoraParams, log=None, 
     _check(params, images, captions)
     towers = lora_towers(pipe)
     trainable = _add_adapters(pipe, towers, params)
-    flow = getattr(pipe, "transformer", None) is not None
+    flow = denoiser_name(pipe) == "transformer"
     scheduler_class = FlowMatchEulerDiscreteScheduler if flow else DDPMScheduler
     noise_scheduler = scheduler_class.from_config(pipe.scheduler.config)
     dists = _encode_latent_dists(pipe.vae, images, params.resolution, pipe.vae.device, pipe.vae.dtype)
@@ -252,11 +258,11 @@ def _lora_layers(pipe, towers, text_encoder: bool) -> dict:
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
-    unet = getattr(pipe, "unet", None) is not None
+    name = denoiser_name(pipe)
     # diffusers' own training scripts: SD and SDXL convert peft's keys to diffusers' layout, SD3
     # saves peft's keys as they are (its loader reads them)
-    convert = convert_state_dict_to_diffusers if unet else dict
-    layers = {("unet" if unet else "transformer") + "_lora_layers": convert(get_peft_model_state_dict(denoiser(pipe)))}
+    convert = convert_state_dict_to_diffusers if name == "unet" else dict
+    layers = {f"{name}_lora_layers": convert(get_peft_model_state_dict(denoiser(pipe)))}
     if text_encoder:
         names = ("text_encoder_lora_layers", "text_encoder_2_lora_layers")
         for name, (_, encoder) in zip(names, towers):

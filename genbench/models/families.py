@@ -21,8 +21,8 @@ class Family:
     schedulers of ``genbench.models.generators.SCHEDULERS`` do not apply; ``textual_inversion``:
     GenBench's textual inversion can train its token; ``lora``: GenBench's LoRA training
     (``genbench.injection.lora``: a noise-prediction UNet, or SD3's flow-matching transformer)
-    runs on it; ``denoiser``: the
-    pipeline attribute of its denoising network (``unet`` or ``transformer``)."""
+    runs on it; ``denoiser``: the pipeline attribute of its denoising network (``unet`` or
+    ``transformer``)."""
 
     name: str
     flow_matching: bool
